@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package popgate needs to build, test and demo.
+# Idempotent; run as root. Used by README.md's commands and by .ci/run.
+set -euo pipefail
+PKGS=(
+  build-essential cmake ninja-build pkg-config
+  liburing-dev android-libboringssl-dev libabsl-dev libtomlplusplus-dev
+  libcrypt-dev libargon2-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # Test peers: real clients and a real Dovecot backend.
+  curl python3 fetchmail dovecot-pop3d dovecot-core whois
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# Dovecot's package starts a system-wide service listening on 110/143/993/995;
+# our tests start their own instance, so stop the packaged one if it runs.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet dovecot 2>/dev/null; then
+  systemctl stop dovecot || true
+fi
