@@ -1,6 +1,12 @@
 // Password schemes of Dovecot's passwd-file and their (CPU-heavy, blocking)
 // verification. Call VerifyPassword only from the hash pool, never from an
 // io_uring worker.
+//
+// Supported: PLAIN (alias CLEARTEXT), SHA256-CRYPT ($5$), SHA512-CRYPT ($6$),
+// BLF-CRYPT ($2y$/$2b$/$2a$), ARGON2I ($argon2i$...), ARGON2ID
+// ($argon2id$...), in the encodings `doveadm pw` writes. Crypt schemes go
+// through libxcrypt's reentrant crypt_rn, Argon2 through libargon2. Nothing
+// here logs, and no function copies a password without wiping the copy.
 #ifndef POPGATE_AUTH_PASSWORD_SCHEME_H_
 #define POPGATE_AUTH_PASSWORD_SCHEME_H_
 
@@ -20,15 +26,32 @@ enum class Scheme {
 
 // "PLAIN", "SHA256-CRYPT", ... (case-insensitive) -> Scheme.
 std::optional<Scheme> ParseScheme(std::string_view name);
+// Canonical upper-case name ("PLAIN", never the CLEARTEXT alias).
 std::string_view SchemeName(Scheme scheme);
 
+// True if `hash` has the prefix that `scheme` requires ("$6$" for
+// SHA512-CRYPT, ...; always true for PLAIN). VerifyPassword refuses a hash
+// that fails this, so that e.g. a DES hash under {SHA512-CRYPT} can never be
+// verified with DES. Cheap; the passwd-file parser uses it to reject such
+// lines at load time.
+bool HashMatchesScheme(Scheme scheme, std::string_view hash);
+
+// Recognises a bare crypt-style hash without "{SCHEME}" by its prefix:
+// "$6$", "$5$", "$2y$"/"$2b$"/"$2a$", "$argon2id$", "$argon2i$". Anything
+// else (DES, MD5-crypt "$1$", ...) is nullopt: not supported.
+std::optional<Scheme> DetectCryptScheme(std::string_view hash);
+
 // True if `password` matches `hash` under `scheme`. Constant-time in the
-// comparison of the final digest. Blocking and slow by design.
+// comparison of the final digest. Blocking and slow by design. A malformed or
+// truncated hash yields false, never a crash. Thread-safe.
 bool VerifyPassword(Scheme scheme, std::string_view hash,
                     std::string_view password);
 
 // Runs a verification against a fixed dummy hash so that an unknown user
-// costs as much time as a known one (no user enumeration by timing).
+// costs as much time as a known one (no user enumeration by timing). The
+// dummy is SHA512-CRYPT at the default 5000 rounds, i.e. the cost of a
+// doveadm SHA512-CRYPT hash; sites whose users have costlier hashes
+// (bcrypt, argon2) still leak some timing. Thread-safe.
 void BurnVerificationTime();
 
 // Constant-time equality of two byte strings (length leaks, content not).
