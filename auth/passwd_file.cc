@@ -55,24 +55,6 @@ bool IsBlankOrComment(std::string_view line) {
   return first == std::string_view::npos || line[first] == '#';
 }
 
-std::string_view ExpectedPrefix(Scheme scheme) {
-  switch (scheme) {
-    case Scheme::kSha256Crypt:
-      return "$5$";
-    case Scheme::kSha512Crypt:
-      return "$6$";
-    case Scheme::kBlfCrypt:
-      return "$2y$, $2b$ or $2a$";
-    case Scheme::kArgon2i:
-      return "$argon2i$";
-    case Scheme::kArgon2id:
-      return "$argon2id$";
-    case Scheme::kPlain:
-      break;
-  }
-  return "";
-}
-
 }  // namespace
 
 absl::StatusOr<PasswdFile> PasswdFile::Parse(std::string_view content,
@@ -141,11 +123,8 @@ absl::StatusOr<PasswdFile> PasswdFile::Parse(std::string_view content,
       scheme = *parsed;
       hash = password.substr(close + 1);
       if (hash.empty()) return error("empty hash after the {SCHEME} prefix");
-      if (!HashMatchesScheme(scheme, hash)) {
-        return error("hash does not look like " +
-                     std::string(SchemeName(scheme)) +
-                     " (expected it to start with " +
-                     std::string(ExpectedPrefix(scheme)) + ")");
+      if (absl::Status valid = ValidateHash(scheme, hash); !valid.ok()) {
+        return error(std::string(valid.message()));
       }
     } else {
       // Dovecot's default scheme for passwd-file is CRYPT, i.e. whatever
@@ -160,6 +139,9 @@ absl::StatusOr<PasswdFile> PasswdFile::Parse(std::string_view content,
       }
       scheme = *detected;
       hash = password;
+      if (absl::Status valid = ValidateHash(scheme, hash); !valid.ok()) {
+        return error(std::string(valid.message()));
+      }
     }
 
     std::string user = ToLower(raw_user);

@@ -5,8 +5,11 @@
 #include <string.h>  // explicit_bzero
 
 #include <array>
+#include <cstdint>
 #include <memory>
 #include <string>
+
+#include "absl/status/status.h"
 
 namespace popgate::auth {
 namespace {
@@ -95,29 +98,162 @@ bool VerifyArgon2(argon2_type type, std::string_view hash,
   return rc == ARGON2_OK;
 }
 
-// Each crypt scheme is pinned to its own prefix: otherwise a
-// "{SHA512-CRYPT}" entry holding, say, a DES or MD5 hash would be verified
-// with whatever algorithm the prefix selects.
-bool HasCryptPrefix(Scheme scheme, std::string_view hash) {
-  switch (scheme) {
-    case Scheme::kSha256Crypt:
-      return hash.starts_with("$5$");
-    case Scheme::kSha512Crypt:
-      return hash.starts_with("$6$");
-    case Scheme::kBlfCrypt:
-      return hash.starts_with("$2y$") || hash.starts_with("$2b$") ||
-             hash.starts_with("$2a$");
-    case Scheme::kArgon2i:
-      return hash.starts_with("$argon2i$");
-    case Scheme::kArgon2id:
-      return hash.starts_with("$argon2id$");
-    case Scheme::kPlain:
-      return true;
+// The crypt(3) base64 alphabet; argon2's PHC strings use standard base64
+// without padding, i.e. also '+'.
+bool IsCryptB64(std::string_view s) {
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '.' || c == '/';
+    if (!ok) return false;
   }
-  return false;
+  return true;
+}
+bool IsB64(std::string_view s) {
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9') || c == '+' || c == '/';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Parses a decimal number of at most 10 digits at the front of `*s`.
+std::optional<uint64_t> ConsumeNumber(std::string_view* s) {
+  size_t n = 0;
+  uint64_t value = 0;
+  while (n < s->size() && n < 11 && (*s)[n] >= '0' && (*s)[n] <= '9') {
+    value = value * 10 + static_cast<uint64_t>((*s)[n] - '0');
+    ++n;
+  }
+  if (n == 0 || n > 10) return std::nullopt;
+  s->remove_prefix(n);
+  return value;
+}
+
+bool ConsumeLiteral(std::string_view* s, std::string_view literal) {
+  if (!s->starts_with(literal)) return false;
+  s->remove_prefix(literal.size());
+  return true;
+}
+
+absl::Status Invalid(const std::string& reason) {
+  return absl::InvalidArgumentError(reason);
+}
+
+// "$5$[rounds=N$]salt$digest" / "$6$...": salt 1-16 chars, digest 43 (SHA-256)
+// or 86 (SHA-512) chars.
+absl::Status ValidateShaCrypt(std::string_view rest, size_t digest_len,
+                              std::string_view scheme_name) {
+  if (ConsumeLiteral(&rest, "rounds=")) {
+    const std::optional<uint64_t> rounds = ConsumeNumber(&rest);
+    if (!rounds.has_value() || !ConsumeLiteral(&rest, "$")) {
+      return Invalid("malformed rounds= in " + std::string(scheme_name) +
+                     " hash");
+    }
+    if (*rounds > kMaxShaCryptRounds) {
+      return Invalid(std::string(scheme_name) + " rounds above the limit of " +
+                     std::to_string(kMaxShaCryptRounds));
+    }
+  }
+  const size_t dollar = rest.find('$');
+  if (dollar == std::string_view::npos || dollar == 0 || dollar > 16 ||
+      !IsCryptB64(rest.substr(0, dollar))) {
+    return Invalid("malformed salt in " + std::string(scheme_name) + " hash");
+  }
+  const std::string_view digest = rest.substr(dollar + 1);
+  if (digest.size() != digest_len || !IsCryptB64(digest)) {
+    return Invalid("malformed or truncated digest in " +
+                   std::string(scheme_name) + " hash");
+  }
+  return absl::OkStatus();
+}
+
+// "$2y$NN$" + 22 chars of salt + 31 chars of digest.
+absl::Status ValidateBcrypt(std::string_view rest) {
+  const std::optional<uint64_t> cost = ConsumeNumber(&rest);
+  if (!cost.has_value() || !ConsumeLiteral(&rest, "$")) {
+    return Invalid("malformed cost in BLF-CRYPT hash");
+  }
+  if (*cost < 4 || *cost > kMaxBcryptCost) {
+    return Invalid("BLF-CRYPT cost outside 4.." +
+                   std::to_string(kMaxBcryptCost));
+  }
+  if (rest.size() != 53 || !IsCryptB64(rest)) {
+    return Invalid("malformed or truncated BLF-CRYPT hash");
+  }
+  return absl::OkStatus();
+}
+
+// "[v=19$]m=M,t=T,p=P$salt$digest" (PHC string format, unpadded base64).
+// Limits are checked before libargon2 sees the string: it would otherwise
+// try to allocate whatever m says (up to 4 TiB) or loop 2^32 times.
+absl::Status ValidateArgon2(std::string_view rest) {
+  if (ConsumeLiteral(&rest, "v=")) {
+    if (!ConsumeNumber(&rest).has_value() || !ConsumeLiteral(&rest, "$")) {
+      return Invalid("malformed version in argon2 hash");
+    }
+  }
+  std::optional<uint64_t> m, t, p;
+  if (!ConsumeLiteral(&rest, "m=") || !(m = ConsumeNumber(&rest)) ||
+      !ConsumeLiteral(&rest, ",t=") || !(t = ConsumeNumber(&rest)) ||
+      !ConsumeLiteral(&rest, ",p=") || !(p = ConsumeNumber(&rest)) ||
+      !ConsumeLiteral(&rest, "$")) {
+    return Invalid("malformed m=,t=,p= parameters in argon2 hash");
+  }
+  if (*m > kMaxArgon2MemoryKib || *t < 1 || *t > kMaxArgon2Passes || *p < 1 ||
+      *p > kMaxArgon2Lanes) {
+    return Invalid("argon2 parameters above the limits (m <= " +
+                   std::to_string(kMaxArgon2MemoryKib) +
+                   " KiB, t <= " + std::to_string(kMaxArgon2Passes) +
+                   ", p <= " + std::to_string(kMaxArgon2Lanes) + ")");
+  }
+  const size_t dollar = rest.find('$');
+  if (dollar == std::string_view::npos || dollar == 0 ||
+      !IsB64(rest.substr(0, dollar)) || dollar + 1 == rest.size() ||
+      !IsB64(rest.substr(dollar + 1))) {
+    return Invalid("malformed salt or digest in argon2 hash");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
+
+absl::Status ValidateHash(Scheme scheme, std::string_view hash) {
+  // Each crypt scheme is pinned to its own prefix: otherwise a
+  // "{SHA512-CRYPT}" entry holding, say, a DES or MD5 hash would be verified
+  // with whatever algorithm crypt_rn picks from the prefix.
+  switch (scheme) {
+    case Scheme::kPlain:
+      return absl::OkStatus();
+    case Scheme::kSha256Crypt:
+      if (!hash.starts_with("$5$")) {
+        return Invalid("SHA256-CRYPT hash must start with $5$");
+      }
+      return ValidateShaCrypt(hash.substr(3), 43, "SHA256-CRYPT");
+    case Scheme::kSha512Crypt:
+      if (!hash.starts_with("$6$")) {
+        return Invalid("SHA512-CRYPT hash must start with $6$");
+      }
+      return ValidateShaCrypt(hash.substr(3), 86, "SHA512-CRYPT");
+    case Scheme::kBlfCrypt:
+      if (!hash.starts_with("$2y$") && !hash.starts_with("$2b$") &&
+          !hash.starts_with("$2a$")) {
+        return Invalid("BLF-CRYPT hash must start with $2y$, $2b$ or $2a$");
+      }
+      return ValidateBcrypt(hash.substr(4));
+    case Scheme::kArgon2i:
+      if (!hash.starts_with("$argon2i$")) {
+        return Invalid("ARGON2I hash must start with $argon2i$");
+      }
+      return ValidateArgon2(hash.substr(9));
+    case Scheme::kArgon2id:
+      if (!hash.starts_with("$argon2id$")) {
+        return Invalid("ARGON2ID hash must start with $argon2id$");
+      }
+      return ValidateArgon2(hash.substr(10));
+  }
+  return Invalid("unknown scheme");
+}
 
 std::optional<Scheme> ParseScheme(std::string_view name) {
   for (const auto& entry : kSchemeNames) {
@@ -133,10 +269,6 @@ std::string_view SchemeName(Scheme scheme) {
   return "UNKNOWN";
 }
 
-bool HashMatchesScheme(Scheme scheme, std::string_view hash) {
-  return HasCryptPrefix(scheme, hash);
-}
-
 std::optional<Scheme> DetectCryptScheme(std::string_view hash) {
   // Order matters: "$argon2id$" does not start with "$argon2i$" (the '$'
   // differs), but test the longer one first anyway for clarity.
@@ -144,13 +276,17 @@ std::optional<Scheme> DetectCryptScheme(std::string_view hash) {
   if (hash.starts_with("$argon2i$")) return Scheme::kArgon2i;
   if (hash.starts_with("$6$")) return Scheme::kSha512Crypt;
   if (hash.starts_with("$5$")) return Scheme::kSha256Crypt;
-  if (HasCryptPrefix(Scheme::kBlfCrypt, hash)) return Scheme::kBlfCrypt;
+  if (hash.starts_with("$2y$") || hash.starts_with("$2b$") ||
+      hash.starts_with("$2a$")) {
+    return Scheme::kBlfCrypt;
+  }
   return std::nullopt;
 }
 
 bool VerifyPassword(Scheme scheme, std::string_view hash,
                     std::string_view password) {
-  if (!HasCryptPrefix(scheme, hash)) return false;
+  // Refuses garbled hashes and absurd cost parameters before any hashing.
+  if (!ValidateHash(scheme, hash).ok()) return false;
   switch (scheme) {
     case Scheme::kPlain:
       return ConstantTimeEquals(password, hash);

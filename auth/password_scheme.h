@@ -10,8 +10,11 @@
 #ifndef POPGATE_AUTH_PASSWORD_SCHEME_H_
 #define POPGATE_AUTH_PASSWORD_SCHEME_H_
 
+#include <cstdint>
 #include <optional>
 #include <string_view>
+
+#include "absl/status/status.h"
 
 namespace popgate::auth {
 
@@ -29,12 +32,21 @@ std::optional<Scheme> ParseScheme(std::string_view name);
 // Canonical upper-case name ("PLAIN", never the CLEARTEXT alias).
 std::string_view SchemeName(Scheme scheme);
 
-// True if `hash` has the prefix that `scheme` requires ("$6$" for
-// SHA512-CRYPT, ...; always true for PLAIN). VerifyPassword refuses a hash
-// that fails this, so that e.g. a DES hash under {SHA512-CRYPT} can never be
-// verified with DES. Cheap; the passwd-file parser uses it to reject such
-// lines at load time.
-bool HashMatchesScheme(Scheme scheme, std::string_view hash);
+// Upper bounds on cost parameters. A hash above them is refused (by the
+// passwd-file loader, and VerifyPassword returns false) rather than letting
+// one entry pin a hash thread for minutes or allocate gigabytes.
+inline constexpr uint64_t kMaxShaCryptRounds = 1'000'000;  // default 5000
+inline constexpr uint64_t kMaxBcryptCost = 16;             // doveadm default 5
+inline constexpr uint64_t kMaxArgon2MemoryKib = 1 << 20;   // 1 GiB
+inline constexpr uint64_t kMaxArgon2Passes = 64;
+inline constexpr uint64_t kMaxArgon2Lanes = 64;
+
+// Checks, cheaply and without hashing, that `hash` is well-formed for
+// `scheme`: the right prefix ("$6$" for SHA512-CRYPT, ...; so a DES or MD5
+// hash under {SHA512-CRYPT} can never be verified with DES or MD5), the
+// right salt/digest shape, and cost parameters within the limits above.
+// Always OK for PLAIN. The error message never contains the hash.
+absl::Status ValidateHash(Scheme scheme, std::string_view hash);
 
 // Recognises a bare crypt-style hash without "{SCHEME}" by its prefix:
 // "$6$", "$5$", "$2y$"/"$2b$"/"$2a$", "$argon2id$", "$argon2i$". Anything
