@@ -39,8 +39,9 @@ struct Route {
 
 class RoutingTable {
  public:
-  // Fails on duplicate tenant names, a domain owned by two tenants, a tenant
-  // without backends, or a zero weight.
+  // Fails on an empty or duplicate tenant name, a domain listed twice (in
+  // one tenant or two), a tenant without backends, a zero weight, or a
+  // backend address listed twice in one tenant. Domains are lowercased.
   static absl::StatusOr<RoutingTable> Build(std::vector<TenantSpec> tenants);
 
   // Tenant = the user's domain (exact, case-insensitive), else

@@ -20,7 +20,8 @@ struct CanonicalUser {
 
 // Lowercases ASCII; refuses empty names, names over 255 octets, more than
 // one '@', an empty local part or domain, whitespace, control characters,
-// non-ASCII bytes and characters outside [a-z0-9._+-=@].
+// non-ASCII bytes, characters outside [a-z0-9._+=@-] and a domain with an
+// empty label (".x", "x..y", "x."). Error messages never echo the input.
 absl::StatusOr<CanonicalUser> Canonicalize(std::string_view raw);
 
 }  // namespace popgate::routing
