@@ -1,0 +1,115 @@
+#include "proxy/backend_login.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "absl/strings/str_cat.h"
+#include "proxy/line_reader.h"
+#include "proxy/read_line.h"
+#include "proxy/stream.h"
+
+namespace popgate {
+namespace {
+
+using Outcome = BackendLoginResult::Outcome;
+
+// RFC 2449: responses are at most 512 octets including CRLF.
+constexpr size_t kMaxResponse = 512;
+
+const char* Describe(LineStatus s) {
+  switch (s) {
+    case LineStatus::kLine: return "line";
+    case LineStatus::kTooLong: return "overlong response";
+    case LineStatus::kEof: return "connection closed";
+    case LineStatus::kTimeout: return "timeout";
+    case LineStatus::kError: return "read error";
+  }
+  return "?";
+}
+
+// Wipes a string's bytes before it is freed: it held a password.
+void Wipe(std::string& s) {
+  explicit_bzero(s.data(), s.size());
+  s.clear();
+}
+
+}  // namespace
+
+Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
+                                        std::string_view user,
+                                        std::string_view password,
+                                        absl::Duration connect_timeout,
+                                        absl::Duration auth_timeout,
+                                        int* fd_slot) {
+  BackendLoginResult r;
+  r.fd.Reset(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!r.fd.valid()) {
+    r.error = absl::StrCat("socket: ", strerror(errno));
+    co_return r;
+  }
+  *fd_slot = r.fd.get();
+  int one = 1;
+  setsockopt(r.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+  absl::Time deadline = absl::Now() + connect_timeout;
+  int rc = co_await Connect(ring, r.fd.get(), addr.get(), addr.len,
+                            connect_timeout);
+  if (rc < 0) {
+    r.error = rc == -ECANCELED ? std::string("connect timeout")
+                               : absl::StrCat("connect: ", strerror(-rc));
+    co_return r;
+  }
+
+  PlainStream stream(ring, r.fd.get());
+  LineReader reader(1024, kMaxResponse);
+  std::string_view line;
+  LineStatus st = co_await ReadLine(stream, reader, line,
+                                    std::max(deadline - absl::Now(),
+                                             absl::Milliseconds(1)));
+  if (st != LineStatus::kLine) {
+    r.error = absl::StrCat("greeting: ", Describe(st));
+    co_return r;
+  }
+  if (!line.starts_with("+OK")) {
+    r.error = "greeting: not +OK";
+    co_return r;
+  }
+
+  std::string command = std::string("USER ").append(user).append("\r\n");
+  if (co_await stream.WriteAll(command, auth_timeout) < 0) {
+    r.error = "USER: write failed";
+    co_return r;
+  }
+  st = co_await ReadLine(stream, reader, line, auth_timeout);
+  if (st != LineStatus::kLine) {
+    r.error = absl::StrCat("USER: ", Describe(st));
+    co_return r;
+  }
+  if (!line.starts_with("+OK")) {
+    r.outcome = Outcome::kRefused;
+    r.reply = std::string(line);
+    co_return r;
+  }
+
+  command = std::string("PASS ").append(password).append("\r\n");
+  int wrc = co_await stream.WriteAll(command, auth_timeout);
+  Wipe(command);
+  if (wrc < 0) {
+    r.error = "PASS: write failed";
+    co_return r;
+  }
+  st = co_await ReadLine(stream, reader, line, auth_timeout);
+  if (st != LineStatus::kLine) {
+    r.error = absl::StrCat("PASS: ", Describe(st));
+    co_return r;
+  }
+  r.reply = std::string(line);
+  r.outcome = line.starts_with("+OK") ? Outcome::kOk : Outcome::kRefused;
+  r.leftover = std::string(reader.Pending());
+  co_return r;
+}
+
+}  // namespace popgate

@@ -1,0 +1,42 @@
+// Logging in to the chosen backend: connect, greeting, USER, PASS.
+#ifndef POPGATE_PROXY_BACKEND_LOGIN_H_
+#define POPGATE_PROXY_BACKEND_LOGIN_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/time/time.h"
+#include "proxy/ring.h"
+#include "proxy/socket_address.h"
+#include "proxy/task.h"
+#include "proxy/unique_fd.h"
+
+namespace popgate {
+
+struct BackendLoginResult {
+  enum class Outcome {
+    kOk,           // logged in; `reply` is the backend's +OK line
+    kRefused,      // the backend answered -ERR to USER or PASS; `reply` has it
+    kUnavailable,  // connect/greeting failed or timed out; `error` says why
+  };
+  Outcome outcome = Outcome::kUnavailable;
+  UniqueFd fd;
+  std::string reply;     // without CRLF
+  std::string error;     // for the log; never contains the password
+  std::string leftover;  // bytes the backend sent after its reply
+};
+
+// `*fd_slot` is set to the backend socket while it is open, so the worker
+// can cut it at shutdown. `connect_timeout` bounds connect and greeting;
+// `auth_timeout` each of the USER and PASS replies (backends delay failed
+// logins on purpose, so this one is longer).
+Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
+                                        std::string_view user,
+                                        std::string_view password,
+                                        absl::Duration connect_timeout,
+                                        absl::Duration auth_timeout,
+                                        int* fd_slot);
+
+}  // namespace popgate
+
+#endif  // POPGATE_PROXY_BACKEND_LOGIN_H_

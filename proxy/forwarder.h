@@ -1,0 +1,32 @@
+// Forwarding after login between two plain sockets: IORING_OP_SPLICE
+// through one pipe per direction, so mail bytes never enter user space.
+#ifndef POPGATE_PROXY_FORWARDER_H_
+#define POPGATE_PROXY_FORWARDER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "proxy/ring.h"
+#include "proxy/task.h"
+
+namespace popgate {
+
+struct ForwardStats {
+  uint64_t client_to_backend = 0;
+  uint64_t backend_to_client = 0;
+  // "closed" (both sides finished), or what broke first: "client_error",
+  // "backend_error", "pipe_error".
+  std::string end = "closed";
+};
+
+// Returns when both directions have ended. A FIN from one side becomes
+// shutdown(SHUT_WR) towards the other (half-close); an error on either side
+// cuts both. Nothing is ever injected: if the client vanishes the backend
+// just sees its connection close, so DELE marks are discarded (RFC 1939).
+// Backpressure: each direction reads again only after its pipe has drained
+// to the other side.
+Task<ForwardStats> ForwardSplice(Ring& ring, int client_fd, int backend_fd);
+
+}  // namespace popgate
+
+#endif  // POPGATE_PROXY_FORWARDER_H_

@@ -1,0 +1,176 @@
+// popgate: the binary. Parses flags, loads the config, opens listeners,
+// starts the workers, then waits for signals on the main thread (the only
+// thread allowed to block): SIGHUP reloads, SIGTERM/SIGINT drain and exit.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "auth/hash_pool.h"
+#include "proxy/config.h"
+#include "proxy/listener.h"
+#include "proxy/session_log.h"
+#include "proxy/snapshot.h"
+#include "proxy/worker.h"
+
+#ifndef POPGATE_VERSION
+#define POPGATE_VERSION "0.0.0"
+#endif
+
+namespace popgate {
+namespace {
+
+void LogEvent(const std::string& event, const std::string& detail) {
+  std::string line = absl::StrCat(
+      "{\"time\":\"",
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                       absl::UTCTimeZone()),
+      "\",\"event\":\"", event, "\"", detail, "}\n");
+  // Main thread only: a blocking write here stalls no session.
+  fwrite(line.data(), 1, line.size(), stderr);
+  fflush(stderr);
+}
+
+void Usage() {
+  fprintf(stderr,
+          "usage: popgate --config FILE\n"
+          "       popgate --check-config FILE\n"
+          "       popgate --version\n");
+}
+
+absl::StatusOr<std::shared_ptr<const Snapshot>> LoadSnapshot(
+    const std::string& path) {
+  absl::StatusOr<Config> config = LoadConfig(path);
+  if (!config.ok()) return config.status();
+  return Snapshot::Build(*std::move(config));
+}
+
+int CheckConfig(const std::string& path) {
+  absl::StatusOr<std::shared_ptr<const Snapshot>> snap = LoadSnapshot(path);
+  if (!snap.ok()) {
+    fprintf(stderr, "%s\n", std::string(snap.status().message()).c_str());
+    return 1;
+  }
+  printf("%s: OK (%zu listeners, %zu tenants)\n", path.c_str(),
+         (*snap)->config.listeners.size(), (*snap)->config.tenants.size());
+  return 0;
+}
+
+int WorkerCount(const ServerConfig& cfg) {
+  if (cfg.workers > 0) return cfg.workers;
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+int Serve(const std::string& path) {
+  absl::StatusOr<std::shared_ptr<const Snapshot>> loaded = LoadSnapshot(path);
+  if (!loaded.ok()) {
+    fprintf(stderr, "%s\n", std::string(loaded.status().message()).c_str());
+    return 1;
+  }
+  std::shared_ptr<const Snapshot> snap = *loaded;
+  const Config& config = snap->config;
+  const int workers = WorkerCount(config.server);
+
+  // Listening sockets first, so a bad address fails before anything runs.
+  std::vector<std::vector<UniqueFd>> per_worker(workers);
+  std::string listening;
+  for (const ListenerConfig& l : config.listeners) {
+    absl::StatusOr<SocketAddress> addr = ResolveHostPort(l.address);
+    if (!addr.ok()) {
+      fprintf(stderr, "%s\n", std::string(addr.status().message()).c_str());
+      return 1;
+    }
+    for (int i = 0; i < workers; ++i) {
+      absl::StatusOr<UniqueFd> fd = OpenListener(*addr, 4096);
+      if (!fd.ok()) {
+        fprintf(stderr, "%s\n", std::string(fd.status().message()).c_str());
+        return 1;
+      }
+      per_worker[i].push_back(*std::move(fd));
+    }
+    absl::StrAppend(&listening, listening.empty() ? "" : ",", "\"",
+                    JsonEscape(l.address), "\"");
+  }
+
+  // Signals are taken synchronously by this thread; block them everywhere
+  // before any other thread exists so they inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  SnapshotStore store(snap);
+  auth::HashPool pool(static_cast<size_t>(config.server.auth_threads));
+  std::vector<std::unique_ptr<Worker>> ws;
+  for (int i = 0; i < workers; ++i) {
+    ws.push_back(
+        std::make_unique<Worker>(i, store, pool, std::move(per_worker[i])));
+    ws.back()->Start();
+  }
+  LogEvent("listening", absl::StrCat(",\"version\":\"", POPGATE_VERSION,
+                                     "\",\"workers\":", workers,
+                                     ",\"listeners\":[", listening, "]"));
+  absl::Duration grace = config.server.shutdown_grace;
+  snap.reset();
+
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      absl::StatusOr<std::shared_ptr<const Snapshot>> next =
+          LoadSnapshot(path);
+      if (!next.ok()) {
+        // The running config stays in force.
+        LogEvent("reload_failed",
+                 absl::StrCat(",\"error\":\"",
+                              JsonEscape(std::string(next.status().message())), "\""));
+        continue;
+      }
+      if ((*next)->config.listeners.size() !=
+          store.Get()->config.listeners.size()) {
+        LogEvent("reload_warning",
+                 ",\"warning\":\"listener changes need a restart\"");
+      }
+      grace = (*next)->config.server.shutdown_grace;
+      store.Set(*std::move(next));
+      LogEvent("reloaded", "");
+      continue;
+    }
+    LogEvent("stopping",
+             absl::StrCat(",\"grace_ms\":", absl::ToInt64Milliseconds(grace)));
+    absl::Time deadline = absl::Now() + grace;
+    for (auto& w : ws) w->RequestStop(deadline);
+    for (auto& w : ws) w->Join();
+    LogEvent("stopped", "");
+    return 0;
+  }
+}
+
+}  // namespace
+}  // namespace popgate
+
+int main(int argc, char** argv) {
+  if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
+    printf("popgate %s\n", POPGATE_VERSION);
+    return 0;
+  }
+  if (argc == 3 && std::strcmp(argv[1], "--check-config") == 0) {
+    return popgate::CheckConfig(argv[2]);
+  }
+  if (argc == 3 && std::strcmp(argv[1], "--config") == 0) {
+    return popgate::Serve(argv[2]);
+  }
+  popgate::Usage();
+  return 2;
+}

@@ -1,0 +1,44 @@
+// Runs a blocking function on the hash pool and resumes the awaiting
+// coroutine on its own worker's ring afterwards: the worker keeps serving
+// other sessions meanwhile.
+#ifndef POPGATE_PROXY_POOL_AWAIT_H_
+#define POPGATE_PROXY_POOL_AWAIT_H_
+
+#include <coroutine>
+#include <utility>
+
+#include "auth/hash_pool.h"
+#include "proxy/ring.h"
+
+namespace popgate {
+
+template <typename Fn>
+class OnPool {
+ public:
+  OnPool(auth::HashPool& pool, Ring& ring, Fn fn)
+      : pool_(pool), ring_(ring), fn_(std::move(fn)) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    // `this` lives in the suspended coroutine's frame until it resumes.
+    pool_.Submit([this, h] {
+      result_ = fn_();
+      ring_.Post(h);
+    });
+  }
+  auto await_resume() { return std::move(result_); }
+
+ private:
+  auth::HashPool& pool_;
+  Ring& ring_;
+  Fn fn_;
+  decltype(std::declval<Fn&>()()) result_{};
+};
+
+template <typename Fn>
+OnPool<Fn> RunOnPool(auth::HashPool& pool, Ring& ring, Fn fn) {
+  return OnPool<Fn>(pool, ring, std::move(fn));
+}
+
+}  // namespace popgate
+
+#endif  // POPGATE_PROXY_POOL_AWAIT_H_

@@ -1,0 +1,192 @@
+// One io_uring per worker thread, and awaitables over it.
+//
+// Every in-flight operation has a Completion whose address is the SQE's
+// user_data. A Completion either resumes a coroutine or calls a function
+// (for multishot operations, whose CQEs keep coming). Linked timeouts carry
+// user_data 0 and are ignored: their effect shows as -ECANCELED on the op.
+//
+// Lifetime rule: a coroutine frame that owns a Completion must not be
+// destroyed while the operation is in flight. Sessions guarantee that by
+// bounding every wait with a timeout or by shutting their sockets down.
+#ifndef POPGATE_PROXY_RING_H_
+#define POPGATE_PROXY_RING_H_
+
+#include <liburing.h>
+#include <sys/socket.h>
+
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "proxy/unique_fd.h"
+
+namespace popgate {
+
+struct Completion {
+  std::coroutine_handle<> handle;
+  // Used instead of `handle` when set (multishot and internal ops).
+  void (*callback)(void* ctx, int result, uint32_t flags) = nullptr;
+  void* ctx = nullptr;
+  int result = 0;
+  uint32_t flags = 0;
+};
+
+class Ring {
+ public:
+  Ring() = default;
+  ~Ring();
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+
+  absl::Status Init(unsigned entries);
+
+  // Never returns null: submits pending SQEs to make room when full.
+  io_uring_sqe* GetSqe();
+  // Adds a linked timeout to the SQE just taken (which gets IOSQE_IO_LINK).
+  void LinkTimeout(io_uring_sqe* sqe, __kernel_timespec* ts);
+
+  // Submits, waits for at least one completion (or `max_wait`), and
+  // dispatches every available CQE.
+  void RunOnce(absl::Duration max_wait);
+
+  // Thread-safe: resumes `h` on this ring's thread soon.
+  void Post(std::coroutine_handle<> h);
+  // Thread-safe: makes RunOnce return soon.
+  void Wake();
+
+  io_uring* raw() { return &ring_; }
+
+ private:
+  static void OnWake(void* ctx, int result, uint32_t flags);
+  void ArmWake();
+
+  io_uring ring_{};
+  bool initialised_ = false;
+  UniqueFd wake_fd_;
+  uint64_t wake_buf_ = 0;
+  Completion wake_completion_;
+  std::mutex posted_mu_;
+  std::vector<std::coroutine_handle<>> posted_;
+  std::vector<std::coroutine_handle<>> running_;
+  std::vector<std::pair<Completion*, std::pair<int, uint32_t>>> batch_;
+};
+
+inline __kernel_timespec ToKernelTimespec(absl::Duration d) {
+  if (d < absl::ZeroDuration()) d = absl::ZeroDuration();
+  __kernel_timespec ts{};
+  ts.tv_sec = absl::ToInt64Seconds(d);
+  ts.tv_nsec = absl::ToInt64Nanoseconds(d - absl::Seconds(ts.tv_sec));
+  return ts;
+}
+
+// Awaitable for one SQE. `Prep` fills the SQE; an optional timeout links a
+// LINK_TIMEOUT so the op completes with -ECANCELED when it expires.
+template <typename Prep>
+class IoOp {
+ public:
+  IoOp(Ring& ring, Prep prep, std::optional<absl::Duration> timeout)
+      : ring_(ring), prep_(std::move(prep)) {
+    if (timeout) {
+      ts_ = ToKernelTimespec(*timeout);
+      has_timeout_ = true;
+    }
+  }
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    completion_.handle = h;
+    io_uring_sqe* sqe = ring_.GetSqe();
+    prep_(sqe);
+    io_uring_sqe_set_data(sqe, &completion_);
+    if (has_timeout_) ring_.LinkTimeout(sqe, &ts_);
+  }
+  int await_resume() const noexcept { return completion_.result; }
+
+ private:
+  Ring& ring_;
+  Prep prep_;
+  __kernel_timespec ts_{};
+  bool has_timeout_ = false;
+  Completion completion_;
+};
+
+template <typename Prep>
+IoOp<Prep> MakeOp(Ring& ring, Prep prep,
+                  std::optional<absl::Duration> timeout = std::nullopt) {
+  return IoOp<Prep>(ring, std::move(prep), timeout);
+}
+
+// --- The operations the proxy uses. Results are the raw CQE results:
+// >= 0 on success, -errno on failure, -ECANCELED on timeout.
+
+inline auto Recv(Ring& r, int fd, void* buf, size_t len,
+                 std::optional<absl::Duration> timeout = std::nullopt) {
+  return MakeOp(
+      r, [=](io_uring_sqe* s) { io_uring_prep_recv(s, fd, buf, len, 0); },
+      timeout);
+}
+
+inline auto Send(Ring& r, int fd, const void* buf, size_t len,
+                 std::optional<absl::Duration> timeout = std::nullopt) {
+  return MakeOp(
+      r,
+      [=](io_uring_sqe* s) {
+        io_uring_prep_send(s, fd, buf, len, MSG_NOSIGNAL);
+      },
+      timeout);
+}
+
+inline auto Connect(Ring& r, int fd, const sockaddr* addr, socklen_t len,
+                    std::optional<absl::Duration> timeout = std::nullopt) {
+  return MakeOp(
+      r, [=](io_uring_sqe* s) { io_uring_prep_connect(s, fd, addr, len); },
+      timeout);
+}
+
+inline auto Splice(Ring& r, int fd_in, int fd_out, unsigned len,
+                   unsigned flags) {
+  return MakeOp(r, [=](io_uring_sqe* s) {
+    io_uring_prep_splice(s, fd_in, -1, fd_out, -1, len, flags);
+  });
+}
+
+inline auto PollFd(Ring& r, int fd, unsigned events,
+                   std::optional<absl::Duration> timeout = std::nullopt) {
+  return MakeOp(
+      r, [=](io_uring_sqe* s) { io_uring_prep_poll_add(s, fd, events); },
+      timeout);
+}
+
+inline auto ShutdownFd(Ring& r, int fd, int how) {
+  return MakeOp(r,
+                [=](io_uring_sqe* s) { io_uring_prep_shutdown(s, fd, how); });
+}
+
+// Completes after `d` (result -ETIME is the normal outcome).
+class SleepOp {
+ public:
+  SleepOp(Ring& ring, absl::Duration d) : ring_(ring), ts_(ToKernelTimespec(d)) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    completion_.handle = h;
+    io_uring_sqe* sqe = ring_.GetSqe();
+    io_uring_prep_timeout(sqe, &ts_, 0, 0);
+    io_uring_sqe_set_data(sqe, &completion_);
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  Ring& ring_;
+  __kernel_timespec ts_;
+  Completion completion_;
+};
+
+inline SleepOp Sleep(Ring& r, absl::Duration d) { return SleepOp(r, d); }
+
+}  // namespace popgate
+
+#endif  // POPGATE_PROXY_RING_H_

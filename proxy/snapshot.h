@@ -1,0 +1,46 @@
+// Everything a session needs to authenticate and route, built from one
+// config: immutable once built. A reload builds a new Snapshot and swaps it
+// in atomically; running sessions keep the shared_ptr they started with.
+#ifndef POPGATE_PROXY_SNAPSHOT_H_
+#define POPGATE_PROXY_SNAPSHOT_H_
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "auth/passwd_file.h"
+#include "proxy/config.h"
+#include "proxy/socket_address.h"
+#include "routing/routing_table.h"
+
+namespace popgate {
+
+struct Snapshot {
+  Config config;
+  routing::RoutingTable table;
+  // Per tenant (same order as table.tenants()); null for auth = "backend".
+  std::vector<std::shared_ptr<const auth::PasswdFile>> passwd;
+  // Per tenant, per backend: resolved at build time so workers never do DNS.
+  std::vector<std::vector<SocketAddress>> backend_addrs;
+  // Per listener: the default tenant's name ("" = none).
+  std::vector<std::string> listener_default_tenant;
+
+  // Loads passwd-files and resolves addresses (blocking: main thread only).
+  static absl::StatusOr<std::shared_ptr<const Snapshot>> Build(Config config);
+};
+
+class SnapshotStore {
+ public:
+  explicit SnapshotStore(std::shared_ptr<const Snapshot> s)
+      : current_(std::move(s)) {}
+  std::shared_ptr<const Snapshot> Get() const { return current_.load(); }
+  void Set(std::shared_ptr<const Snapshot> s) { current_.store(std::move(s)); }
+
+ private:
+  std::atomic<std::shared_ptr<const Snapshot>> current_;
+};
+
+}  // namespace popgate
+
+#endif  // POPGATE_PROXY_SNAPSHOT_H_

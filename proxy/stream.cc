@@ -1,0 +1,21 @@
+#include "proxy/stream.h"
+
+#include <errno.h>
+
+namespace popgate {
+
+Task<int> PlainStream::Read(std::span<char> buf, absl::Duration timeout) {
+  co_return co_await Recv(ring_, fd_, buf.data(), buf.size(), timeout);
+}
+
+Task<int> PlainStream::WriteAll(std::string_view data, absl::Duration timeout) {
+  while (!data.empty()) {
+    int n = co_await Send(ring_, fd_, data.data(), data.size(), timeout);
+    if (n < 0) co_return n;
+    if (n == 0) co_return -EPIPE;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  co_return 0;
+}
+
+}  // namespace popgate

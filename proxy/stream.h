@@ -1,0 +1,44 @@
+// The client's byte stream as the session sees it before forwarding starts.
+// Plain TCP today; TLS plugs in as another implementation (the session only
+// uses this interface, and asks IsPlainSocket() before choosing splice).
+#ifndef POPGATE_PROXY_STREAM_H_
+#define POPGATE_PROXY_STREAM_H_
+
+#include <span>
+#include <string_view>
+
+#include "absl/time/time.h"
+#include "proxy/ring.h"
+#include "proxy/task.h"
+
+namespace popgate {
+
+class Stream {
+ public:
+  virtual ~Stream() = default;
+  // Bytes read (0 = EOF), or -errno (-ECANCELED on timeout).
+  virtual Task<int> Read(std::span<char> buf, absl::Duration timeout) = 0;
+  // Writes everything or fails: 0, or -errno.
+  virtual Task<int> WriteAll(std::string_view data, absl::Duration timeout) = 0;
+  virtual int fd() const = 0;
+  // True when the bytes on fd() are the application bytes (no TLS), so
+  // forwarding may splice them.
+  virtual bool IsPlainSocket() const = 0;
+};
+
+class PlainStream final : public Stream {
+ public:
+  PlainStream(Ring& ring, int fd) : ring_(ring), fd_(fd) {}
+  Task<int> Read(std::span<char> buf, absl::Duration timeout) override;
+  Task<int> WriteAll(std::string_view data, absl::Duration timeout) override;
+  int fd() const override { return fd_; }
+  bool IsPlainSocket() const override { return true; }
+
+ private:
+  Ring& ring_;
+  int fd_;
+};
+
+}  // namespace popgate
+
+#endif  // POPGATE_PROXY_STREAM_H_

@@ -1,0 +1,148 @@
+#include "proxy/worker.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+
+#include <cstdio>
+
+#include "proxy/session.h"
+
+namespace popgate {
+namespace {
+
+// Enough SQEs for every session's linked pairs in one loop iteration;
+// GetSqe() submits early when it runs out anyway.
+constexpr unsigned kRingEntries = 4096;
+
+}  // namespace
+
+Worker::Worker(int index, SnapshotStore& store, auth::HashPool& pool,
+               std::vector<UniqueFd> listeners)
+    : index_(index), store_(store), pool_(pool) {
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    auto a = std::make_unique<Acceptor>();
+    a->worker = this;
+    a->listener_index = static_cast<int>(i);
+    a->fd = std::move(listeners[i]);
+    acceptors_.push_back(std::move(a));
+  }
+}
+
+Worker::~Worker() { Join(); }
+
+void Worker::Start() { thread_ = std::thread([this] { Run(); }); }
+
+void Worker::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::RequestStop(absl::Time deadline) {
+  deadline_unix_ns_.store(absl::ToUnixNanos(deadline));
+  stop_requested_.store(true);
+  ring_.Wake();
+}
+
+void Worker::ArmAccept(Acceptor& a) {
+  a.completion.callback = &Worker::OnAccept;
+  a.completion.ctx = &a;
+  io_uring_sqe* sqe = ring_.GetSqe();
+  io_uring_prep_multishot_accept(sqe, a.fd.get(), nullptr, nullptr,
+                                 SOCK_CLOEXEC);
+  io_uring_sqe_set_data(sqe, &a.completion);
+  a.armed = true;
+}
+
+void Worker::OnAccept(void* ctx, int result, uint32_t flags) {
+  auto* a = static_cast<Acceptor*>(ctx);
+  Worker* w = a->worker;
+  if (result >= 0) {
+    if (w->stopping_) {
+      ::close(result);
+    } else {
+      RunSession(*w, UniqueFd(result), a->listener_index);
+    }
+  }
+  if (flags & IORING_CQE_F_MORE) return;
+  a->armed = false;
+  if (w->stopping_) return;
+  if (result < 0 && result != -ECANCELED) {
+    // EMFILE, ENOBUFS...: back off briefly instead of spinning on the error.
+    a->retry.callback = &Worker::OnRetry;
+    a->retry.ctx = a;
+    a->retry_ts = ToKernelTimespec(absl::Milliseconds(100));
+    io_uring_sqe* sqe = w->ring_.GetSqe();
+    io_uring_prep_timeout(sqe, &a->retry_ts, 0, 0);
+    io_uring_sqe_set_data(sqe, &a->retry);
+    return;
+  }
+  w->ArmAccept(*a);
+}
+
+void Worker::OnRetry(void* ctx, int /*result*/, uint32_t /*flags*/) {
+  auto* a = static_cast<Acceptor*>(ctx);
+  if (!a->worker->stopping_) a->worker->ArmAccept(*a);
+}
+
+void Worker::BeginStop() {
+  stopping_ = true;
+  for (auto& a : acceptors_) {
+    if (!a->armed) continue;
+    io_uring_sqe* sqe = ring_.GetSqe();
+    io_uring_prep_cancel(sqe, &a->completion, 0);
+    io_uring_sqe_set_data(sqe, nullptr);
+  }
+}
+
+void Worker::Log(std::string line) {
+  // The string lives on the heap until the write completes.
+  struct PendingLog {
+    Worker* worker;
+    std::string text;
+    Completion completion;
+  };
+  auto* p = new PendingLog{this, std::move(line), {}};
+  p->completion.ctx = p;
+  p->completion.callback = [](void* ctx, int, uint32_t) {
+    auto* p = static_cast<PendingLog*>(ctx);
+    --p->worker->pending_logs_;
+    delete p;
+  };
+  ++pending_logs_;
+  io_uring_sqe* sqe = ring_.GetSqe();
+  // offset -1: append at the file position (stderr may be a file or pipe).
+  io_uring_prep_write(sqe, STDERR_FILENO, p->text.data(),
+                      static_cast<unsigned>(p->text.size()), -1);
+  io_uring_sqe_set_data(sqe, &p->completion);
+}
+
+void Worker::Run() {
+  // The ring is created on its own thread: it is single-issuer.
+  if (absl::Status s = ring_.Init(kRingEntries); !s.ok()) {
+    std::fprintf(stderr, "{\"event\":\"fatal\",\"worker\":%d,\"error\":\"%s\"}\n",
+                 index_, std::string(s.message()).c_str());
+    std::abort();
+  }
+  for (auto& a : acceptors_) ArmAccept(*a);
+  while (true) {
+    ring_.RunOnce(absl::Seconds(1));
+    if (stop_requested_.load() && !stopping_) BeginStop();
+    if (!stopping_) continue;
+    if (sessions_.empty() && pending_logs_ == 0) {
+      bool any_armed = false;
+      for (auto& a : acceptors_) any_armed |= a->armed;
+      if (!any_armed) break;
+    }
+    if (absl::Now() >= absl::FromUnixNanos(deadline_unix_ns_.load())) {
+      // Grace period over: cut what is left (again each turn, for sessions
+      // that opened a backend socket since). Shutting the sockets down
+      // completes every pending operation on them, so each session unwinds
+      // through its normal exit path (no QUIT is sent to any backend).
+      for (LiveSession* s : sessions_) {
+        if (s->client_fd >= 0) ::shutdown(s->client_fd, SHUT_RDWR);
+        if (s->backend_fd >= 0) ::shutdown(s->backend_fd, SHUT_RDWR);
+      }
+    }
+  }
+}
+
+}  // namespace popgate

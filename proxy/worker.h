@@ -1,0 +1,81 @@
+// A worker: one thread, one io_uring, its own SO_REUSEPORT listening
+// sockets, and every session accepted on them for their whole life
+// (shared-nothing on the hot path).
+#ifndef POPGATE_PROXY_WORKER_H_
+#define POPGATE_PROXY_WORKER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/time/time.h"
+#include "auth/hash_pool.h"
+#include "proxy/ring.h"
+#include "proxy/snapshot.h"
+#include "proxy/unique_fd.h"
+
+namespace popgate {
+
+// What the worker may need to cut when the shutdown grace period is over.
+struct LiveSession {
+  int client_fd = -1;
+  int backend_fd = -1;
+};
+
+class Worker {
+ public:
+  Worker(int index, SnapshotStore& store, auth::HashPool& pool,
+         std::vector<UniqueFd> listeners);
+  ~Worker();
+
+  void Start();
+  // Thread-safe: stop accepting now, cut remaining sessions at `deadline`.
+  void RequestStop(absl::Time deadline);
+  void Join();
+
+  // --- For sessions, on this worker's thread only.
+  Ring& ring() { return ring_; }
+  std::shared_ptr<const Snapshot> snapshot() const { return store_.Get(); }
+  auth::HashPool& hash_pool() { return pool_; }
+  void Register(LiveSession* s) { sessions_.insert(s); }
+  void Unregister(LiveSession* s) { sessions_.erase(s); }
+  // Writes a line to stderr through the ring (never blocks the worker).
+  void Log(std::string line);
+
+ private:
+  struct Acceptor {
+    Worker* worker;
+    int listener_index;
+    UniqueFd fd;
+    Completion completion;
+    Completion retry;
+    __kernel_timespec retry_ts{};
+    bool armed = false;
+  };
+
+  void Run();
+  void ArmAccept(Acceptor& a);
+  static void OnAccept(void* ctx, int result, uint32_t flags);
+  static void OnRetry(void* ctx, int result, uint32_t flags);
+  void BeginStop();
+
+  int index_;
+  SnapshotStore& store_;
+  auth::HashPool& pool_;
+  Ring ring_;
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  absl::flat_hash_set<LiveSession*> sessions_;
+  int pending_logs_ = 0;
+  std::thread thread_;
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<int64_t> deadline_unix_ns_{0};
+  bool stopping_ = false;
+};
+
+}  // namespace popgate
+
+#endif  // POPGATE_PROXY_WORKER_H_
