@@ -520,6 +520,15 @@ class Parser {
       if (absl::Status s = ValidateHostPort(*a); !s.ok()) {
         return Error(LineOf(*address), S(s.message()));
       }
+      // Two listeners on one address would fail at bind time, long after
+      // --check-config said the file was fine.
+      for (const ListenerConfig& other : config.listeners) {
+        if (other.address == *a) {
+          return Error(
+              LineOf(*address),
+              absl::StrCat("listener address ", Quote(*a), " used twice"));
+        }
+      }
       listener.address = *std::move(a);
       if (const toml::node* d = l->get("default_tenant")) {
         absl::StatusOr<std::string> name = GetString(*d, "default_tenant");

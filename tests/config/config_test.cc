@@ -410,6 +410,10 @@ TEST(ConfigTest, BadAddresses) {
                       9, "'10.0.0.2'"));
 }
 
+TEST(ConfigTest, DuplicateListenerAddress) {
+  EXPECT_TRUE(FailsAt(kListener + kListener + kTenant, 4, "used twice"));
+}
+
 TEST(ConfigTest, BackendsRequiredAndUnique) {
   EXPECT_TRUE(FailsAt(kListener + "[[tenant]]\n"
                                   "name = \"t\"\n"
