@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The README's test command (and .ci/run's): install, build the release
+# preset and run every test (unit + integration against pop3-synth and a real
+# Dovecot), then build the asan preset and run the unit tests under
+# AddressSanitizer + UBSan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+jobs="$(nproc)"
+bash scripts/build.sh release -j "$jobs"
+ctest --preset release -j "$jobs"
+bash scripts/build.sh asan -j "$jobs"
+ctest --preset asan -j "$jobs"
