@@ -538,10 +538,19 @@ class Synth:
                  extra_args: Sequence[str] = ()):
         self.users = dict(users)
         self.msg_args: list[str] = []
-        for u, p in self.users.items():
-            self.msg_args += ["--user", f"{u}:{p}"]
+        self.dir = make_tempdir("synth")
+        if len(self.users) > 20:
+            path = os.path.join(self.dir, "users")
+            with open(path, "w") as f:
+                for u, p in self.users.items():
+                    f.write(f"{u}:{p}\n")
+            self.msg_args += ["--users-file", path]
+        else:
+            for u, p in self.users.items():
+                self.msg_args += ["--user", f"{u}:{p}"]
         if sizes is not None:
-            self.msg_args += ["--sizes", ",".join(str(s) for s in sizes)]
+            self.msg_args += ["--messages", str(len(sizes)),
+                              "--sizes", ",".join(str(s) for s in sizes)]
             self.count = len(sizes)
         else:
             self.msg_args += ["--messages", str(messages), "--size", str(size)]
@@ -550,7 +559,6 @@ class Synth:
         self.extra_args = list(extra_args)
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
-        self.dir = make_tempdir("synth")
         self._dump_cache: dict[tuple[str, int], bytes] = {}
         self.bin = synth_bin()
 
