@@ -7,63 +7,76 @@
 
 #include <coroutine>
 
-#include "proxy/unique_fd.h"
+#include "proxy/pipe_pool.h"
 
 namespace popgate {
 namespace {
 
-// Bytes per splice. The pipe is enlarged to match so one splice in and one
-// out move a whole chunk; pipe pages are only allocated while data is in
-// flight, so an idle session does not pay for the size.
-constexpr unsigned kChunk = 256 * 1024;
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-
-struct Pipe {
-  UniqueFd r, w;
-  bool Open() {
-    int fds[2];
-    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) return false;
-    r.Reset(fds[0]);
-    w.Reset(fds[1]);
-    // Best effort: a smaller pipe only means more, shorter splices.
-    fcntl(w.get(), F_SETPIPE_SZ, kChunk);
-    return true;
-  }
-};
 
 enum class PumpEnd { kEof, kSourceError, kSinkError, kPipeError };
 
-// Moves bytes `from` -> `to` until EOF or error.
-Task<PumpEnd> Pump(Ring& ring, int from, int to, Pipe& pipe,
+// Moves bytes `from` -> `to` until EOF or error. Waits for readability with
+// a poll (holding neither a pipe nor a kernel thread: a splice that blocked
+// would park an io-wq worker per idle session), then splices chunk after
+// chunk while data keeps coming.
+Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
                    uint64_t& bytes) {
+  const unsigned chunk = static_cast<unsigned>(pool.pipe_size());
+  Pipe pipe;
+  bool have_pipe = false;
+  bool pipe_empty = true;
+  PumpEnd end = PumpEnd::kEof;
   while (true) {
-    int n = co_await Splice(ring, from, pipe.w.get(), kChunk, kSpliceFlags);
-    if (n == -EAGAIN) {
-      // Nothing to read: wait for data without holding a kernel thread
-      // (a splice that blocks would park an io-wq worker per idle session).
+    if (!have_pipe) {
       int ev = co_await PollFd(ring, from, POLLIN | POLLRDHUP);
-      if (ev < 0) co_return PumpEnd::kSourceError;
+      if (ev < 0) {
+        end = PumpEnd::kSourceError;
+        break;
+      }
+      if (!pool.Acquire(pipe)) {
+        end = PumpEnd::kPipeError;
+        break;
+      }
+      have_pipe = true;
+    }
+    int n = co_await Splice(ring, from, pipe.w.get(), chunk, kSpliceFlags);
+    if (n == -EAGAIN) {
+      pool.Release(std::move(pipe), /*empty=*/true);
+      have_pipe = false;
       continue;
     }
     if (n == 0) {
-      ::shutdown(to, SHUT_WR);
-      co_return PumpEnd::kEof;
+      ::shutdown(to, SHUT_WR);  // half-close: pass the FIN on
+      end = PumpEnd::kEof;
+      break;
     }
-    if (n < 0) co_return PumpEnd::kSourceError;
+    if (n < 0) {
+      end = PumpEnd::kSourceError;
+      break;
+    }
+    pipe_empty = false;
     unsigned left = static_cast<unsigned>(n);
     while (left > 0) {
       int m = co_await Splice(ring, pipe.r.get(), to, left, kSpliceFlags);
       if (m == -EAGAIN) {
         // The peer is not reading: wait, and read nothing more meanwhile.
         int ev = co_await PollFd(ring, to, POLLOUT);
-        if (ev < 0 || (ev & (POLLERR | POLLHUP))) co_return PumpEnd::kSinkError;
+        if (ev < 0 || (ev & (POLLERR | POLLHUP))) break;
         continue;
       }
-      if (m <= 0) co_return PumpEnd::kSinkError;
+      if (m <= 0) break;
       left -= static_cast<unsigned>(m);
       bytes += static_cast<uint64_t>(m);
     }
+    if (left > 0) {
+      end = PumpEnd::kSinkError;
+      break;
+    }
+    pipe_empty = true;
   }
+  if (have_pipe) pool.Release(std::move(pipe), pipe_empty);
+  co_return end;
 }
 
 // Runs a pump as its own coroutine and signals a shared join counter.
@@ -72,9 +85,10 @@ struct Join {
   std::coroutine_handle<> waiter;
 };
 
-Detached RunPump(Ring& ring, int from, int to, Pipe& pipe, uint64_t& bytes,
-                 PumpEnd& end, Join& join, int cut_a, int cut_b) {
-  end = co_await Pump(ring, from, to, pipe, bytes);
+Detached RunPump(Ring& ring, PipePool& pool, int from, int to,
+                 uint64_t& bytes, PumpEnd& end, Join& join, int cut_a,
+                 int cut_b) {
+  end = co_await Pump(ring, pool, from, to, bytes);
   if (end != PumpEnd::kEof) {
     // One side is broken: end the other direction too.
     ::shutdown(cut_a, SHUT_RDWR);
@@ -92,24 +106,22 @@ struct JoinAwaiter {
 
 }  // namespace
 
-Task<ForwardStats> ForwardSplice(Ring& ring, int client_fd, int backend_fd) {
+Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool, int client_fd,
+                                 int backend_fd) {
   ForwardStats stats;
-  Pipe up, down;
-  if (!up.Open() || !down.Open()) {
-    stats.end = "pipe_error";
-    co_return stats;
-  }
   for (int fd : {client_fd, backend_fd}) {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   }
   Join join;
   PumpEnd up_end = PumpEnd::kEof, down_end = PumpEnd::kEof;
-  RunPump(ring, client_fd, backend_fd, up, stats.client_to_backend, up_end,
-          join, client_fd, backend_fd);
-  RunPump(ring, backend_fd, client_fd, down, stats.backend_to_client,
+  RunPump(ring, pool, client_fd, backend_fd, stats.client_to_backend,
+          up_end, join, client_fd, backend_fd);
+  RunPump(ring, pool, backend_fd, client_fd, stats.backend_to_client,
           down_end, join, client_fd, backend_fd);
   co_await JoinAwaiter{join};
-  if (up_end == PumpEnd::kSourceError || down_end == PumpEnd::kSinkError) {
+  if (up_end == PumpEnd::kPipeError || down_end == PumpEnd::kPipeError) {
+    stats.end = "pipe_error";
+  } else if (up_end == PumpEnd::kSourceError || down_end == PumpEnd::kSinkError) {
     stats.end = "client_error";
   } else if (down_end == PumpEnd::kSourceError ||
              up_end == PumpEnd::kSinkError) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "proxy/pipe_pool.h"
 #include "proxy/ring.h"
 #include "proxy/task.h"
 
@@ -24,8 +25,9 @@ struct ForwardStats {
 // cuts both. Nothing is ever injected: if the client vanishes the backend
 // just sees its connection close, so DELE marks are discarded (RFC 1939).
 // Backpressure: each direction reads again only after its pipe has drained
-// to the other side.
-Task<ForwardStats> ForwardSplice(Ring& ring, int client_fd, int backend_fd);
+// to the other side. Pipes come from `pool` only while bytes are in flight.
+Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool, int client_fd,
+                                 int backend_fd);
 
 }  // namespace popgate
 

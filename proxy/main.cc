@@ -2,6 +2,7 @@
 // starts the workers, then waits for signals on the main thread (the only
 // thread allowed to block): SIGHUP reloads, SIGTERM/SIGINT drain and exit.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -63,6 +64,20 @@ int CheckConfig(const std::string& path) {
   return 0;
 }
 
+// Each forwarded session holds two sockets and two pipes (six fds): raise
+// the soft limit to the hard one so thousands of sessions fit.
+// Root may raise the hard limit too; others get their hard limit.
+void RaiseFdLimit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  rlimit want{1 << 20, 1 << 20};
+  if (lim.rlim_max < want.rlim_max && setrlimit(RLIMIT_NOFILE, &want) == 0) {
+    return;
+  }
+  lim.rlim_cur = lim.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &lim);
+}
+
 int WorkerCount(const ServerConfig& cfg) {
   if (cfg.workers > 0) return cfg.workers;
   unsigned n = std::thread::hardware_concurrency();
@@ -78,6 +93,7 @@ int Serve(const std::string& path) {
   std::shared_ptr<const Snapshot> snap = *loaded;
   const Config& config = snap->config;
   const int workers = WorkerCount(config.server);
+  RaiseFdLimit();
 
   // Listening sockets first, so a bad address fails before anything runs.
   std::vector<std::vector<UniqueFd>> per_worker(workers);

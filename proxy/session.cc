@@ -295,7 +295,8 @@ Task<void> Forward(SessionState& s) {
   std::string().swap(s.backend_leftover);
   s.rec.forwarding = "splice";
   ForwardStats stats =
-      co_await ForwardSplice(s.ring, s.client.fd(), s.backend.get());
+      co_await ForwardSplice(s.ring, s.worker.pipes(), s.client.fd(),
+                             s.backend.get());
   s.rec.bytes_in += stats.client_to_backend;
   s.rec.bytes_out += stats.backend_to_client;
   s.rec.result = stats.end == "closed" ? "ok" : stats.end;
