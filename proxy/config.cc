@@ -241,7 +241,8 @@ class Parser {
             CheckKeys(**table,
                       {"workers", "auth_threads", "max_auth_failures",
                        "preauth_idle_timeout", "backend_timeout",
-                       "auth_failure_delay", "shutdown_grace", "greeting"},
+                       "auth_failure_delay", "shutdown_grace", "greeting",
+                       "forward_idle_timeout"},
                       "in [server]");
         !s.ok()) {
       return s;
@@ -270,6 +271,8 @@ class Parser {
          {DurationField{"preauth_idle_timeout", &server.preauth_idle_timeout,
                         false},
           DurationField{"backend_timeout", &server.backend_timeout, false},
+          DurationField{"forward_idle_timeout", &server.forward_idle_timeout,
+                        false},
           // Zero turns the throttle off (tests, trusted networks).
           DurationField{"auth_failure_delay", &server.auth_failure_delay, true},
           DurationField{"shutdown_grace", &server.shutdown_grace, true}}) {

@@ -22,6 +22,10 @@ struct ServerConfig {
   absl::Duration backend_timeout = absl::Seconds(10);  // connect + greeting
   absl::Duration auth_failure_delay = absl::Seconds(2);
   absl::Duration shutdown_grace = absl::Seconds(30);
+  // A forwarded session with no byte moving either way for this long is
+  // closed (both sides, no QUIT). RFC 1939 asks servers for >= 10 minutes of
+  // autologout; backends usually close first.
+  absl::Duration forward_idle_timeout = absl::Minutes(30);
   std::string greeting = "popgate ready.";
 };
 

@@ -14,14 +14,32 @@ namespace {
 
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 
-enum class PumpEnd { kEof, kSourceError, kSinkError, kPipeError };
+enum class PumpEnd { kEof, kSourceError, kSinkError, kPipeError, kIdle };
+
+// Shared by both directions: a session is idle only when neither moves.
+struct Activity {
+  absl::Time last;
+  absl::Duration idle_timeout;
+};
+
+// Waits for `events` on `fd`, for as long as the session as a whole is not
+// idle. Returns the poll result, or -ETIME once the session is idle.
+Task<int> WaitFor(Ring& ring, int fd, unsigned events, Activity& activity) {
+  while (true) {
+    absl::Duration left = activity.last + activity.idle_timeout - absl::Now();
+    if (left <= absl::ZeroDuration()) co_return -ETIME;
+    int ev = co_await PollFd(ring, fd, events, left);
+    if (ev != -ECANCELED) co_return ev;
+    // Timed out: the other direction may have been busy meanwhile.
+  }
+}
 
 // Moves bytes `from` -> `to` until EOF or error. Waits for readability with
 // a poll (holding neither a pipe nor a kernel thread: a splice that blocked
 // would park an io-wq worker per idle session), then splices chunk after
 // chunk while data keeps coming.
 Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
-                   uint64_t& bytes) {
+                   uint64_t& bytes, Activity& activity) {
   const unsigned chunk = static_cast<unsigned>(pool.pipe_size());
   Pipe pipe;
   bool have_pipe = false;
@@ -29,7 +47,11 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
   PumpEnd end = PumpEnd::kEof;
   while (true) {
     if (!have_pipe) {
-      int ev = co_await PollFd(ring, from, POLLIN | POLLRDHUP);
+      int ev = co_await WaitFor(ring, from, POLLIN | POLLRDHUP, activity);
+      if (ev == -ETIME) {
+        end = PumpEnd::kIdle;
+        break;
+      }
       if (ev < 0) {
         end = PumpEnd::kSourceError;
         break;
@@ -56,21 +78,28 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
       break;
     }
     pipe_empty = false;
+    activity.last = absl::Now();
     unsigned left = static_cast<unsigned>(n);
+    bool idle = false;
     while (left > 0) {
       int m = co_await Splice(ring, pipe.r.get(), to, left, kSpliceFlags);
       if (m == -EAGAIN) {
         // The peer is not reading: wait, and read nothing more meanwhile.
-        int ev = co_await PollFd(ring, to, POLLOUT);
+        int ev = co_await WaitFor(ring, to, POLLOUT, activity);
+        if (ev == -ETIME) {
+          idle = true;
+          break;
+        }
         if (ev < 0 || (ev & (POLLERR | POLLHUP))) break;
         continue;
       }
       if (m <= 0) break;
       left -= static_cast<unsigned>(m);
       bytes += static_cast<uint64_t>(m);
+      activity.last = absl::Now();
     }
     if (left > 0) {
-      end = PumpEnd::kSinkError;
+      end = idle ? PumpEnd::kIdle : PumpEnd::kSinkError;
       break;
     }
     pipe_empty = true;
@@ -86,9 +115,9 @@ struct Join {
 };
 
 Detached RunPump(Ring& ring, PipePool& pool, int from, int to,
-                 uint64_t& bytes, PumpEnd& end, Join& join, int cut_a,
-                 int cut_b) {
-  end = co_await Pump(ring, pool, from, to, bytes);
+                 uint64_t& bytes, Activity& activity, PumpEnd& end, Join& join,
+                 int cut_a, int cut_b) {
+  end = co_await Pump(ring, pool, from, to, bytes, activity);
   if (end != PumpEnd::kEof) {
     // One side is broken: end the other direction too.
     ::shutdown(cut_a, SHUT_RDWR);
@@ -107,19 +136,23 @@ struct JoinAwaiter {
 }  // namespace
 
 Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool, int client_fd,
-                                 int backend_fd) {
+                                 int backend_fd, absl::Duration idle_timeout) {
   ForwardStats stats;
+  Activity activity{absl::Now(), idle_timeout};
   for (int fd : {client_fd, backend_fd}) {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   }
   Join join;
   PumpEnd up_end = PumpEnd::kEof, down_end = PumpEnd::kEof;
   RunPump(ring, pool, client_fd, backend_fd, stats.client_to_backend,
-          up_end, join, client_fd, backend_fd);
+          activity, up_end, join, client_fd, backend_fd);
   RunPump(ring, pool, backend_fd, client_fd, stats.backend_to_client,
-          down_end, join, client_fd, backend_fd);
+          activity, down_end, join, client_fd, backend_fd);
   co_await JoinAwaiter{join};
-  if (up_end == PumpEnd::kPipeError || down_end == PumpEnd::kPipeError) {
+  if (up_end == PumpEnd::kIdle || down_end == PumpEnd::kIdle) {
+    stats.end = "idle_timeout";
+  } else if (up_end == PumpEnd::kPipeError ||
+             down_end == PumpEnd::kPipeError) {
     stats.end = "pipe_error";
   } else if (up_end == PumpEnd::kSourceError || down_end == PumpEnd::kSinkError) {
     stats.end = "client_error";

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/time/time.h"
 #include "proxy/pipe_pool.h"
 #include "proxy/ring.h"
 #include "proxy/task.h"
@@ -16,7 +17,7 @@ struct ForwardStats {
   uint64_t client_to_backend = 0;
   uint64_t backend_to_client = 0;
   // "closed" (both sides finished), or what broke first: "client_error",
-  // "backend_error", "pipe_error".
+  // "backend_error", "pipe_error", "idle_timeout".
   std::string end = "closed";
 };
 
@@ -26,8 +27,9 @@ struct ForwardStats {
 // just sees its connection close, so DELE marks are discarded (RFC 1939).
 // Backpressure: each direction reads again only after its pipe has drained
 // to the other side. Pipes come from `pool` only while bytes are in flight.
+// `idle_timeout`: no byte either way for this long ends the session.
 Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool, int client_fd,
-                                 int backend_fd);
+                                 int backend_fd, absl::Duration idle_timeout);
 
 }  // namespace popgate
 

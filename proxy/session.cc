@@ -197,7 +197,7 @@ Task<bool> Authorize(SessionState& s) {
       co_return false;
     }
     if (st == LineStatus::kEof || st == LineStatus::kError) {
-      s.rec.result = "client_closed";
+      s.rec.result = s.rec.auth_failures > 0 ? "auth_failed" : "client_closed";
       co_return false;
     }
     std::string_view reply;
@@ -289,6 +289,7 @@ Task<void> Forward(SessionState& s) {
     Wipe(pipelined);
   }
   // An idle forwarded session should cost little: drop pre-login state.
+  const absl::Duration idle = s.snap->config.server.forward_idle_timeout;
   s.reader.reset();
   s.snap.reset();
   std::string().swap(s.backend_reply);
@@ -296,7 +297,7 @@ Task<void> Forward(SessionState& s) {
   s.rec.forwarding = "splice";
   ForwardStats stats =
       co_await ForwardSplice(s.ring, s.worker.pipes(), s.client.fd(),
-                             s.backend.get());
+                             s.backend.get(), idle);
   s.rec.bytes_in += stats.client_to_backend;
   s.rec.bytes_out += stats.backend_to_client;
   s.rec.result = stats.end == "closed" ? "ok" : stats.end;
