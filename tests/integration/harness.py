@@ -323,10 +323,21 @@ def make_big_message(seed: int, size: int) -> bytes:
         parts.append(block)
     msg = b"".join(parts)
     rest = size - len(msg)
+    # Pad with lines of at most 78 octets (poplib refuses lines > 2048).
+    pad = []
+    while rest >= 80:
+        pad.append(b"y" * 76 + b"\r\n")
+        rest -= 78
     if rest >= 2:
-        msg += b"y" * (rest - 2) + b"\r\n"
+        pad.append(b"y" * (rest - 2) + b"\r\n")
     elif rest == 1:
-        msg = msg[:-2] + b"z\r\n"
+        pad.append(b"z\r\n" if not pad else b"")
+        if len(pad) > 1:
+            pad[0] = b"y" * 77 + b"\r\n"
+        else:
+            msg = msg[:-2] + b"z\r\n"
+            pad = []
+    msg += b"".join(pad)
     assert len(msg) == size, (len(msg), size)
     return msg
 
@@ -370,7 +381,7 @@ class RawClient:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
         self.sock.connect((LOOPBACK, port))
-        self.buf = b""
+        self.buf = bytearray()
         self.greeting = self.readline() if read_greeting else None
 
     def __enter__(self):
@@ -394,35 +405,42 @@ class RawClient:
     def _fill(self) -> None:
         chunk = self.sock.recv(262144)
         if not chunk:
-            raise ConnectionClosed(f"connection closed; pending {self.buf[:200]!r}")
+            raise ConnectionClosed(f"connection closed; pending {bytes(self.buf[:200])!r}")
         self.buf += chunk
 
     def readline(self) -> bytes:
         """One line including its terminator."""
+        start = 0
         while True:
-            i = self.buf.find(b"\n")
+            i = self.buf.find(b"\n", start)
             if i >= 0:
-                line, self.buf = self.buf[:i + 1], self.buf[i + 1:]
+                line = bytes(self.buf[:i + 1])
+                del self.buf[:i + 1]
                 return line
             if len(self.buf) > 1 << 20:
                 raise AssertionError("line longer than 1 MiB")
+            start = len(self.buf)
             self._fill()
 
     def read_multiline(self) -> bytes:
-        """Reads a multiline body up to CRLF.CRLF; returns unstuffed bytes."""
-        out = []
+        """Reads a multiline body up to CRLF.CRLF; returns it dot-unstuffed
+        (exact bytes otherwise; the terminator's CRLF belongs to the body's
+        last line)."""
+        start = 0
         while True:
-            # Fast path: find the terminator in the buffer.
-            while True:
-                i = self.buf.find(b"\n")
-                if i < 0:
-                    break
-                line, self.buf = self.buf[:i + 1], self.buf[i + 1:]
-                if line in (b".\r\n", b".\n"):
-                    return b"".join(out)
-                if line.startswith(b"."):
-                    line = line[1:]
-                out.append(line)
+            if len(self.buf) >= 3 and self.buf[:3] == b".\r\n":
+                del self.buf[:3]
+                return b""
+            if len(self.buf) >= 3 or not b".\r\n".startswith(bytes(self.buf)):
+                i = self.buf.find(b"\r\n.\r\n", start)
+                if i >= 0:
+                    body = bytes(self.buf[:i + 2])
+                    del self.buf[:i + 5]
+                    if body.startswith(b"."):
+                        body = body[1:]
+                    # Every line starting with '.' was stuffed: drop one dot.
+                    return body.replace(b"\n.", b"\n")
+                start = max(0, len(self.buf) - 4)
             self._fill()
 
     def cmd(self, line: bytes | str) -> bytes:
@@ -458,8 +476,8 @@ class RawClient:
     def read_until_closed(self, timeout: float) -> bytes:
         """Reads until EOF; raises AssertionError if still open at timeout."""
         deadline = time.monotonic() + timeout
-        data = self.buf
-        self.buf = b""
+        data = bytes(self.buf)
+        self.buf = bytearray()
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
