@@ -1,0 +1,54 @@
+// Session-ticket keys shared by every worker (and, with a key file, by every
+// popgate instance): the current key encrypts new tickets, the previous ones
+// still decrypt, and keys rotate every `rotation` period. With a key file,
+// each period's key is derived from the file's secret and the period number
+// (HKDF), so instances sharing the file agree without talking.
+#ifndef POPGATE_PROXY_TLS_TICKET_KEYS_H_
+#define POPGATE_PROXY_TLS_TICKET_KEYS_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace popgate::tls {
+
+struct TicketKey {
+  std::array<uint8_t, 16> name;
+  std::array<uint8_t, 32> hmac_key;
+  std::array<uint8_t, 32> aes_key;  // AES-256-CBC per the ticket callback
+};
+
+class TicketKeys {
+ public:
+  // `key_file`: empty = random secret per process. The file holds at least
+  // 32 bytes of secret (raw, or any content: it is hashed).
+  static absl::StatusOr<std::shared_ptr<TicketKeys>> Create(
+      absl::Duration rotation, const std::string& key_file);
+
+  // Key for new tickets at `now`.
+  TicketKey Current(absl::Time now);
+  // Key with this name if still accepted (current or the 2 before it), and
+  // whether the ticket should be renewed (it was not made with the current).
+  std::optional<TicketKey> Find(const uint8_t name[16], absl::Time now,
+                                bool* renew);
+
+ private:
+  TicketKeys() = default;
+  TicketKey Derive(int64_t period) const;
+  absl::Duration rotation_;
+  std::array<uint8_t, 32> secret_{};
+  std::mutex mu_;
+  // Small cache of derived keys by period.
+  std::vector<std::pair<int64_t, TicketKey>> cache_;
+};
+
+}  // namespace popgate::tls
+
+#endif  // POPGATE_PROXY_TLS_TICKET_KEYS_H_
