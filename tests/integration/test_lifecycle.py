@@ -174,6 +174,14 @@ class Reload(harness.IntegrationTestCase):
         ok = harness.wait_until(lambda: self.login_result(NEWBIE, PW2).startswith(b"+OK"), 5, 0.1)
         self.assertTrue(ok, "good reload after a bad one not applied")
 
+    def test_reload_with_missing_passwd_file_keeps_old(self):
+        os.unlink(self.p.passwd_path(self.tenant))
+        self.p.reload()
+        time.sleep(1.0)
+        self.assertTrue(self.p.alive(), "popgate exited when a reload failed")
+        self.assertTrue(self.login_result(ALICE, PW1).startswith(b"+OK"),
+                        "a failed reload must leave the old passwd-file contents in force")
+
     def test_reload_adds_tenant(self):
         other = self.start_synth({"bob@example.org": PW1}, sizes=[500])
         self.assertTrue(self.login_result("bob@example.org", PW1).startswith(b"-ERR [AUTH]"))
