@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -39,10 +40,25 @@ class TicketKeys {
   std::optional<TicketKey> Find(const uint8_t name[16], absl::Time now,
                                 bool* renew);
 
+  ~TicketKeys();  // wipes the secret and derived keys
+  TicketKeys(const TicketKeys&) = delete;
+  TicketKeys& operator=(const TicketKeys&) = delete;
+
+  absl::Duration rotation() const { return rotation_; }
+  // The time the TLS ticket callback uses: absl::Now() unless a test clock
+  // is set (so tests can age tickets by whole rotation periods).
+  absl::Time Now() const;
+  void SetClockForTesting(std::function<absl::Time()> clock);
+
  private:
   TicketKeys() = default;
   TicketKey Derive(int64_t period) const;
+  int64_t Period(absl::Time now) const;
+  TicketKey KeyForPeriod(int64_t period);
+
   absl::Duration rotation_;
+  mutable std::mutex clock_mu_;
+  std::function<absl::Time()> clock_;
   std::array<uint8_t, 32> secret_{};
   std::mutex mu_;
   // Small cache of derived keys by period.

@@ -49,12 +49,16 @@ class ServerContext {
       const ServerTlsOptions& options);
   ~ServerContext();
   SSL_CTX* ctx() const { return ctx_; }
+  ServerContext(const ServerContext&) = delete;
+  ServerContext& operator=(const ServerContext&) = delete;
+
+  // Implementation detail (public only so the SSL callbacks can name it).
+  struct Impl;
 
  private:
   ServerContext() = default;
   friend class TlsEngine;
   SSL_CTX* ctx_ = nullptr;
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
@@ -71,6 +75,8 @@ class ClientContext {
   ~ClientContext();
   SSL_CTX* ctx() const { return ctx_; }
   bool verify() const { return verify_; }
+  ClientContext(const ClientContext&) = delete;
+  ClientContext& operator=(const ClientContext&) = delete;
 
  private:
   ClientContext() = default;

@@ -74,6 +74,9 @@ class TlsEngine {
   size_t PendingPlaintext() const;
   // Unconsumed ciphertext already fed in.
   size_t BufferedCiphertext() const;
+  // Bytes allocated for the ciphertext buffers (in + out), for tests and
+  // memory metrics.
+  size_t BufferCapacity() const;
 
   // --- After the handshake.
   bool handshake_done() const;
@@ -87,10 +90,14 @@ class TlsEngine {
   SSL* ssl() { return ssl_; }
 
  private:
-  TlsEngine() = default;
+  TlsEngine();
   struct Buffers;
+  struct Impl;
+  TlsResult Fail(const char* what, int ret);
+  TlsResult Map(const char* what, int ret);
   SSL* ssl_ = nullptr;
   std::unique_ptr<Buffers> bufs_;
+  std::unique_ptr<Impl> impl_;
   std::string error_;
 };
 

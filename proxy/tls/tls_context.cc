@@ -1,0 +1,229 @@
+#include "proxy/tls/tls_context.h"
+
+#include <openssl/cipher.h>
+#include <openssl/digest.h>
+#include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "proxy/tls/async_private_key.h"
+#include "proxy/tls/cert_loader.h"
+#include "proxy/tls/cert_selection.h"
+#include "proxy/tls/conn_state.h"
+#include "proxy/tls/server_context_impl.h"
+#include "proxy/tls/tls_errors.h"
+
+namespace popgate::tls {
+namespace {
+
+constexpr char kGroups[] = "X25519:P-256:P-384";
+constexpr char kSystemCaFile[] = "/etc/ssl/certs/ca-certificates.crt";
+constexpr char kSystemCaDir[] = "/etc/ssl/certs";
+
+int ServerImplIndex() {
+  static const int index =
+      SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+ServerContext::Impl* GetImpl(const SSL* ssl) {
+  return static_cast<ServerContext::Impl*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ServerImplIndex()));
+}
+
+// Keeps the last fatal alert so that error() can say what the peer (or we)
+// objected to; the error queue alone often just says "alert received".
+void InfoCallback(const SSL* ssl, int type, int value) {
+  if ((type & SSL_CB_ALERT) == 0) return;
+  if ((value >> 8) != SSL3_AL_FATAL) return;
+  ConnState* state = GetConnState(ssl);
+  if (state == nullptr) return;
+  state->last_alert = std::string((type & SSL_CB_READ) ? "received" : "sent") +
+                      " fatal alert: " + SSL_alert_desc_string_long(value);
+}
+
+// Common protocol settings of both sides.
+absl::Status ConfigureProtocol(SSL_CTX* ctx) {
+  if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+      !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
+      !SSL_CTX_set1_curves_list(ctx, kGroups)) {
+    return absl::InternalError("TLS context setup failed: " +
+                               DrainErrorQueue());
+  }
+  SSL_CTX_set_info_callback(ctx, &InfoCallback);
+  return absl::OkStatus();
+}
+
+enum ssl_select_cert_result_t SelectCertificate(const SSL_CLIENT_HELLO* hello) {
+  SSL* ssl = hello->ssl;
+  ServerContext::Impl* impl = GetImpl(ssl);
+  ConnState* state = GetConnState(ssl);
+  if (impl == nullptr || state == nullptr) return ssl_select_cert_error;
+  const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  const LoadedGroup* group = impl->certs.ForName(sni != nullptr ? sni : "");
+  if (group == nullptr) {
+    // No default certificate and an unknown (or no) name.
+    OPENSSL_PUT_ERROR(SSL, SSL_R_NO_CERTIFICATE_SET);
+    return ssl_select_cert_error;
+  }
+  state->sni_tenant = group->tenant;
+  const LoadedCert& cert = ChooseCert(*group, hello);
+  bool async = cert.key_type == EVP_PKEY_RSA && state->signer != nullptr;
+  if (async) {
+    std::span<const uint16_t> algs = AsyncSigner::RsaSigalgs();
+    state->signer->SetKey(cert.key.get());
+    if (!SSL_set_chain_and_key(ssl, cert.chain_ptrs.data(),
+                               cert.chain_ptrs.size(), nullptr,
+                               AsyncSigner::Method()) ||
+        !SSL_set_signing_algorithm_prefs(ssl, algs.data(), algs.size())) {
+      return ssl_select_cert_error;
+    }
+  } else if (!SSL_set_chain_and_key(ssl, cert.chain_ptrs.data(),
+                                    cert.chain_ptrs.size(), cert.key.get(),
+                                    nullptr)) {
+    return ssl_select_cert_error;
+  }
+  return ssl_select_cert_success;
+}
+
+// Session tickets: AES-256-CBC + HMAC-SHA256 under the TicketKeys of the
+// context, for TLS 1.2 and 1.3 alike.
+int TicketKeyCallback(SSL* ssl, uint8_t* key_name, uint8_t* iv,
+                      EVP_CIPHER_CTX* cipher_ctx, HMAC_CTX* hmac_ctx,
+                      int encrypt) {
+  ServerContext::Impl* impl = GetImpl(ssl);
+  if (impl == nullptr || impl->ticket_keys == nullptr) return -1;
+  TicketKeys& keys = *impl->ticket_keys;
+  absl::Time now = keys.Now();
+  if (encrypt) {
+    TicketKey key = keys.Current(now);
+    std::copy(key.name.begin(), key.name.end(), key_name);
+    RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_256_cbc()));
+    if (!EVP_EncryptInit_ex(cipher_ctx, EVP_aes_256_cbc(), nullptr,
+                            key.aes_key.data(), iv) ||
+        !HMAC_Init_ex(hmac_ctx, key.hmac_key.data(), key.hmac_key.size(),
+                      EVP_sha256(), nullptr)) {
+      return -1;
+    }
+    return 1;
+  }
+  bool renew = false;
+  std::optional<TicketKey> key = keys.Find(key_name, now, &renew);
+  if (!key) return 0;  // unknown or expired key: full handshake
+  if (!EVP_DecryptInit_ex(cipher_ctx, EVP_aes_256_cbc(), nullptr,
+                          key->aes_key.data(), iv) ||
+      !HMAC_Init_ex(hmac_ctx, key->hmac_key.data(), key->hmac_key.size(),
+                    EVP_sha256(), nullptr)) {
+    return -1;
+  }
+  return renew ? 2 : 1;
+}
+
+uint32_t Seconds(absl::Duration d) {
+  int64_t s = absl::ToInt64Seconds(d);
+  return static_cast<uint32_t>(std::clamp<int64_t>(s, 1, UINT32_MAX));
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Build(
+    const ServerTlsOptions& options) {
+  absl::StatusOr<CertSelector> certs =
+      CertSelector::Build(options.default_certs, options.sni_groups);
+  if (!certs.ok()) return certs.status();
+
+  std::shared_ptr<ServerContext> ctx(new ServerContext());
+  ctx->impl_ = std::make_unique<Impl>();
+  ctx->impl_->certs = std::move(*certs);
+  ctx->impl_->sign_pool = options.sign_pool;
+  ctx->impl_->ticket_keys = options.ticket_keys;
+
+  ERR_clear_error();
+  ctx->ctx_ = SSL_CTX_new(TLS_method());
+  if (ctx->ctx_ == nullptr) {
+    return absl::InternalError("SSL_CTX_new failed: " + DrainErrorQueue());
+  }
+  SSL_CTX* c = ctx->ctx_;
+  if (absl::Status s = ConfigureProtocol(c); !s.ok()) return s;
+  SSL_CTX_set_ex_data(c, ServerImplIndex(), ctx->impl_.get());
+  SSL_CTX_set_select_certificate_cb(c, &SelectCertificate);
+  // BoringSSL servers never renegotiate and answer a client's renegotiation
+  // attempt with a no_renegotiation alert: nothing to switch off.
+
+  // Resumption is stateless (tickets) so that every worker and instance can
+  // resume every session; no server-side cache to share or lock.
+  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+  if (options.ticket_keys != nullptr) {
+    SSL_CTX_set_tlsext_ticket_key_cb(c, &TicketKeyCallback);
+    // A ticket stays decryptable for at least two rotation periods; telling
+    // clients a longer lifetime would only make them offer dead tickets.
+    absl::Duration lifetime =
+        std::min(options.session_lifetime, 2 * options.ticket_keys->rotation());
+    SSL_CTX_set_timeout(c, Seconds(lifetime));
+    SSL_CTX_set_session_psk_dhe_timeout(c, Seconds(lifetime));
+  } else {
+    SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(c, 0);
+  }
+  return std::shared_ptr<const ServerContext>(std::move(ctx));
+}
+
+ServerContext::~ServerContext() { SSL_CTX_free(ctx_); }
+
+absl::StatusOr<std::shared_ptr<const ClientContext>> ClientContext::Build(
+    const ClientTlsOptions& options) {
+  std::shared_ptr<ClientContext> ctx(new ClientContext());
+  ctx->verify_ = options.verify;
+  ERR_clear_error();
+  ctx->ctx_ = SSL_CTX_new(TLS_method());
+  if (ctx->ctx_ == nullptr) {
+    return absl::InternalError("SSL_CTX_new failed: " + DrainErrorQueue());
+  }
+  SSL_CTX* c = ctx->ctx_;
+  if (absl::Status s = ConfigureProtocol(c); !s.ok()) return s;
+
+  if (options.verify) {
+    SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
+    int ok;
+    if (!options.ca_file.empty()) {
+      ok = SSL_CTX_load_verify_locations(c, options.ca_file.c_str(), nullptr);
+    } else if (std::filesystem::exists(kSystemCaFile)) {
+      ok = SSL_CTX_load_verify_locations(c, kSystemCaFile, nullptr);
+    } else {
+      ok = SSL_CTX_load_verify_locations(c, nullptr, kSystemCaDir);
+    }
+    if (!ok) {
+      std::string file = options.ca_file.empty() ? kSystemCaFile
+                                                 : options.ca_file;
+      return absl::InvalidArgumentError("ca_file " + file +
+                                        ": cannot load CA certificates: " +
+                                        DrainErrorQueue());
+    }
+  } else {
+    SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);
+  }
+
+  const CertKeyFiles& cc = options.client_cert;
+  if (!cc.cert_file.empty() || !cc.key_file.empty()) {
+    absl::StatusOr<LoadedCert> cert = LoadCertKey(cc);
+    if (!cert.ok()) return cert.status();
+    if (!SSL_CTX_set_chain_and_key(c, cert->chain_ptrs.data(),
+                                   cert->chain_ptrs.size(), cert->key.get(),
+                                   nullptr)) {
+      return absl::InvalidArgumentError("cert_file " + cc.cert_file +
+                                        ": cannot use: " + DrainErrorQueue());
+    }
+  }
+  return std::shared_ptr<const ClientContext>(std::move(ctx));
+}
+
+ClientContext::~ClientContext() { SSL_CTX_free(ctx_); }
+
+}  // namespace popgate::tls
