@@ -10,6 +10,8 @@
 #include "proxy/line_reader.h"
 #include "proxy/read_line.h"
 #include "proxy/stream.h"
+#include "proxy/tls/tls_engine.h"
+#include "proxy/tls_stream.h"
 
 namespace popgate {
 namespace {
@@ -43,6 +45,7 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
                                         std::string_view password,
                                         absl::Duration connect_timeout,
                                         absl::Duration auth_timeout,
+                                        const BackendTlsParams& tls,
                                         int* fd_slot) {
   BackendLoginResult r;
   r.fd.Reset(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -63,12 +66,40 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
     co_return r;
   }
 
-  PlainStream stream(ring, r.fd.get());
-  LineReader reader(1024, kMaxResponse);
+  auto remaining = [&deadline] {
+    return std::max(deadline - absl::Now(), absl::Milliseconds(1));
+  };
+  // Starts TLS on the connection; the error names the cause (for instance
+  // a certificate that fails verification) and never falls back to plain.
+  auto start_tls = [&]() -> Task<std::unique_ptr<Stream>> {
+    absl::StatusOr<std::unique_ptr<tls::TlsEngine>> engine =
+        tls::TlsEngine::NewClient(tls.ctx, tls.name);
+    if (!engine.ok()) {
+      r.error = std::string("tls: ") + std::string(engine.status().message());
+      co_return nullptr;
+    }
+    auto s = std::make_unique<TlsStream>(ring, *tls.buffers, r.fd.get(),
+                                         *std::move(engine));
+    int hrc = co_await s->Handshake(remaining());
+    if (hrc < 0) {
+      r.error = hrc == -EPROTO
+                    ? "tls: " + s->engine().error()
+                    : std::string("tls handshake: ") + strerror(-hrc);
+      co_return nullptr;
+    }
+    co_return std::unique_ptr<Stream>(std::move(s));
+  };
+
+  std::unique_ptr<Stream> stream;
+  if (tls.mode == BackendTls::kImplicit) {
+    stream = co_await start_tls();
+    if (!stream) co_return r;
+  } else {
+    stream = std::make_unique<PlainStream>(ring, r.fd.get());
+  }
+  auto reader = std::make_unique<LineReader>(1024, kMaxResponse);
   std::string_view line;
-  LineStatus st = co_await ReadLine(stream, reader, line,
-                                    std::max(deadline - absl::Now(),
-                                             absl::Milliseconds(1)));
+  LineStatus st = co_await ReadLine(*stream, *reader, line, remaining());
   if (st != LineStatus::kLine) {
     r.error = absl::StrCat("greeting: ", Describe(st));
     co_return r;
@@ -77,13 +108,32 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
     r.error = "greeting: not +OK";
     co_return r;
   }
+  if (tls.mode == BackendTls::kStartTls) {
+    if (co_await stream->WriteAll("STLS\r\n", remaining()) < 0) {
+      r.error = "STLS: write failed";
+      co_return r;
+    }
+    st = co_await ReadLine(*stream, *reader, line, remaining());
+    if (st != LineStatus::kLine) {
+      r.error = std::string("STLS: ") + Describe(st);
+      co_return r;
+    }
+    if (!line.starts_with("+OK")) {
+      r.error = "STLS refused by backend";
+      co_return r;
+    }
+    // Nothing the backend sent in plaintext after +OK may count.
+    reader = std::make_unique<LineReader>(1024, kMaxResponse);
+    stream = co_await start_tls();
+    if (!stream) co_return r;
+  }
 
   std::string command = std::string("USER ").append(user).append("\r\n");
-  if (co_await stream.WriteAll(command, auth_timeout) < 0) {
+  if (co_await stream->WriteAll(command, auth_timeout) < 0) {
     r.error = "USER: write failed";
     co_return r;
   }
-  st = co_await ReadLine(stream, reader, line, auth_timeout);
+  st = co_await ReadLine(*stream, *reader, line, auth_timeout);
   if (st != LineStatus::kLine) {
     r.error = absl::StrCat("USER: ", Describe(st));
     co_return r;
@@ -95,20 +145,21 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
   }
 
   command = std::string("PASS ").append(password).append("\r\n");
-  int wrc = co_await stream.WriteAll(command, auth_timeout);
+  int wrc = co_await stream->WriteAll(command, auth_timeout);
   Wipe(command);
   if (wrc < 0) {
     r.error = "PASS: write failed";
     co_return r;
   }
-  st = co_await ReadLine(stream, reader, line, auth_timeout);
+  st = co_await ReadLine(*stream, *reader, line, auth_timeout);
   if (st != LineStatus::kLine) {
     r.error = absl::StrCat("PASS: ", Describe(st));
     co_return r;
   }
   r.reply = std::string(line);
   r.outcome = line.starts_with("+OK") ? Outcome::kOk : Outcome::kRefused;
-  r.leftover = std::string(reader.Pending());
+  r.leftover = std::string(reader->Pending());
+  r.stream = std::move(stream);
   co_return r;
 }
 

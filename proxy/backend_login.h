@@ -5,13 +5,27 @@
 #include <string>
 #include <string_view>
 
+#include <memory>
+
 #include "absl/time/time.h"
+#include "proxy/buffer_ring.h"
+#include "proxy/config.h"
 #include "proxy/ring.h"
+#include "proxy/stream.h"
+#include "proxy/tls/tls_context.h"
 #include "proxy/socket_address.h"
 #include "proxy/task.h"
 #include "proxy/unique_fd.h"
 
 namespace popgate {
+
+// TLS towards the backend (mode kNone: plain).
+struct BackendTlsParams {
+  BackendTls mode = BackendTls::kNone;
+  std::shared_ptr<const tls::ClientContext> ctx;
+  std::string name;  // SNI and the name verified in the certificate
+  BufferRing* buffers = nullptr;
+};
 
 struct BackendLoginResult {
   enum class Outcome {
@@ -21,6 +35,8 @@ struct BackendLoginResult {
   };
   Outcome outcome = Outcome::kUnavailable;
   UniqueFd fd;
+  // The byte stream to the backend (plain or TLS), set when kOk.
+  std::unique_ptr<Stream> stream;
   std::string reply;     // without CRLF
   std::string error;     // for the log; never contains the password
   std::string leftover;  // bytes the backend sent after its reply
@@ -35,6 +51,7 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
                                         std::string_view password,
                                         absl::Duration connect_timeout,
                                         absl::Duration auth_timeout,
+                                        const BackendTlsParams& tls,
                                         int* fd_slot);
 
 }  // namespace popgate

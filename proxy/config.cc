@@ -1,5 +1,6 @@
 #include "proxy/config.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -98,6 +99,31 @@ bool IsValidTenantName(std::string_view name) {
 
 // Lowercase DNS-style name; '_' tolerated because internal mail domains use
 // it, and Canonicalize() accepts it in a username's domain.
+// "10.0.0.0/8", "::1/128", or a bare address (a /32 or /128).
+bool IsValidCidr(std::string_view cidr) {
+  std::string text(cidr);
+  size_t slash = text.find('/');
+  std::string addr = text.substr(0, slash);
+  int max_bits = 0;
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, addr.c_str(), buf) == 1) {
+    max_bits = 32;
+  } else if (inet_pton(AF_INET6, addr.c_str(), buf) == 1) {
+    max_bits = 128;
+  } else {
+    return false;
+  }
+  if (slash == std::string::npos) return true;
+  std::string bits = text.substr(slash + 1);
+  if (bits.empty() || bits.size() > 3) return false;
+  int n = 0;
+  for (char c : bits) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + (c - '0');
+  }
+  return n <= max_bits;
+}
+
 bool IsValidDomain(std::string_view domain) {
   if (domain.empty() || domain.size() > 253) return false;
   for (absl::string_view label : absl::StrSplit(A(domain), '.')) {
@@ -129,7 +155,8 @@ class Parser {
     config.path = std::string(name_);
 
     if (absl::Status s =
-            CheckKeys(root, {"server", "listener", "tenant"}, "at top level");
+            CheckKeys(root, {"server", "tls", "listener", "tenant"},
+                      "at top level");
         !s.ok()) {
       return s;
     }
@@ -137,6 +164,9 @@ class Parser {
       if (absl::Status s = ParseServer(*server, config.server); !s.ok()) {
         return s;
       }
+    }
+    if (const toml::node* tls = root.get("tls")) {
+      if (absl::Status s = ParseTls(*tls, config.tls); !s.ok()) return s;
     }
     if (absl::Status s = ParseTenants(root, config); !s.ok()) return s;
     if (absl::Status s = ParseListeners(root, config); !s.ok()) return s;
@@ -302,6 +332,172 @@ class Parser {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<bool> GetBool(const toml::node& node,
+                               std::string_view key) const {
+    const toml::value<bool>* v = node.as_boolean();
+    if (v == nullptr) return WrongType(node, key, "a boolean");
+    return v->get();
+  }
+
+  std::string ResolvePath(const std::string& file) const {
+    std::filesystem::path p(file);
+    if (p.is_relative() && !base_dir_.empty()) {
+      p = std::filesystem::path(base_dir_) / p;
+    }
+    return p.lexically_normal().string();
+  }
+
+  absl::StatusOr<std::string> GetPath(const toml::node& node,
+                                      std::string_view key) const {
+    absl::StatusOr<std::string> file = GetString(node, key);
+    if (!file.ok()) return file.status();
+    if (file->empty() || file->find('\0') != std::string::npos) {
+      return Error(LineOf(node), absl::StrCat(Quote(key), " must be a path"));
+    }
+    return ResolvePath(*file);
+  }
+
+  // [{ cert = "a.pem", key = "a.key" }, ...]
+  absl::StatusOr<std::vector<CertKeyConfig>> GetCertificates(
+      const toml::node& node) const {
+    absl::StatusOr<std::vector<const toml::table*>> tables =
+        GetTableArray(node, "certificates");
+    if (!tables.ok()) return tables.status();
+    std::vector<CertKeyConfig> out;
+    for (const toml::table* t : *tables) {
+      if (absl::Status s = CheckKeys(*t, {"cert", "key"}, "in certificates");
+          !s.ok()) {
+        return s;
+      }
+      const toml::node* cert = t->get("cert");
+      const toml::node* key = t->get("key");
+      if (cert == nullptr || key == nullptr) {
+        return Error(LineOf(*t), "a certificate needs 'cert' and 'key'");
+      }
+      absl::StatusOr<std::string> c = GetPath(*cert, "cert");
+      if (!c.ok()) return c.status();
+      absl::StatusOr<std::string> k = GetPath(*key, "key");
+      if (!k.ok()) return k.status();
+      out.push_back({*std::move(c), *std::move(k)});
+    }
+    return out;
+  }
+
+  absl::Status ParseTls(const toml::node& node, TlsConfig& tls) {
+    absl::StatusOr<const toml::table*> table = GetTable(node, "tls");
+    if (!table.ok()) return table.status();
+    if (absl::Status s = CheckKeys(
+            **table,
+            {"session_tickets", "ticket_key_rotation", "ticket_key_file",
+             "handshake_timeout", "trusted_networks", "ktls"},
+            "in [tls]");
+        !s.ok()) {
+      return s;
+    }
+    const toml::table& t = **table;
+    if (const toml::node* v = t.get("session_tickets")) {
+      absl::StatusOr<bool> b = GetBool(*v, "session_tickets");
+      if (!b.ok()) return b.status();
+      tls.session_tickets = *b;
+    }
+    if (const toml::node* v = t.get("ktls")) {
+      absl::StatusOr<bool> b = GetBool(*v, "ktls");
+      if (!b.ok()) return b.status();
+      tls.ktls = *b;
+    }
+    if (const toml::node* v = t.get("ticket_key_rotation")) {
+      absl::StatusOr<absl::Duration> d =
+          GetDuration(*v, "ticket_key_rotation", false);
+      if (!d.ok()) return d.status();
+      tls.ticket_key_rotation = *d;
+    }
+    if (const toml::node* v = t.get("handshake_timeout")) {
+      absl::StatusOr<absl::Duration> d =
+          GetDuration(*v, "handshake_timeout", false);
+      if (!d.ok()) return d.status();
+      tls.handshake_timeout = *d;
+    }
+    if (const toml::node* v = t.get("ticket_key_file")) {
+      absl::StatusOr<std::string> p = GetPath(*v, "ticket_key_file");
+      if (!p.ok()) return p.status();
+      tls.ticket_key_file = *std::move(p);
+    }
+    if (const toml::node* v = t.get("trusted_networks")) {
+      const toml::array* array = v->as_array();
+      if (array == nullptr) {
+        return WrongType(*v, "trusted_networks", "an array of strings");
+      }
+      tls.trusted_networks.clear();
+      for (const toml::node& n : *array) {
+        absl::StatusOr<std::string> net = GetString(n, "trusted_networks[]");
+        if (!net.ok()) return net.status();
+        if (!IsValidCidr(*net)) {
+          return Error(LineOf(n), absl::StrCat("bad network ", Quote(*net),
+                                               " (want e.g. \"10.0.0.0/8\")"));
+        }
+        tls.trusted_networks.push_back(*std::move(net));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status ParseBackendTls(const toml::node& node, TenantConfig& tenant) {
+    absl::StatusOr<const toml::table*> table = GetTable(node, "backend_tls");
+    if (!table.ok()) return table.status();
+    if (absl::Status s = CheckKeys(**table,
+                                   {"mode", "verify", "ca_file", "name",
+                                    "client_cert", "client_key"},
+                                   "in backend_tls");
+        !s.ok()) {
+      return s;
+    }
+    const toml::table& t = **table;
+    BackendTlsConfig& b = tenant.backend_tls;
+    if (const toml::node* v = t.get("mode")) {
+      absl::StatusOr<std::string> mode = GetString(*v, "mode");
+      if (!mode.ok()) return mode.status();
+      if (*mode == "none") {
+        b.mode = BackendTls::kNone;
+      } else if (*mode == "starttls") {
+        b.mode = BackendTls::kStartTls;
+      } else if (*mode == "implicit") {
+        b.mode = BackendTls::kImplicit;
+      } else {
+        return Error(LineOf(*v), "backend_tls 'mode' must be \"none\", "
+                                 "\"starttls\" or \"implicit\"");
+      }
+    }
+    if (const toml::node* v = t.get("verify")) {
+      absl::StatusOr<bool> verify = GetBool(*v, "verify");
+      if (!verify.ok()) return verify.status();
+      b.verify = *verify;
+    }
+    if (const toml::node* v = t.get("ca_file")) {
+      absl::StatusOr<std::string> p = GetPath(*v, "ca_file");
+      if (!p.ok()) return p.status();
+      b.ca_file = *std::move(p);
+    }
+    if (const toml::node* v = t.get("name")) {
+      absl::StatusOr<std::string> name = GetString(*v, "name");
+      if (!name.ok()) return name.status();
+      b.name = *std::move(name);
+    }
+    const toml::node* cc = t.get("client_cert");
+    const toml::node* ck = t.get("client_key");
+    if ((cc == nullptr) != (ck == nullptr)) {
+      return Error(LineOf(t), "backend_tls needs both 'client_cert' and "
+                              "'client_key', or neither");
+    }
+    if (cc != nullptr) {
+      absl::StatusOr<std::string> c = GetPath(*cc, "client_cert");
+      if (!c.ok()) return c.status();
+      absl::StatusOr<std::string> k = GetPath(*ck, "client_key");
+      if (!k.ok()) return k.status();
+      b.client_cert = {*std::move(c), *std::move(k)};
+    }
+    return absl::OkStatus();
+  }
+
   // `key` must be an array of tables ([[key]] or [ {..}, {..} ]).
   absl::StatusOr<std::vector<const toml::table*>> GetTableArray(
       const toml::node& node, std::string_view key) const {
@@ -369,7 +565,8 @@ class Parser {
   absl::Status ParseTenant(const toml::table& t, TenantConfig& tenant) {
     if (absl::Status s = CheckKeys(
             t,
-            {"name", "domains", "username", "auth", "passwd_file", "backends"},
+            {"name", "domains", "username", "auth", "passwd_file", "backends",
+             "sni_names", "certificates", "backend_tls"},
             "in [[tenant]]");
         !s.ok()) {
       return s;
@@ -469,6 +666,38 @@ class Parser {
                        Quote(spec.name), " has auth on line ", auth_line, ")"));
     }
 
+    if (const toml::node* v = t.get("sni_names")) {
+      const toml::array* array = v->as_array();
+      if (array == nullptr) {
+        return WrongType(*v, "sni_names", "an array of strings");
+      }
+      for (const toml::node& n : *array) {
+        absl::StatusOr<std::string> name = GetString(n, "sni_names[]");
+        if (!name.ok()) return name.status();
+        absl::AsciiStrToLower(&*name);
+        std::string_view bare = *name;
+        if (bare.starts_with("*.")) bare.remove_prefix(2);
+        if (!IsValidDomain(bare)) {
+          return Error(LineOf(n), absl::StrCat("invalid TLS name ",
+                                               Quote(*name)));
+        }
+        tenant.sni_names.push_back(*std::move(name));
+      }
+    } else {
+      for (const std::string& d : spec.domains) {
+        tenant.sni_names.push_back(d);
+        tenant.sni_names.push_back("*." + d);
+      }
+    }
+    if (const toml::node* v = t.get("certificates")) {
+      absl::StatusOr<std::vector<CertKeyConfig>> certs = GetCertificates(*v);
+      if (!certs.ok()) return certs.status();
+      tenant.certificates = *std::move(certs);
+    }
+    if (const toml::node* v = t.get("backend_tls")) {
+      if (absl::Status s = ParseBackendTls(*v, tenant); !s.ok()) return s;
+    }
+
     const toml::node* backends = t.get("backends");
     if (backends == nullptr) {
       return Error(LineOf(t), absl::StrCat("tenant ", Quote(spec.name),
@@ -509,7 +738,10 @@ class Parser {
     }
     for (const toml::table* l : *listeners) {
       if (absl::Status s =
-              CheckKeys(*l, {"address", "default_tenant"}, "in [[listener]]");
+              CheckKeys(*l,
+                        {"address", "default_tenant", "tls", "certificates",
+                         "plaintext_auth"},
+                        "in [[listener]]");
           !s.ok()) {
         return s;
       }
@@ -541,6 +773,44 @@ class Parser {
                                                 " is not a defined tenant"));
         }
         listener.default_tenant = *std::move(name);
+      }
+      if (const toml::node* v = l->get("tls")) {
+        absl::StatusOr<std::string> mode = GetString(*v, "tls");
+        if (!mode.ok()) return mode.status();
+        if (*mode == "none") {
+          listener.tls = ListenerTls::kNone;
+        } else if (*mode == "starttls") {
+          listener.tls = ListenerTls::kStartTls;
+        } else if (*mode == "implicit") {
+          listener.tls = ListenerTls::kImplicit;
+        } else {
+          return Error(LineOf(*v), "'tls' must be \"none\", \"starttls\" "
+                                   "or \"implicit\"");
+        }
+      }
+      if (const toml::node* v = l->get("certificates")) {
+        absl::StatusOr<std::vector<CertKeyConfig>> certs = GetCertificates(*v);
+        if (!certs.ok()) return certs.status();
+        listener.certificates = *std::move(certs);
+      }
+      if (listener.tls != ListenerTls::kNone &&
+          listener.certificates.empty()) {
+        return Error(LineOf(*l), "a TLS listener needs 'certificates' (served "
+                                 "when no tenant's name matches the SNI)");
+      }
+      if (const toml::node* v = l->get("plaintext_auth")) {
+        absl::StatusOr<std::string> p = GetString(*v, "plaintext_auth");
+        if (!p.ok()) return p.status();
+        if (*p == "trusted") {
+          listener.plaintext_auth = PlaintextAuth::kTrusted;
+        } else if (*p == "always") {
+          listener.plaintext_auth = PlaintextAuth::kAlways;
+        } else if (*p == "never") {
+          listener.plaintext_auth = PlaintextAuth::kNever;
+        } else {
+          return Error(LineOf(*v), "'plaintext_auth' must be \"trusted\", "
+                                   "\"always\" or \"never\"");
+        }
       }
       config.listeners.push_back(std::move(listener));
     }

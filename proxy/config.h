@@ -29,9 +29,44 @@ struct ServerConfig {
   std::string greeting = "popgate ready.";
 };
 
+// A certificate chain and its private key (PEM files, absolute paths).
+struct CertKeyConfig {
+  std::string cert;
+  std::string key;
+};
+
+enum class ListenerTls { kNone, kStartTls, kImplicit };
+// Whether USER/PASS/AUTH are allowed on a connection that is not (yet) TLS.
+enum class PlaintextAuth { kTrusted, kAlways, kNever };
+
 struct ListenerConfig {
   std::string address;         // "127.0.0.1:1110", "[::1]:110"
   std::string default_tenant;  // tenant name, empty = none
+  ListenerTls tls = ListenerTls::kNone;
+  // Served when the client's SNI matches no tenant (required with TLS).
+  std::vector<CertKeyConfig> certificates;
+  PlaintextAuth plaintext_auth = PlaintextAuth::kTrusted;
+};
+
+// [tls]: settings shared by all TLS listeners.
+struct TlsConfig {
+  bool session_tickets = true;
+  absl::Duration ticket_key_rotation = absl::Hours(12);
+  std::string ticket_key_file;  // shared secret for several instances
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  // Networks where plaintext_auth = "trusted" allows plain logins.
+  std::vector<std::string> trusted_networks = {"127.0.0.0/8", "::1/128"};
+  bool ktls = true;  // hand TLS to the kernel where it supports it
+};
+
+enum class BackendTls { kNone, kStartTls, kImplicit };
+
+struct BackendTlsConfig {
+  BackendTls mode = BackendTls::kNone;
+  bool verify = true;
+  std::string ca_file;  // empty = system CA store
+  std::string name;     // name to verify; empty = host part of the address
+  CertKeyConfig client_cert;  // optional
 };
 
 enum class AuthProvider { kFile, kBackend };
@@ -40,11 +75,17 @@ struct TenantConfig {
   routing::TenantSpec spec;
   AuthProvider auth = AuthProvider::kFile;
   std::string passwd_file;  // absolute (resolved against the config's dir)
+  // TLS names that select this tenant (and its certificates) by SNI; by
+  // default its domains and "*." + each domain.
+  std::vector<std::string> sni_names;
+  std::vector<CertKeyConfig> certificates;
+  BackendTlsConfig backend_tls;
 };
 
 struct Config {
   std::string path;  // the file it came from
   ServerConfig server;
+  TlsConfig tls;
   std::vector<ListenerConfig> listeners;  // at least one
   std::vector<TenantConfig> tenants;      // at least one
 };

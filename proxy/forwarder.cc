@@ -5,9 +5,10 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include <coroutine>
 
 #include "proxy/pipe_pool.h"
+
+#include "proxy/join.h"
 
 namespace popgate {
 namespace {
@@ -108,14 +109,8 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
   co_return end;
 }
 
-// Runs a pump as its own coroutine and signals a shared join counter.
-struct Join {
-  int remaining = 2;
-  std::coroutine_handle<> waiter;
-};
-
 Detached RunPump(Ring& ring, PipePool& pool, int from, int to,
-                 uint64_t& bytes, Activity& activity, PumpEnd& end, Join& join,
+                 uint64_t& bytes, Activity& activity, PumpEnd& end, JoinCounter& join,
                  int cut_a, int cut_b) {
   end = co_await Pump(ring, pool, from, to, bytes, activity);
   if (end != PumpEnd::kEof) {
@@ -123,15 +118,8 @@ Detached RunPump(Ring& ring, PipePool& pool, int from, int to,
     ::shutdown(cut_a, SHUT_RDWR);
     ::shutdown(cut_b, SHUT_RDWR);
   }
-  if (--join.remaining == 0) join.waiter.resume();
+  join.Done();
 }
-
-struct JoinAwaiter {
-  Join& join;
-  bool await_ready() const noexcept { return join.remaining == 0; }
-  void await_suspend(std::coroutine_handle<> h) noexcept { join.waiter = h; }
-  void await_resume() const noexcept {}
-};
 
 }  // namespace
 
@@ -142,13 +130,13 @@ Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool, int client_fd,
   for (int fd : {client_fd, backend_fd}) {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   }
-  Join join;
+  JoinCounter join(2);
   PumpEnd up_end = PumpEnd::kEof, down_end = PumpEnd::kEof;
   RunPump(ring, pool, client_fd, backend_fd, stats.client_to_backend,
           activity, up_end, join, client_fd, backend_fd);
   RunPump(ring, pool, backend_fd, client_fd, stats.backend_to_client,
           activity, down_end, join, client_fd, backend_fd);
-  co_await JoinAwaiter{join};
+  co_await join.Wait();
   if (up_end == PumpEnd::kIdle || down_end == PumpEnd::kIdle) {
     stats.end = "idle_timeout";
   } else if (up_end == PumpEnd::kPipeError ||

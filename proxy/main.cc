@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -47,14 +48,28 @@ void Usage() {
 }
 
 absl::StatusOr<std::shared_ptr<const Snapshot>> LoadSnapshot(
-    const std::string& path) {
+    const std::string& path, const SnapshotDeps& deps) {
   absl::StatusOr<Config> config = LoadConfig(path);
   if (!config.ok()) return config.status();
-  return Snapshot::Build(*std::move(config));
+  return Snapshot::Build(*std::move(config), deps);
+}
+
+// Kernel TLS needs the "tls" TCP upper-layer protocol; without it every TLS
+// session is encrypted in user space.
+bool KernelTlsAvailable() {
+  FILE* f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
+  if (f == nullptr) return false;
+  char buf[256] = {};
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  std::string ulps(buf, n);
+  return ulps.find("tls") != std::string::npos;
 }
 
 int CheckConfig(const std::string& path) {
-  absl::StatusOr<std::shared_ptr<const Snapshot>> snap = LoadSnapshot(path);
+  // Certificates and keys are loaded for real; RSA signing runs inline.
+  absl::StatusOr<std::shared_ptr<const Snapshot>> snap =
+      LoadSnapshot(path, SnapshotDeps{});
   if (!snap.ok()) {
     fprintf(stderr, "%s\n", std::string(snap.status().message()).c_str());
     return 1;
@@ -85,7 +100,30 @@ int WorkerCount(const ServerConfig& cfg) {
 }
 
 int Serve(const std::string& path) {
-  absl::StatusOr<std::shared_ptr<const Snapshot>> loaded = LoadSnapshot(path);
+  absl::StatusOr<Config> first = LoadConfig(path);
+  if (!first.ok()) {
+    fprintf(stderr, "%s\n", std::string(first.status().message()).c_str());
+    return 1;
+  }
+  // TLS signing gets its own pool so a storm of slow password hashes never
+  // delays handshakes (and the reverse). Ticket keys live as long as the
+  // process so reloads do not break resumption.
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  auth::HashPool sign_pool(cores);
+  SnapshotDeps deps;
+  deps.sign_pool = &sign_pool;
+  if (first->tls.session_tickets) {
+    absl::StatusOr<std::shared_ptr<tls::TicketKeys>> keys =
+        tls::TicketKeys::Create(first->tls.ticket_key_rotation,
+                                first->tls.ticket_key_file);
+    if (!keys.ok()) {
+      fprintf(stderr, "%s\n", std::string(keys.status().message()).c_str());
+      return 1;
+    }
+    deps.ticket_keys = *std::move(keys);
+  }
+  absl::StatusOr<std::shared_ptr<const Snapshot>> loaded =
+      Snapshot::Build(*std::move(first), deps);
   if (!loaded.ok()) {
     fprintf(stderr, "%s\n", std::string(loaded.status().message()).c_str());
     return 1;
@@ -137,6 +175,15 @@ int Serve(const std::string& path) {
   LogEvent("listening", absl::StrCat(",\"version\":\"", POPGATE_VERSION,
                                      "\",\"workers\":", workers,
                                      ",\"listeners\":[", listening, "]"));
+  {
+    bool ktls = KernelTlsAvailable();
+    LogEvent("tls_path",
+             absl::StrCat(",\"ktls_available\":", ktls ? "true" : "false",
+                          // The key hand-off to the kernel is not built yet
+                          // (this BoringSSL cannot export TLS 1.3 traffic
+                          // secrets), so TLS is always encrypted here.
+                          ",\"path\":\"userspace\""));
+  }
   absl::Duration grace = config.server.shutdown_grace;
   snap.reset();
 
@@ -145,7 +192,7 @@ int Serve(const std::string& path) {
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGHUP) {
       absl::StatusOr<std::shared_ptr<const Snapshot>> next =
-          LoadSnapshot(path);
+          LoadSnapshot(path, deps);
       if (!next.ok()) {
         // The running config stays in force.
         LogEvent("reload_failed",

@@ -7,9 +7,12 @@
 
 namespace popgate::replies {
 
-inline constexpr std::string_view kCapa =
-    "+OK Capability list follows\r\n"
-    "USER\r\n"
+// CAPA is assembled from these: USER only where plaintext logins are
+// allowed, STLS only on a STARTTLS listener before TLS is up.
+inline constexpr std::string_view kCapaHead = "+OK Capability list follows\r\n";
+inline constexpr std::string_view kCapaUser = "USER\r\n";
+inline constexpr std::string_view kCapaStls = "STLS\r\n";
+inline constexpr std::string_view kCapaTail =
     "PIPELINING\r\n"
     "RESP-CODES\r\n"
     "AUTH-RESP-CODE\r\n"
@@ -17,6 +20,11 @@ inline constexpr std::string_view kCapa =
     "UIDL\r\n"
     "IMPLEMENTATION popgate\r\n"
     ".\r\n";
+inline constexpr std::string_view kStlsGo = "+OK Begin TLS negotiation\r\n";
+inline constexpr std::string_view kStlsAgain = "-ERR TLS is already active\r\n";
+inline constexpr std::string_view kPlaintextRefused =
+    "-ERR [AUTH] Plaintext authentication disallowed on non-secure "
+    "connections; use STLS first.\r\n";
 inline constexpr std::string_view kUserOk = "+OK Send PASS\r\n";
 inline constexpr std::string_view kUserMissing = "-ERR Missing username\r\n";
 inline constexpr std::string_view kPassWithoutUser =

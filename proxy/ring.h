@@ -58,6 +58,9 @@ class Ring {
   void Post(std::coroutine_handle<> h);
   // Thread-safe: makes RunOnce return soon.
   void Wake();
+  // This thread only: resumes `h` after the current batch of completions
+  // (not from inside the caller's stack).
+  void Defer(std::coroutine_handle<> h) { deferred_.push_back(h); }
 
   io_uring* raw() { return &ring_; }
 
@@ -73,6 +76,8 @@ class Ring {
   std::mutex posted_mu_;
   std::vector<std::coroutine_handle<>> posted_;
   std::vector<std::coroutine_handle<>> running_;
+  std::vector<std::coroutine_handle<>> deferred_;
+  std::vector<std::coroutine_handle<>> deferred_running_;
   std::vector<std::pair<Completion*, std::pair<int, uint32_t>>> batch_;
 };
 

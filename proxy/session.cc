@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "auth/password_scheme.h"
 #include "proxy/backend_login.h"
+#include "proxy/forward_copy.h"
 #include "proxy/forwarder.h"
 #include "proxy/line_reader.h"
 #include "proxy/pool_await.h"
@@ -24,6 +25,8 @@
 #include "proxy/read_line.h"
 #include "proxy/session_log.h"
 #include "proxy/stream.h"
+#include "proxy/tls/tls_engine.h"
+#include "proxy/tls_stream.h"
 #include "proxy/worker.h"
 
 namespace popgate {
@@ -45,21 +48,86 @@ struct SessionState {
         ring(w.ring()),
         snap(w.snapshot()),
         listener_index(listener),
-        client(w.ring(), fd),
+        client_fd(fd),
+        client(std::make_unique<PlainStream>(w.ring(), fd)),
         reader(std::make_unique<LineReader>()) {}
+
+  const ListenerConfig& listener() const {
+    return snap->config.listeners[listener_index];
+  }
+  // RFC 2595: no plaintext password on an unprotected connection unless
+  // the operator allows it (for trusted networks by default).
+  bool PlaintextLoginAllowed() const {
+    if (tls_active) return true;
+    switch (listener().plaintext_auth) {
+      case PlaintextAuth::kAlways:
+        return true;
+      case PlaintextAuth::kNever:
+        return false;
+      case PlaintextAuth::kTrusted:
+        return trusted_client;
+    }
+    return false;
+  }
 
   Worker& worker;
   Ring& ring;
   std::shared_ptr<const Snapshot> snap;
   int listener_index;
-  PlainStream client;
+  int client_fd;
+  std::unique_ptr<Stream> client;
+  bool tls_active = false;
+  bool trusted_client = false;
+  std::string sni_tenant;  // tenant chosen by the TLS SNI name
   std::unique_ptr<LineReader> reader;  // freed once forwarding starts
   SessionRecord rec;
   LiveSession live;
   UniqueFd backend;
+  std::unique_ptr<Stream> backend_stream;
   std::string backend_reply;     // the backend's +OK to PASS
   std::string backend_leftover;  // anything it sent after that
 };
+
+// Replaces the session's client stream with TLS over the same socket and
+// runs the handshake. False (with rec.result set) if it failed.
+Task<bool> StartClientTls(SessionState& s) {
+  const std::shared_ptr<const tls::ServerContext>& ctx =
+      s.snap->listener_tls[s.listener_index];
+  absl::StatusOr<std::unique_ptr<tls::TlsEngine>> engine =
+      tls::TlsEngine::NewServer(ctx);
+  if (!engine.ok()) {
+    s.rec.result = "tls_error";
+    co_return false;
+  }
+  auto stream = std::make_unique<TlsStream>(s.ring, s.worker.buffers(),
+                                            s.client_fd, *std::move(engine));
+  int rc = co_await stream->Handshake(s.snap->config.tls.handshake_timeout);
+  if (rc < 0) {
+    s.rec.result = rc == -EPROTO
+                       ? "tls_handshake_failed: " + stream->engine().error()
+                       : rc == -ECANCELED ? std::string("tls_handshake_timeout")
+                                          : std::string("client_closed");
+    co_return false;
+  }
+  tls::TlsEngine& e = stream->engine();
+  s.rec.tls = std::string(e.version());
+  s.rec.tls_resumed = e.resumed();
+  s.rec.sni = std::string(e.sni());
+  s.sni_tenant = std::string(e.sni_tenant());
+  s.client = std::move(stream);
+  s.tls_active = true;
+  co_return true;
+}
+
+std::string CapaReply(const SessionState& s) {
+  std::string capa(replies::kCapaHead);
+  if (s.PlaintextLoginAllowed()) capa += replies::kCapaUser;
+  if (s.listener().tls == ListenerTls::kStartTls && !s.tls_active) {
+    capa += replies::kCapaStls;
+  }
+  capa += replies::kCapaTail;
+  return capa;
+}
 
 void Wipe(std::string& s) {
   explicit_bzero(s.data(), s.size());
@@ -93,10 +161,10 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
                              std::string& password) {
   const Snapshot& snap = *s.snap;
   const ServerConfig& cfg = snap.config.server;
-  std::string_view default_tenant;
-  if (s.listener_index >= 0 &&
-      static_cast<size_t>(s.listener_index) <
-          snap.listener_default_tenant.size()) {
+  // No domain in the username: the TLS name picks the tenant, else the
+  // listener's default.
+  std::string_view default_tenant = s.sni_tenant;
+  if (default_tenant.empty()) {
     default_tenant = snap.listener_default_tenant[s.listener_index];
   }
   s.rec.user = std::string(raw_user.substr(0, kMaxLoggedUser));
@@ -132,12 +200,23 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
       const SocketAddress& addr =
           snap.backend_addrs[route->tenant_index][route->backend_index];
       s.rec.backend = tenant.spec.backends[route->backend_index].address;
+      BackendTlsParams tls;
+      tls.mode = tenant.backend_tls.mode;
+      tls.ctx = snap.backend_tls[route->tenant_index];
+      tls.name = snap.backend_tls_names[route->tenant_index]
+                                       [route->backend_index];
+      tls.buffers = &s.worker.buffers();
       BackendLoginResult login = co_await LoginToBackend(
           s.ring, addr, route->backend_user, password, cfg.backend_timeout,
-          kBackendAuthTimeout, &s.live.backend_fd);
+          kBackendAuthTimeout, tls, &s.live.backend_fd);
       switch (login.outcome) {
         case BackendLoginResult::Outcome::kOk:
           s.backend = std::move(login.fd);
+          s.backend_stream = std::move(login.stream);
+          if (!s.backend_stream->IsPlainSocket()) {
+            s.rec.backend_tls = std::string(
+                static_cast<TlsStream&>(*s.backend_stream).engine().version());
+          }
           s.backend_reply = std::move(login.reply);
           s.backend_leftover = std::move(login.leftover);
           co_return PassOutcome::kLoggedIn;
@@ -145,7 +224,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
           s.live.backend_fd = -1;
           login.fd.Reset();
           s.rec.result = absl::StrCat("backend_unavailable: ", login.error);
-          co_await s.client.WriteAll(replies::kBackendUnavailable,
+          co_await s.client->WriteAll(replies::kBackendUnavailable,
                                      cfg.preauth_idle_timeout);
           co_return PassOutcome::kUnavailable;
         }
@@ -166,12 +245,12 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
   co_await Sleep(s.ring, cfg.auth_failure_delay);
   if (s.rec.auth_failures >= cfg.max_auth_failures) {
     s.rec.result = "too_many_auth_failures";
-    co_await s.client.WriteAll(replies::kTooManyFailures,
+    co_await s.client->WriteAll(replies::kTooManyFailures,
                                cfg.preauth_idle_timeout);
     co_return PassOutcome::kClientGone;
   }
   s.rec.result = "auth_failed";
-  if (co_await s.client.WriteAll(failure_reply, cfg.preauth_idle_timeout) <
+  if (co_await s.client->WriteAll(failure_reply, cfg.preauth_idle_timeout) <
       0) {
     co_return PassOutcome::kClientGone;
   }
@@ -183,17 +262,17 @@ Task<bool> Authorize(SessionState& s) {
   const ServerConfig& cfg = s.snap->config.server;
   const absl::Duration idle = cfg.preauth_idle_timeout;
   std::string greeting = absl::StrCat("+OK ", cfg.greeting, "\r\n");
-  if (co_await s.client.WriteAll(greeting, idle) < 0) co_return false;
+  if (co_await s.client->WriteAll(greeting, idle) < 0) co_return false;
 
   std::string user;
   int invalid = 0;
   int overlong = 0;
   std::string_view line;
   while (true) {
-    LineStatus st = co_await ReadLine(s.client, *s.reader, line, idle);
+    LineStatus st = co_await ReadLine(*s.client, *s.reader, line, idle);
     if (st == LineStatus::kTimeout) {
       s.rec.result = "idle_timeout";
-      co_await s.client.WriteAll(replies::kIdleTimeout, idle);
+      co_await s.client->WriteAll(replies::kIdleTimeout, idle);
       co_return false;
     }
     if (st == LineStatus::kEof || st == LineStatus::kError) {
@@ -201,11 +280,12 @@ Task<bool> Authorize(SessionState& s) {
       co_return false;
     }
     std::string_view reply;
+    std::string capa;
     if (st == LineStatus::kTooLong) {
       reply = replies::kLineTooLong;
       if (++overlong >= kMaxOverlongLines) {
         s.rec.result = "protocol_error";
-        co_await s.client.WriteAll(replies::kTooManyErrors, idle);
+        co_await s.client->WriteAll(replies::kTooManyErrors, idle);
         co_return false;
       }
     } else if (HasForbiddenBytes(line)) {
@@ -215,10 +295,13 @@ Task<bool> Authorize(SessionState& s) {
       Command cmd = ParseCommand(line);
       switch (cmd.verb) {
         case Verb::kCapa:
-          reply = replies::kCapa;
+          capa = CapaReply(s);
+          reply = capa;
           break;
         case Verb::kUser:
-          if (cmd.arg.empty()) {
+          if (!s.PlaintextLoginAllowed()) {
+            reply = replies::kPlaintextRefused;
+          } else if (cmd.arg.empty()) {
             reply = replies::kUserMissing;
             ++invalid;
           } else {
@@ -227,6 +310,10 @@ Task<bool> Authorize(SessionState& s) {
           }
           break;
         case Verb::kPass: {
+          if (!s.PlaintextLoginAllowed()) {
+            reply = replies::kPlaintextRefused;
+            break;
+          }
           if (user.empty()) {
             reply = replies::kPassWithoutUser;
             ++invalid;
@@ -242,13 +329,31 @@ Task<bool> Authorize(SessionState& s) {
         }
         case Verb::kQuit:
           s.rec.result = "quit";
-          co_await s.client.WriteAll(replies::kBye, idle);
+          co_await s.client->WriteAll(replies::kBye, idle);
           co_return false;
         case Verb::kStls:
-          reply = replies::kStlsUnavailable;
-          break;
+          if (s.tls_active) {
+            reply = replies::kStlsAgain;
+            break;
+          }
+          if (s.listener().tls != ListenerTls::kStartTls) {
+            reply = replies::kStlsUnavailable;
+            break;
+          }
+          if (co_await s.client->WriteAll(replies::kStlsGo, idle) < 0) {
+            s.rec.result = "client_closed";
+            co_return false;
+          }
+          // Anything pipelined behind STLS arrived in plaintext and could
+          // have been injected by a man in the middle (CVE-2011-0411): drop
+          // it, and forget the USER given before TLS.
+          s.reader = std::make_unique<LineReader>();
+          user.clear();
+          if (!co_await StartClientTls(s)) co_return false;
+          continue;
         case Verb::kAuth:
-          reply = replies::kAuthUnsupported;
+          reply = s.PlaintextLoginAllowed() ? replies::kAuthUnsupported
+                                            : replies::kPlaintextRefused;
           break;
         case Verb::kNoop:
         case Verb::kUnknown:
@@ -259,10 +364,10 @@ Task<bool> Authorize(SessionState& s) {
     }
     if (invalid >= kMaxInvalidCommands) {
       s.rec.result = "protocol_error";
-      co_await s.client.WriteAll(replies::kTooManyErrors, idle);
+      co_await s.client->WriteAll(replies::kTooManyErrors, idle);
       co_return false;
     }
-    if (co_await s.client.WriteAll(reply, idle) < 0) {
+    if (co_await s.client->WriteAll(reply, idle) < 0) {
       s.rec.result = "client_closed";
       co_return false;
     }
@@ -274,14 +379,13 @@ Task<bool> Authorize(SessionState& s) {
 Task<void> Forward(SessionState& s) {
   const absl::Duration timeout = s.snap->config.server.backend_timeout;
   std::string ok = absl::StrCat(s.backend_reply, "\r\n", s.backend_leftover);
-  if (co_await s.client.WriteAll(ok, timeout) < 0) {
+  if (co_await s.client->WriteAll(ok, timeout) < 0) {
     s.rec.result = "client_closed";
     co_return;
   }
   std::string pipelined(s.reader->Pending());
   if (!pipelined.empty()) {
-    PlainStream backend(s.ring, s.backend.get());
-    if (co_await backend.WriteAll(pipelined, timeout) < 0) {
+    if (co_await s.backend_stream->WriteAll(pipelined, timeout) < 0) {
       s.rec.result = "backend_error";
       co_return;
     }
@@ -294,10 +398,17 @@ Task<void> Forward(SessionState& s) {
   s.snap.reset();
   std::string().swap(s.backend_reply);
   std::string().swap(s.backend_leftover);
-  s.rec.forwarding = "splice";
-  ForwardStats stats =
-      co_await ForwardSplice(s.ring, s.worker.pipes(), s.client.fd(),
-                             s.backend.get(), idle);
+  ForwardStats stats;
+  if (s.client->IsPlainSocket() && s.backend_stream->IsPlainSocket()) {
+    s.rec.forwarding = "splice";
+    stats = co_await ForwardSplice(s.ring, s.worker.pipes(), s.client_fd,
+                                   s.backend.get(), idle);
+  } else {
+    // Kernel TLS would let TLS sessions splice too; where the kernel has no
+    // "tls" ULP (checked at start-up) bytes are re-encrypted here.
+    s.rec.forwarding = "copy";
+    stats = co_await ForwardCopy(s.ring, *s.client, *s.backend_stream, idle);
+  }
   s.rec.bytes_in += stats.client_to_backend;
   s.rec.bytes_out += stats.backend_to_client;
   s.rec.result = stats.end == "closed" ? "ok" : stats.end;
@@ -321,8 +432,14 @@ Detached RunSession(Worker& worker, UniqueFd client, int listener_index) {
   }
   int one = 1;
   setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  s->trusted_client = peer_len > 0 && s->snap->trusted_networks.Contains(
+                                          reinterpret_cast<sockaddr*>(&peer));
 
-  if (co_await Authorize(*s)) co_await Forward(*s);
+  bool tls_ok = true;
+  if (s->listener().tls == ListenerTls::kImplicit) {
+    tls_ok = co_await StartClientTls(*s);
+  }
+  if (tls_ok && co_await Authorize(*s)) co_await Forward(*s);
 
   worker.Log(FormatSessionLog(s->rec, absl::Now()));
   worker.Unregister(&s->live);

@@ -20,7 +20,11 @@ struct SessionRecord {
   uint64_t bytes_in = 0;   // client -> backend, after login
   uint64_t bytes_out = 0;  // backend -> client, after login
   int auth_failures = 0;
-  std::string forwarding;  // "splice" or "" if never forwarded
+  std::string forwarding;  // "splice", "copy" or "" if never forwarded
+  std::string tls;         // client side: "TLSv1.3" or "" for plain
+  bool tls_resumed = false;
+  std::string sni;
+  std::string backend_tls;  // "TLSv1.3" or "" for plain
   std::string result = "client_closed";
 };
 

@@ -10,11 +10,20 @@
 
 #include "absl/status/statusor.h"
 #include "auth/passwd_file.h"
+#include "proxy/cidr_set.h"
 #include "proxy/config.h"
 #include "proxy/socket_address.h"
+#include "proxy/tls/ticket_keys.h"
+#include "proxy/tls/tls_context.h"
 #include "routing/routing_table.h"
 
 namespace popgate {
+
+// Long-lived things a snapshot's TLS contexts use, owned by main.
+struct SnapshotDeps {
+  auth::HashPool* sign_pool = nullptr;  // RSA signing for handshakes
+  std::shared_ptr<tls::TicketKeys> ticket_keys;  // null: no tickets
+};
 
 struct Snapshot {
   Config config;
@@ -25,9 +34,18 @@ struct Snapshot {
   std::vector<std::vector<SocketAddress>> backend_addrs;
   // Per listener: the default tenant's name ("" = none).
   std::vector<std::string> listener_default_tenant;
+  // Per listener: what it serves over TLS (null for tls = "none").
+  std::vector<std::shared_ptr<const tls::ServerContext>> listener_tls;
+  // Per tenant: the context for TLS to its backends (null for none), and
+  // the name to verify per backend.
+  std::vector<std::shared_ptr<const tls::ClientContext>> backend_tls;
+  std::vector<std::vector<std::string>> backend_tls_names;
+  CidrSet trusted_networks;
 
-  // Loads passwd-files and resolves addresses (blocking: main thread only).
-  static absl::StatusOr<std::shared_ptr<const Snapshot>> Build(Config config);
+  // Loads passwd-files, certificates and keys, resolves addresses
+  // (blocking: main thread only).
+  static absl::StatusOr<std::shared_ptr<const Snapshot>> Build(
+      Config config, const SnapshotDeps& deps);
 };
 
 class SnapshotStore {

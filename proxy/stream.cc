@@ -1,11 +1,16 @@
 #include "proxy/stream.h"
 
 #include <errno.h>
+#include <poll.h>
 
 namespace popgate {
 
 Task<int> PlainStream::Read(std::span<char> buf, absl::Duration timeout) {
   co_return co_await Recv(ring_, fd_, buf.data(), buf.size(), timeout);
+}
+
+Task<int> PlainStream::WaitReadable(absl::Duration timeout) {
+  co_return co_await PollFd(ring_, fd_, POLLIN | POLLRDHUP, timeout);
 }
 
 Task<int> PlainStream::WriteAll(std::string_view data, absl::Duration timeout) {

@@ -20,6 +20,10 @@ class Stream {
   virtual Task<int> Read(std::span<char> buf, absl::Duration timeout) = 0;
   // Writes everything or fails: 0, or -errno.
   virtual Task<int> WriteAll(std::string_view data, absl::Duration timeout) = 0;
+  // Waits until Read would return without waiting, holding no buffer
+  // meanwhile: > 0 ready (or EOF/error pending), 0 EOF seen, -errno
+  // (-ECANCELED on timeout).
+  virtual Task<int> WaitReadable(absl::Duration timeout) = 0;
   virtual int fd() const = 0;
   // True when the bytes on fd() are the application bytes (no TLS), so
   // forwarding may splice them.
@@ -31,6 +35,7 @@ class PlainStream final : public Stream {
   PlainStream(Ring& ring, int fd) : ring_(ring), fd_(fd) {}
   Task<int> Read(std::span<char> buf, absl::Duration timeout) override;
   Task<int> WriteAll(std::string_view data, absl::Duration timeout) override;
+  Task<int> WaitReadable(absl::Duration timeout) override;
   int fd() const override { return fd_; }
   bool IsPlainSocket() const override { return true; }
 

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
+
 #include "proxy/session.h"
 
 namespace popgate {
@@ -122,6 +124,13 @@ void Worker::Run() {
                  index_, std::string(s.message()).c_str());
     std::abort();
   }
+  // 64 x 16.5 KiB receive buffers shared by this worker's TLS sessions; if
+  // the kernel lacks buffer rings, TLS reads use private buffers instead.
+  if (absl::Status s = buffers_.Init(ring_.raw(), 1, 64); !s.ok()) {
+    Log(absl::StrCat("{\"event\":\"warning\",\"worker\":", index_,
+                     ",\"warning\":\"no provided buffers: ",
+                     std::string(s.message()), "\"}\n"));
+  }
   for (auto& a : acceptors_) ArmAccept(*a);
   while (true) {
     ring_.RunOnce(absl::Seconds(1));
@@ -143,6 +152,7 @@ void Worker::Run() {
       }
     }
   }
+  buffers_.Reset();
 }
 
 }  // namespace popgate

@@ -14,6 +14,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
 #include "auth/hash_pool.h"
+#include "proxy/buffer_ring.h"
 #include "proxy/pipe_pool.h"
 #include "proxy/ring.h"
 #include "proxy/snapshot.h"
@@ -43,6 +44,7 @@ class Worker {
   std::shared_ptr<const Snapshot> snapshot() const { return store_.Get(); }
   auth::HashPool& hash_pool() { return pool_; }
   PipePool& pipes() { return pipes_; }
+  BufferRing& buffers() { return buffers_; }
   void Register(LiveSession* s) { sessions_.insert(s); }
   void Unregister(LiveSession* s) { sessions_.erase(s); }
   // Writes a line to stderr through the ring (never blocks the worker).
@@ -72,6 +74,9 @@ class Worker {
   // 256 KiB pipes: one splice moves a big chunk of a RETR; pipe pages exist
   // only while data is in flight. Up to 64 idle pipes are kept for reuse.
   PipePool pipes_{256 * 1024, 64};
+  // Provided receive buffers for TLS reads (declared after ring_: it is
+  // unregistered from the ring before the ring goes away).
+  BufferRing buffers_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   absl::flat_hash_set<LiveSession*> sessions_;
   int pending_logs_ = 0;

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh release --target popgate pop3-synth
 bin=build/release
+bash scripts/make-demo-certs.sh deploy/demo/tls
 
 pids=()
 cleanup() {
@@ -30,10 +31,14 @@ sleep 0.3
 
 cat <<'MSG'
 
-popgate demo: POP3 on 127.0.0.1:1110 (plain), two tenants on two backends.
+popgate demo: POP3 on 127.0.0.1:1110 (plain, STLS offered) and POP3S on
+127.0.0.1:1995 (implicit TLS, self-signed demo certificate); two tenants on
+two backends.
   users: alice@example.com / demo (5 messages), bob@example.org / demo (3)
 Try, in another terminal:
   curl -u alice@example.com:demo pop3://127.0.0.1:1110/1       # message 1
+  curl -k -u alice@example.com:demo pop3s://127.0.0.1:1995/1   # over TLS
+  curl -k --ssl-reqd -u alice@example.com:demo pop3://127.0.0.1:1110/1  # STLS
   curl -u alice@example.com:demo pop3://127.0.0.1:1110/         # LIST
   curl -u bob@example.org:demo pop3://127.0.0.1:1110/           # bob's LIST
   python3 -c 'import poplib; p=poplib.POP3("127.0.0.1",1110); p.user("alice@example.com"); p.pass_("demo"); print(p.stat()); p.quit()'

@@ -7,7 +7,7 @@ PKGS=(
   liburing-dev android-libboringssl-dev libabsl-dev libtomlplusplus-dev
   libcrypt-dev libargon2-dev libgtest-dev libgmock-dev libbenchmark-dev
   # Test peers: real clients and a real Dovecot backend.
-  curl python3 fetchmail dovecot-pop3d dovecot-core whois
+  curl python3 fetchmail dovecot-pop3d dovecot-core whois openssl
 )
 missing=()
 for p in "${PKGS[@]}"; do
