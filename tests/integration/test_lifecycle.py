@@ -73,7 +73,14 @@ class CheckConfig(harness.IntegrationTestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def test_demo_config(self):
-        r = run_popgate("--check-config", os.path.join(harness.REPO, "deploy", "demo.toml"))
+        demo = os.path.join(harness.REPO, "deploy", "demo.toml")
+        with open(demo) as f:
+            text = f.read()
+        certs = re.findall(r'"(demo/tls/[^"]+)"', text)
+        missing = [c for c in certs if not os.path.exists(os.path.join(harness.REPO, "deploy", c))]
+        if missing:
+            self.skipTest(f"demo certificates not generated (scripts/demo.sh): {missing[:2]}")
+        r = run_popgate("--check-config", demo)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def test_unknown_key(self):
