@@ -3,13 +3,16 @@
 proxy's RSS per idle forwarded session (RSS delta / N, from /proc).
 
 Usage: hold_sessions.py --port P --pid PROXY_PID --users-format 'user{i}@example.com'
-       --password pass --count 5000 [--hold 5]
+       --password pass --count 5000 [--hold 5] [--tls]
+With --tls the sessions use implicit TLS (certificate not verified: the
+benchmark's certificates are self-signed) and log in one after another.
 Bounded: every step has a deadline; all sockets are closed at the end.
 """
 import argparse
 import resource
 import selectors
 import socket
+import ssl
 import sys
 import time
 
@@ -32,6 +35,7 @@ def main():
     ap.add_argument("--count", type=int, default=5000)
     ap.add_argument("--hold", type=float, default=5.0)
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--tls", action="store_true")
     args = ap.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -40,6 +44,8 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
     before = rss_kib(args.pid)
+    if args.tls:
+        return hold_tls(args, before)
     sel = selectors.DefaultSelector()
     # Per socket: [state, buffer]; states: greet -> user -> pass -> done
     conns = {}
@@ -89,6 +95,45 @@ def main():
     during = rss_kib(args.pid)
     for s in conns:
         s.close()
+    per = (during - before) * 1024 / max(done, 1)
+    print(f"sessions_logged_in={done} failed={failed} rss_before_kib={before} "
+          f"rss_during_kib={during} rss_per_session_bytes={per:.0f}")
+    return 0 if failed == 0 and done == args.count else 1
+
+
+def hold_tls(args, before):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    held = []
+    failed = 0
+    deadline = time.time() + args.timeout
+    for i in range(args.count):
+        if time.time() > deadline:
+            break
+        try:
+            raw = socket.create_connection((args.host, args.port), timeout=10)
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
+            f = s.makefile("rb")
+            ok = f.readline().startswith(b"+OK")
+            user = args.users_format.format(i=i)
+            s.sendall(f"USER {user}\r\n".encode())
+            ok = ok and f.readline().startswith(b"+OK")
+            s.sendall(f"PASS {args.password}\r\n".encode())
+            ok = ok and f.readline().startswith(b"+OK")
+            if ok:
+                held.append((s, f))
+            else:
+                failed += 1
+                s.close()
+        except OSError:
+            failed += 1
+    time.sleep(args.hold)
+    during = rss_kib(args.pid)
+    for s, f in held:
+        f.close()
+        s.close()
+    done = len(held)
     per = (during - before) * 1024 / max(done, 1)
     print(f"sessions_logged_in={done} failed={failed} rss_before_kib={before} "
           f"rss_during_kib={during} rss_per_session_bytes={per:.0f}")
