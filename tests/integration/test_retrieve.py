@@ -15,6 +15,9 @@ DOVE_USER = "carol@dove.example"
 DOVE_PW = "Carol-Pw-3k#z"
 DOVE_MSGS = [make_message(300 + i, s) for i, s in
              enumerate([220, 999, 5000, 65537, 300000])]
+# A maildir file with bare LF line ends: Dovecot serves it with CRLF.
+LF_USER = "lf@dove.example"
+LF_MSG = make_message(399, 3000).replace(b"\r\n", b"\n")
 
 res = harness.ModuleResources()
 synth = dovecot = popgate = None
@@ -26,12 +29,13 @@ def setUpModule():
         synth = res.add(harness.Synth({SYNTH_USER: SYNTH_PW}, sizes=SYNTH_SIZES))
         dovecot = harness.Dovecot()
         dovecot.add_user(DOVE_USER, DOVE_PW, DOVE_MSGS)
+        dovecot.add_user(LF_USER, DOVE_PW, [LF_MSG])
         res.add(dovecot)
         popgate = res.add(harness.Popgate([
             harness.Tenant("example-com", ["example.com"], [synth.address],
                            users={SYNTH_USER: SYNTH_PW}),
             harness.Tenant("dove", ["dove.example"], [dovecot.address],
-                           users={DOVE_USER: DOVE_PW}),
+                           users={DOVE_USER: DOVE_PW, LF_USER: DOVE_PW}),
         ]))
     except Exception:
         res.close()
@@ -169,6 +173,10 @@ class ReadMixin:
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, b"".join(f"{i} {len(m)}\r\n".encode()
                                             for i, m in enumerate(msgs, 1)))
+        r = harness.curl(popgate.port, self.user, self.pw, "", ["-l"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"".join(f"{i} {len(m)}\r\n".encode()
+                                            for i, m in enumerate(msgs, 1)))
         r = harness.curl(popgate.port, self.user, self.pw, "", ["-X", "UIDL"])
         self.assertEqual(r.returncode, 0, r.stderr)
         direct = harness.curl(self.direct_port(), self.user, self.pw, "", ["-X", "UIDL"])
@@ -197,6 +205,17 @@ class ThroughPopgateToDovecot(ReadMixin, harness.IntegrationTestCase):
 
     def direct_port(self):
         return dovecot.port
+
+
+class DovecotLineEnds(harness.IntegrationTestCase):
+    def test_lf_maildir_file_arrives_as_crlf(self):
+        want = LF_MSG.replace(b"\n", b"\r\n")  # normalised: Dovecot adds the CRs
+        with RawClient(popgate.port) as c:
+            self.assertTrue(c.login(LF_USER, DOVE_PW).startswith(b"+OK"))
+            self.assertBytesEqual(c.retr(1), want, "LF maildir file via Dovecot and popgate")
+            c.cmd_ok("QUIT")
+        r = harness.curl(popgate.port, LF_USER, DOVE_PW, "1")
+        self.assertBytesEqual(r.stdout, want, "curl, LF maildir file")
 
 
 if __name__ == "__main__":
