@@ -196,5 +196,43 @@ class DeleteViaDovecot(DeleteMixin, harness.IntegrationTestCase):
         return [k for k in self.original_state(case) if k in present]
 
 
+class ForwardIdleTimeout(harness.IntegrationTestCase):
+    """forward_idle_timeout closes an idle forwarded session without QUIT, so
+    DELE marks made before the silence are discarded."""
+
+    def test_idle_forwarded_session_closed_without_quit(self):
+        user = "idle@example.com"
+        s = self.start_synth({user: PW}, sizes=SIZES)
+        p = self.start_popgate([harness.Tenant("example-com", ["example.com"], [s.address],
+                                               users={user: PW})],
+                               server={"forward_idle_timeout": "1s"})
+        c = self.raw(p.port)
+        self.assertTrue(c.login(user, PW).startswith(b"+OK"))
+        # Activity keeps it open past the timeout ...
+        for _ in range(3):
+            time.sleep(0.5)
+            c.cmd_ok("NOOP")
+        c.cmd_ok("DELE 1")
+        # ... silence closes it.
+        t0 = time.monotonic()
+        try:
+            c.read_until_closed(5)
+        except ConnectionResetError:
+            pass
+        elapsed = time.monotonic() - t0
+        self.assertGreater(elapsed, 0.8)
+        self.assertLess(elapsed, 3.0)
+
+        def count():
+            with RawClient(s.port) as d:
+                r = d.login(user, PW)
+                if r.startswith(b"-ERR [IN-USE]"):
+                    return None
+                return d.cmd("STAT")
+        st = harness.wait_until(count, 5, 0.1)
+        self.assertTrue(st and st.startswith(f"+OK {len(SIZES)} ".encode()),
+                        f"DELE applied after an idle close: {st!r}")
+
+
 if __name__ == "__main__":
     unittest.main()

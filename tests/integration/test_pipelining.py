@@ -98,6 +98,21 @@ class Pipelining(harness.IntegrationTestCase):
         self.assertBytesEqual(got[5][1], DOVE_MSGS[0], "pipelined RETR 1 (Dovecot)")
         self.assertBytesEqual(got[11][1], DOVE_MSGS[2], "pipelined RETR 3 (Dovecot)")
 
+    def test_pipeline_then_half_close(self):
+        # Like `printf 'USER..PASS..RETR 1..QUIT' | nc -N`: the client sends
+        # everything and its FIN before reading anything.  popgate must still
+        # log in, deliver the commands and return every answer.
+        import socket as _s
+        cmds = [f"USER {USER}", f"PASS {PW}", "STAT", "RETR 1", "QUIT"]
+        c = self.raw(popgate.port, read_greeting=False, timeout=20)
+        c.send("".join(x + "\r\n" for x in cmds).encode())
+        c.sock.shutdown(_s.SHUT_WR)
+        self.assertTrue(c.readline().startswith(b"+OK popgate"))
+        got = read_responses(c, cmds)
+        self.assertEqual(got[2][0], b"+OK 3 4900\r\n")
+        self.assertBytesEqual(got[3][1], synth.dump(USER, 1), "RETR after client FIN")
+        self.assertTrue(got[4][0].startswith(b"+OK"), got[4])
+
     def test_capa_before_and_after_login(self):
         cmds = ["CAPA", f"USER {USER}", f"PASS {PW}", "CAPA", "QUIT"]
         c = self.raw(popgate.port)

@@ -113,5 +113,27 @@ class Tenants(harness.IntegrationTestCase):
             self.assertEqual(rec.get("backend"), want)
 
 
+class DefaultTenant(harness.IntegrationTestCase):
+    def test_bare_username_goes_to_default_tenant(self):
+        s = self.start_synth({"dave": PW_D, "erin@example.net": PW_D}, sizes=[444])
+        p = self.start_popgate([
+            harness.Tenant("t-def", ["example.net"], [s.address],
+                           users={"dave": PW_D, "erin@example.net": PW_D}),
+        ], default_tenant="t-def")
+        for user in ("dave", "DAVE", "erin@example.net"):
+            with self.subTest(user=user):
+                with RawClient(p.port) as c:
+                    r = c.login(user, PW_D)
+                    self.assertTrue(r.startswith(b"+OK"), r)
+                    self.assertEqual(c.cmd("STAT"), b"+OK 1 444\r\n")
+                    c.cmd_ok("QUIT")
+        rec = p.wait_for_record(user="dave")
+        self.assertIsNotNone(rec)
+        self.assertEqual(rec["tenant"], "t-def")
+        # A domain no tenant owns is still refused, default tenant or not.
+        with RawClient(p.port) as c:
+            self.assertTrue(c.login("dave@other.example", PW_D).startswith(b"-ERR [AUTH]"))
+
+
 if __name__ == "__main__":
     unittest.main()
