@@ -1,7 +1,9 @@
 #include "bench/synth/config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "bench/synth/str_util.h"
@@ -38,8 +40,7 @@ absl::StatusOr<int> ParseInt(std::string_view flag, std::string_view text,
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || end != text.data() + text.size() || v < min) {
     return absl::InvalidArgumentError(
-        Cat(flag, ": expected an integer >= ", min, ", got '", text,
-                     "'"));
+        Cat(flag, ": expected an integer >= ", min, ", got '", text, "'"));
   }
   return v;
 }
@@ -51,10 +52,20 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
   uint64_t multiplier = 1;
   if (!digits.empty()) {
     switch (digits.back()) {
-      case 'k': case 'K': multiplier = 1ULL << 10; break;
-      case 'm': case 'M': multiplier = 1ULL << 20; break;
-      case 'g': case 'G': multiplier = 1ULL << 30; break;
-      default: break;
+      case 'k':
+      case 'K':
+        multiplier = 1ULL << 10;
+        break;
+      case 'm':
+      case 'M':
+        multiplier = 1ULL << 20;
+        break;
+      case 'g':
+      case 'G':
+        multiplier = 1ULL << 30;
+        break;
+      default:
+        break;
     }
     if (multiplier != 1) digits.remove_suffix(1);
   }
@@ -62,8 +73,7 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
   auto [end, ec] =
       std::from_chars(digits.data(), digits.data() + digits.size(), v);
   if (digits.empty() || ec != std::errc() ||
-      end != digits.data() + digits.size() ||
-      v > (1ULL << 40) / multiplier) {
+      end != digits.data() + digits.size() || v > (1ULL << 40) / multiplier) {
     return absl::InvalidArgumentError(
         Cat("bad size '", text, "' (e.g. 2000, 64k, 100m)"));
   }
@@ -98,66 +108,86 @@ absl::StatusOr<SynthConfig> ParseCommandLine(
     std::string flag = args[i];
     std::string inline_value;
     bool has_inline = false;
-    if (size_t eq = flag.find('='); flag.starts_with("--") &&
-                                    eq != std::string::npos) {
+    if (size_t eq = flag.find('=');
+        flag.starts_with("--") && eq != std::string::npos) {
       inline_value = flag.substr(eq + 1);
       flag.resize(eq);
       has_inline = true;
     }
-    // Returns the flag's value, from "=value" or the next argument.
-    auto value = [&]() -> absl::StatusOr<std::string> {
-      if (has_inline) return inline_value;
-      if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(Cat(flag, " needs a value"));
-      }
-      return args[++i];
-    };
-#define SYNTH_VALUE(var)                    \
-  absl::StatusOr<std::string> var = value(); \
-  if (!var.ok()) return var.status();
-
+    // Flags without a value, and --dump's two positional arguments.
     if (flag == "--help" || flag == "-h") {
       config.help = true;
-    } else if (flag == "--verbose" || flag == "-v") {
+      continue;
+    }
+    if (flag == "--verbose" || flag == "-v") {
       config.verbose = true;
-    } else if (flag == "--listen") {
-      SYNTH_VALUE(v);
-      config.listen.push_back(*v);
+      continue;
+    }
+    if (flag == "--dump" || flag == "--dump-wire") {
+      if (has_inline || i + 2 >= args.size()) {
+        return absl::InvalidArgumentError(
+            Cat(flag, " takes two arguments: USER N"));
+      }
+      config.dump =
+          flag == "--dump" ? SynthConfig::Dump::kRaw : SynthConfig::Dump::kWire;
+      config.dump_user = args[++i];
+      absl::StatusOr<int> n = ParseInt(flag, args[++i], 1);
+      if (!n.ok()) return n.status();
+      config.dump_number = *n;
+      continue;
+    }
+    // Every other flag has one value: "--flag=value" or "--flag value".
+    static constexpr std::string_view kValueFlags[] = {"--listen",
+                                                       "--user",
+                                                       "--users-file",
+                                                       "--generated-users",
+                                                       "--generated-domain",
+                                                       "--generated-password",
+                                                       "--messages",
+                                                       "--size",
+                                                       "--sizes",
+                                                       "--greeting",
+                                                       "--idle-timeout"};
+    if (std::find(std::begin(kValueFlags), std::end(kValueFlags), flag) ==
+        std::end(kValueFlags)) {
+      return absl::InvalidArgumentError(
+          Cat("unknown argument '", args[i], "' (see --help)"));
+    }
+    if (!has_inline && i + 1 >= args.size()) {
+      return absl::InvalidArgumentError(Cat(flag, " needs a value"));
+    }
+    const std::string v = has_inline ? inline_value : args[++i];
+
+    if (flag == "--listen") {
+      config.listen.push_back(v);
     } else if (flag == "--user") {
-      SYNTH_VALUE(v);
-      absl::StatusOr<Credential> c = ParseCredential(*v);
+      absl::StatusOr<Credential> c = ParseCredential(v);
       if (!c.ok()) {
         return absl::InvalidArgumentError(
             Cat("--user: ", c.status().message()));
       }
       config.users.push_back(*std::move(c));
     } else if (flag == "--users-file") {
-      SYNTH_VALUE(v);
-      config.users_files.push_back(*v);
+      config.users_files.push_back(v);
     } else if (flag == "--generated-users") {
-      SYNTH_VALUE(v);
-      absl::StatusOr<int> n = ParseInt(flag, *v, 0);
+      absl::StatusOr<int> n = ParseInt(flag, v, 0);
       if (!n.ok()) return n.status();
       config.generated_users = *n;
     } else if (flag == "--generated-domain") {
-      SYNTH_VALUE(v);
-      config.generated_domain = *v;
+      config.generated_domain = v;
     } else if (flag == "--generated-password") {
-      SYNTH_VALUE(v);
-      config.generated_password = *v;
+      config.generated_password = v;
     } else if (flag == "--messages") {
-      SYNTH_VALUE(v);
-      absl::StatusOr<int> n = ParseInt(flag, *v, 0);
+      absl::StatusOr<int> n = ParseInt(flag, v, 0);
       if (!n.ok()) return n.status();
       config.messages = *n;
     } else if (flag == "--size" || flag == "--sizes") {
-      SYNTH_VALUE(v);
       if (sizes_given) {
         return absl::InvalidArgumentError("give --size or --sizes once");
       }
       sizes_given = true;
       config.sizes.clear();
-      for (std::string_view s : SplitSkipEmpty(*v, ',')) {
+      for (std::string_view s : SplitSkipEmpty(v, ',')) {
         absl::StatusOr<uint64_t> size = ParseSize(StripWhitespace(s));
         if (!size.ok()) {
           return absl::InvalidArgumentError(
@@ -172,32 +202,15 @@ absl::StatusOr<SynthConfig> ParseCommandLine(
         return absl::InvalidArgumentError("--size takes one size; use --sizes");
       }
     } else if (flag == "--greeting") {
-      SYNTH_VALUE(v);
-      if (v->find_first_of("\r\n") != std::string::npos) {
+      if (v.find_first_of("\r\n") != std::string::npos) {
         return absl::InvalidArgumentError("--greeting: no CR/LF allowed");
       }
-      config.greeting = *v;
-    } else if (flag == "--idle-timeout") {
-      SYNTH_VALUE(v);
-      absl::StatusOr<int> n = ParseInt(flag, *v, 1);
+      config.greeting = v;
+    } else {  // --idle-timeout
+      absl::StatusOr<int> n = ParseInt(flag, v, 1);
       if (!n.ok()) return n.status();
       config.idle_timeout_seconds = *n;
-    } else if (flag == "--dump" || flag == "--dump-wire") {
-      if (has_inline || i + 2 >= args.size()) {
-        return absl::InvalidArgumentError(
-            Cat(flag, " takes two arguments: USER N"));
-      }
-      config.dump = flag == "--dump" ? SynthConfig::Dump::kRaw
-                                     : SynthConfig::Dump::kWire;
-      config.dump_user = args[++i];
-      absl::StatusOr<int> n = ParseInt(flag, args[++i], 1);
-      if (!n.ok()) return n.status();
-      config.dump_number = *n;
-    } else {
-      return absl::InvalidArgumentError(
-          Cat("unknown argument '", args[i], "' (see --help)"));
     }
-#undef SYNTH_VALUE
   }
   if (config.listen.empty()) config.listen.emplace_back(kDefaultListen);
   return config;
@@ -210,8 +223,7 @@ absl::Status BuildMaildrops(const SynthConfig& config, MaildropStore* store) {
   }
   for (const Credential& c : config.users) {
     if (!store->Add(c.user, c.password, messages)) {
-      return absl::InvalidArgumentError(
-          Cat("user '", c.user, "' given twice"));
+      return absl::InvalidArgumentError(Cat("user '", c.user, "' given twice"));
     }
   }
   for (const std::string& path : config.users_files) {

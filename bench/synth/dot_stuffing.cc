@@ -12,8 +12,8 @@ std::string DotStuff(std::string_view data) {
     // `pos` is always at the start of a line here.
     if (data[pos] == '.') out.push_back('.');
     const void* lf = std::memchr(data.data() + pos, '\n', data.size() - pos);
-    size_t end = lf ? static_cast<const char*>(lf) - data.data() + 1
-                    : data.size();
+    size_t end =
+        lf ? static_cast<const char*>(lf) - data.data() + 1 : data.size();
     out.append(data.data() + pos, end - pos);
     pos = end;
   }
@@ -27,8 +27,8 @@ std::string DotUnstuff(std::string_view wire) {
   while (pos < wire.size()) {
     if (wire[pos] == '.') ++pos;
     const void* lf = std::memchr(wire.data() + pos, '\n', wire.size() - pos);
-    size_t end = lf ? static_cast<const char*>(lf) - wire.data() + 1
-                    : wire.size();
+    size_t end =
+        lf ? static_cast<const char*>(lf) - wire.data() + 1 : wire.size();
     out.append(wire.data() + pos, end - pos);
     pos = end;
   }

@@ -26,7 +26,8 @@ bool WriteAll(std::string_view data) {
 
 int Dump(const SynthConfig& config) {
   if (config.dump_number > config.messages) {
-    std::fprintf(stderr, "pop3-synth: message %d does not exist (--messages %d)\n",
+    std::fprintf(stderr,
+                 "pop3-synth: message %d does not exist (--messages %d)\n",
                  config.dump_number, config.messages);
     return 1;
   }
@@ -44,7 +45,8 @@ int Dump(const SynthConfig& config) {
 // of 1024 descriptors; the hard limit is ours to take.
 void RaiseFileLimit() {
   rlimit limit;
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 &&
+      limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
   }
@@ -72,8 +74,7 @@ int Main(int argc, char** argv) {
 
   MaildropStore store;
   if (absl::Status s = BuildMaildrops(*config, &store); !s.ok()) {
-    std::fprintf(stderr, "pop3-synth: %s\n",
-                 std::string(s.message()).c_str());
+    std::fprintf(stderr, "pop3-synth: %s\n", std::string(s.message()).c_str());
     return 2;
   }
   if (store.size() == 0) {
@@ -91,8 +92,7 @@ int Main(int argc, char** argv) {
   server_options.verbose = config->verbose;
   Server server(&store, &cache, &session_options, server_options);
   if (absl::Status s = server.Listen(); !s.ok()) {
-    std::fprintf(stderr, "pop3-synth: %s\n",
-                 std::string(s.message()).c_str());
+    std::fprintf(stderr, "pop3-synth: %s\n", std::string(s.message()).c_str());
     return 1;
   }
   std::string banner;
@@ -105,8 +105,7 @@ int Main(int argc, char** argv) {
                  store.size(), config->messages);
   }
   if (absl::Status s = server.Run(); !s.ok()) {
-    std::fprintf(stderr, "pop3-synth: %s\n",
-                 std::string(s.message()).c_str());
+    std::fprintf(stderr, "pop3-synth: %s\n", std::string(s.message()).c_str());
     return 1;
   }
   return 0;

@@ -35,10 +35,10 @@ class SplitMix64 {
 const std::string& TextSource() {
   static const std::string* const text = [] {
     static constexpr std::array<std::string_view, 24> kWords = {
-        "pop3",  "synthetic", "message", "body",   "line",  "proxy",
-        "mail",  "octets",    "dot",     "stuffed", "RETR", "TOP",
-        "benchmark", "popgate", "backend", "user", "quick", "brown",
-        "fox",   "jumps",     "over",    "lazy",   "dog",   "42"};
+        "pop3",      "synthetic", "message", "body",    "line",  "proxy",
+        "mail",      "octets",    "dot",     "stuffed", "RETR",  "TOP",
+        "benchmark", "popgate",   "backend", "user",    "quick", "brown",
+        "fox",       "jumps",     "over",    "lazy",    "dog",   "42"};
     constexpr size_t kSize = 64 * 1024;
     auto* s = new std::string;
     s->reserve(kSize + 16);
@@ -49,10 +49,17 @@ const std::string& TextSource() {
       // Mostly spaces, sometimes punctuation, so that dots also appear in
       // the middle and at the end of lines.
       switch ((r >> 8) % 16) {
-        case 0: s->append(". "); break;
-        case 1: s->append(", "); break;
-        case 2: s->append("."); break;
-        default: s->push_back(' ');
+        case 0:
+          s->append(". ");
+          break;
+        case 1:
+          s->append(", ");
+          break;
+        case 2:
+          s->append(".");
+          break;
+        default:
+          s->push_back(' ');
       }
     }
     s->resize(kSize);
@@ -91,13 +98,27 @@ void GenerateBody(size_t size, bool stuffed, std::string* out) {
       prefix = kPrelude[line_no];
     } else {
       switch (r % 24) {
-        case 0: prefix = "."; break;
-        case 1: prefix = ".."; break;
-        case 2: prefix = "."; text_len = 1 + (r >> 8) % 70; break;
-        case 3: prefix = ".."; text_len = 1 + (r >> 8) % 70; break;
-        case 4: break;  // empty line
-        case 5: text_len = 200 + (r >> 8) % (kMaxLineLength - 200 + 1); break;
-        default: text_len = 1 + (r >> 8) % 78;
+        case 0:
+          prefix = ".";
+          break;
+        case 1:
+          prefix = "..";
+          break;
+        case 2:
+          prefix = ".";
+          text_len = 1 + (r >> 8) % 70;
+          break;
+        case 3:
+          prefix = "..";
+          text_len = 1 + (r >> 8) % 70;
+          break;
+        case 4:
+          break;  // empty line
+        case 5:
+          text_len = 200 + (r >> 8) % (kMaxLineLength - 200 + 1);
+          break;
+        default:
+          text_len = 1 + (r >> 8) % 78;
       }
     }
     ++line_no;

@@ -165,9 +165,8 @@ void Pop3Session::HandleAuthorization(std::string_view cmd,
     Pass(args);
   } else if (cmd == "APOP" || cmd == "AUTH" || cmd == "STLS") {
     Reply(Cat("-ERR ", cmd, " not supported"));
-  } else if (cmd == "STAT" || cmd == "LIST" || cmd == "UIDL" ||
-             cmd == "TOP" || cmd == "RETR" || cmd == "DELE" ||
-             cmd == "RSET" || cmd == "NOOP") {
+  } else if (cmd == "STAT" || cmd == "LIST" || cmd == "UIDL" || cmd == "TOP" ||
+             cmd == "RETR" || cmd == "DELE" || cmd == "RSET" || cmd == "NOOP") {
     Reply("-ERR command not valid before login");
   } else {
     Reply("-ERR unknown command");
@@ -196,8 +195,8 @@ void Pop3Session::HandleTransaction(std::string_view cmd,
     Rset();
   } else if (cmd == "NOOP") {
     Reply("+OK");
-  } else if (cmd == "USER" || cmd == "PASS" || cmd == "APOP" ||
-             cmd == "AUTH" || cmd == "STLS") {
+  } else if (cmd == "USER" || cmd == "PASS" || cmd == "APOP" || cmd == "AUTH" ||
+             cmd == "STLS") {
     Reply("-ERR already logged in");
   } else {
     Reply("-ERR unknown command");
@@ -225,8 +224,8 @@ void Pop3Session::Pass(std::string_view password) {
   state_ = State::kTransaction;
   uint64_t octets = 0;
   for (const StoredMessage& m : drop->messages()) octets += m.size;
-  Reply(Cat("+OK ", user, " has ", drop->messages().size(),
-                     " messages (", octets, " octets)"));
+  Reply(Cat("+OK ", user, " has ", drop->messages().size(), " messages (",
+            octets, " octets)"));
 }
 
 void Pop3Session::Quit() {
@@ -236,8 +235,7 @@ void Pop3Session::Quit() {
     size_t left = maildrop_->messages().size();
     maildrop_->Unlock();
     maildrop_ = nullptr;
-    Reply(Cat("+OK pop3-synth signing off (", left,
-                       " messages left)"));
+    Reply(Cat("+OK pop3-synth signing off (", left, " messages left)"));
   } else {
     Reply("+OK pop3-synth signing off");
   }
@@ -261,9 +259,9 @@ void Pop3Session::List(std::string_view args, bool uidl) {
   const auto& messages = maildrop_->messages();
   auto entry = [&](size_t i) {
     const StoredMessage& m = messages[i];
-    return uidl ? Cat(i + 1, " ",
-                               SynthUidl(maildrop_->user(), m.number, m.size))
-                : Cat(i + 1, " ", m.size);
+    return uidl
+               ? Cat(i + 1, " ", SynthUidl(maildrop_->user(), m.number, m.size))
+               : Cat(i + 1, " ", m.size);
   };
   std::vector<std::string_view> parts = SplitArgs(args);
   if (parts.size() > 1) {
@@ -342,8 +340,8 @@ void Pop3Session::Rset() {
   deleted_.assign(deleted_.size(), false);
   uint64_t octets = 0;
   for (const StoredMessage& m : maildrop_->messages()) octets += m.size;
-  Reply(Cat("+OK maildrop has ", deleted_.size(), " messages (",
-                     octets, " octets)"));
+  Reply(Cat("+OK maildrop has ", deleted_.size(), " messages (", octets,
+            " octets)"));
 }
 
 int Pop3Session::MessageIndex(std::string_view arg) {
@@ -376,8 +374,7 @@ void Pop3Session::QueueMessage(size_t index, long body_lines) {
     for (long i = 0; i < body_lines && pos < body->size(); ++i) {
       const void* lf =
           std::memchr(body->data() + pos, '\n', body->size() - pos);
-      pos = lf ? static_cast<const char*>(lf) - body->data() + 1
-               : body->size();
+      pos = lf ? static_cast<const char*>(lf) - body->data() + 1 : body->size();
     }
     length = pos;
   }

@@ -93,7 +93,7 @@ class Pop3Session {
 
   State state_ = State::kAuthorization;
   bool closing_ = false;
-  std::string pending_user_;  // from USER, until PASS
+  std::string pending_user_;      // from USER, until PASS
   Maildrop* maildrop_ = nullptr;  // locked by us while in TRANSACTION
   std::vector<bool> deleted_;
 

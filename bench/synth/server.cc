@@ -68,8 +68,7 @@ absl::Status SplitHostPort(const std::string& spec, std::string* host,
   }
   *port = spec.substr(colon + 1);
   if (port->empty()) {
-    return absl::InvalidArgumentError(
-        Cat("missing port in '", spec, "'"));
+    return absl::InvalidArgumentError(Cat("missing port in '", spec, "'"));
   }
   if (host->empty() || *host == "*") *host = "0.0.0.0";
   return absl::OkStatus();
@@ -186,13 +185,11 @@ absl::Status Server::Listen() {
     }
     freeaddrinfo(res);
     if (!fd.valid()) {
-      return absl::UnavailableError(
-          Cat("listen ", spec, ": ", error));
+      return absl::UnavailableError(Cat("listen ", spec, ": ", error));
     }
     sockaddr_storage addr = {};
     socklen_t len = sizeof(addr);
-    if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) !=
-        0) {
+    if (getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
       return ErrnoError("getsockname");
     }
     bound_.push_back(FormatAddress(addr));
@@ -201,8 +198,7 @@ absl::Status Server::Listen() {
     listener->fd = std::move(fd);
     ev.events = EPOLLIN;
     ev.data.ptr = listener.get();
-    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listener->fd.get(), &ev) !=
-        0) {
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listener->fd.get(), &ev) != 0) {
       return ErrnoError("epoll_ctl(listener)");
     }
     listeners_.push_back(std::move(listener));
@@ -289,8 +285,7 @@ void Server::Accept(Handler* listener) {
     ev.events = c->events;
     ev.data.ptr = c;
     if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
-      std::fprintf(stderr, "pop3-synth: epoll_ctl: %s\n",
-                   std::strerror(errno));
+      std::fprintf(stderr, "pop3-synth: epoll_ctl: %s\n", std::strerror(errno));
       continue;
     }
     by_activity_.push_back(std::move(owned));
@@ -367,6 +362,12 @@ void Server::Pump(Connection* c) {
   // After EOF, Process() ran until the input was used up (output is empty,
   // so it did not stop for backpressure): nothing more will come.
   if (session.output().empty() && (session.closing() || c->peer_eof)) {
+    // Unread input at close() makes the kernel send RST, which can destroy
+    // the final response (say, to QUIT) before the client reads it.
+    for (int i = 0; i < 16 && !c->peer_eof; ++i) {
+      char sink[4096];
+      if (read(c->fd.get(), sink, sizeof(sink)) <= 0) break;
+    }
     Close(c);
     return;
   }
@@ -419,8 +420,8 @@ void Server::Close(Connection* c) {
   c->closed = true;
   --open_connections_;
   if (options_.verbose) {
-    std::fprintf(stderr, "pop3-synth: closed %s (%zu open)\n",
-                 c->peer.c_str(), open_connections_);
+    std::fprintf(stderr, "pop3-synth: closed %s (%zu open)\n", c->peer.c_str(),
+                 open_connections_);
   }
   // Closing the fd also removes it from the epoll set.
   c->session.reset();

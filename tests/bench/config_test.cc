@@ -30,16 +30,32 @@ TEST(ParseCommandLineTest, Defaults) {
 }
 
 TEST(ParseCommandLineTest, AllFlags) {
-  absl::StatusOr<SynthConfig> c = ParseCommandLine(
-      {"--listen", "127.0.0.1:0", "--listen=[::1]:0", "--user",
-       "alice@example.com:demo", "--user", "bob:pa:ss", "--users-file", "f",
-       "--generated-users", "10", "--generated-domain", "bench.example",
-       "--generated-password", "pw", "--messages", "3", "--sizes",
-       "100,2k,1m", "--greeting", "hi there", "--idle-timeout", "5",
-       "--verbose"});
+  absl::StatusOr<SynthConfig> c = ParseCommandLine({"--listen",
+                                                    "127.0.0.1:0",
+                                                    "--listen=[::1]:0",
+                                                    "--user",
+                                                    "alice@example.com:demo",
+                                                    "--user",
+                                                    "bob:pa:ss",
+                                                    "--users-file",
+                                                    "f",
+                                                    "--generated-users",
+                                                    "10",
+                                                    "--generated-domain",
+                                                    "bench.example",
+                                                    "--generated-password",
+                                                    "pw",
+                                                    "--messages",
+                                                    "3",
+                                                    "--sizes",
+                                                    "100,2k,1m",
+                                                    "--greeting",
+                                                    "hi there",
+                                                    "--idle-timeout",
+                                                    "5",
+                                                    "--verbose"});
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->listen,
-            (std::vector<std::string>{"127.0.0.1:0", "[::1]:0"}));
+  EXPECT_EQ(c->listen, (std::vector<std::string>{"127.0.0.1:0", "[::1]:0"}));
   ASSERT_EQ(c->users.size(), 2u);
   EXPECT_EQ(c->users[1].user, "bob");
   EXPECT_EQ(c->users[1].password, "pa:ss");
@@ -72,10 +88,17 @@ TEST(ParseCommandLineTest, Dump) {
 
 TEST(ParseCommandLineTest, Errors) {
   std::vector<std::vector<std::string>> bad = {
-      {"--bogus"},          {"--user"},           {"--user", "nocolon"},
-      {"--messages", "x"},  {"--messages", "-1"}, {"--size", "1,2"},
-      {"--sizes", ","},     {"--dump", "alice"},  {"--dump", "alice", "0"},
-      {"--idle-timeout", "0"}, {"--size", "1", "--sizes", "2"},
+      {"--bogus"},
+      {"--user"},
+      {"--user", "nocolon"},
+      {"--messages", "x"},
+      {"--messages", "-1"},
+      {"--size", "1,2"},
+      {"--sizes", ","},
+      {"--dump", "alice"},
+      {"--dump", "alice", "0"},
+      {"--idle-timeout", "0"},
+      {"--size", "1", "--sizes", "2"},
   };
   for (const auto& args : bad) {
     EXPECT_FALSE(ParseCommandLine(args).ok()) << args[0];

@@ -45,9 +45,9 @@ TEST(SynthMessageTest, ExactSizeAndCrlfForManySizes) {
        {std::string_view("a"), std::string_view("alice@example.com"),
         std::string_view("user9999@bench.example"),
         std::string_view(kLongUser)}) {
-    for (size_t size :
-         {2, 3, 4, 10, 64, 65, 66, 67, 100, 150, 199, 200, 201, 300, 511, 575,
-          576, 577, 578, 579, 1000, 2000, 4095, 4096, 65537, 1000000}) {
+    for (size_t size : {2,   3,   4,    10,   64,   65,   66,    67,     100,
+                        150, 199, 200,  201,  300,  511,  575,   576,    577,
+                        578, 579, 1000, 2000, 4095, 4096, 65537, 1000000}) {
       std::string m = SynthMessage(user, 3, size);
       ASSERT_EQ(m.size(), size) << user << " " << size;
       EXPECT_TRUE(AllLinesCrlf(m)) << user << " " << size;
@@ -149,9 +149,9 @@ TEST(SynthMessageTest, BodyWireIsStuffedBody) {
 TEST(SynthMessageTest, HundredMegabytesIsFast) {
   auto start = std::chrono::steady_clock::now();
   std::string wire = SynthBodyWire(100 << 20);
-  double seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - start)
-                       .count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   EXPECT_GE(wire.size(), 100u << 20);
   EXPECT_LT(seconds, 2.0);
 }

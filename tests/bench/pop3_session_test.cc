@@ -133,11 +133,10 @@ TEST_F(Pop3SessionTest, StatListUidl) {
             "+OK 3 messages (3000 octets)\r\n1 300\r\n2 2000\r\n3 700\r\n"
             ".\r\n");
   EXPECT_EQ(Send(*s, "LIST 2\r\n"), "+OK 2 2000\r\n");
-  EXPECT_EQ(Send(*s, "UIDL\r\n"),
-            "+OK unique-id listing follows\r\n1 " +
-                SynthUidl(kAlice, 1, 300) + "\r\n2 " +
-                SynthUidl(kAlice, 2, 2000) + "\r\n3 " +
-                SynthUidl(kAlice, 3, 700) + "\r\n.\r\n");
+  EXPECT_EQ(Send(*s, "UIDL\r\n"), "+OK unique-id listing follows\r\n1 " +
+                                      SynthUidl(kAlice, 1, 300) + "\r\n2 " +
+                                      SynthUidl(kAlice, 2, 2000) + "\r\n3 " +
+                                      SynthUidl(kAlice, 3, 700) + "\r\n.\r\n");
   EXPECT_EQ(Send(*s, "UIDL 3\r\n"),
             "+OK 3 " + SynthUidl(kAlice, 3, 700) + "\r\n");
 }
@@ -159,8 +158,7 @@ TEST_F(Pop3SessionTest, Top) {
   auto s = LoggedIn();
   MessageLayout layout = SynthLayout(kAlice, 2, 2000);
   EXPECT_EQ(Send(*s, "TOP 2 0\r\n"),
-            "+OK top of message follows\r\n" + layout.header_section +
-                ".\r\n");
+            "+OK top of message follows\r\n" + layout.header_section + ".\r\n");
   // The body starts with the lines ".", "..", ".a line ...": stuffed.
   EXPECT_EQ(Send(*s, "TOP 2 3\r\n"),
             "+OK top of message follows\r\n" + layout.header_section +
@@ -257,8 +255,8 @@ TEST_F(Pop3SessionTest, PipelinedCommandsAnsweredInOrder) {
       "+OK message 1 deleted\r\n"
       "-ERR message 1 already deleted\r\n"
       "+OK maildrop has 3 messages (3000 octets)\r\n"
-      "+OK 2 " + SynthUidl(kAlice, 2, 2000) + "\r\n" +
-      Retr(kAlice, 3, 700) +
+      "+OK 2 " +
+      SynthUidl(kAlice, 2, 2000) + "\r\n" + Retr(kAlice, 3, 700) +
       "+OK\r\n"
       "+OK pop3-synth signing off (3 messages left)\r\n";
   auto s = NewSession();

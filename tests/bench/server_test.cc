@@ -166,7 +166,7 @@ std::string RunDump(const std::vector<std::string>& args) {
 }
 
 const std::vector<std::string> kUserFlags = {
-    "--user", "alice@example.com:demo", "--messages", "3",
+    "--user",  "alice@example.com:demo", "--messages", "3",
     "--sizes", "2000,300000,250"};
 
 std::vector<std::string> Flags(std::vector<std::string> extra) {
@@ -178,8 +178,7 @@ std::vector<std::string> Flags(std::vector<std::string> extra) {
 TEST(Pop3SynthServerTest, RetrMatchesDumpAndLibrary) {
   SynthProcess server(Flags({"--listen", "127.0.0.1:0"}));
   std::string line = server.ReadListeningLine();
-  ASSERT_TRUE(line.starts_with("pop3-synth listening on 127.0.0.1:"))
-      << line;
+  ASSERT_TRUE(line.starts_with("pop3-synth listening on 127.0.0.1:")) << line;
   int port = PortOf(line);
   ASSERT_GT(port, 0);
 
@@ -193,8 +192,7 @@ TEST(Pop3SynthServerTest, RetrMatchesDumpAndLibrary) {
   std::string retr = c.ReadUntil("\r\n.\r\n");
   ASSERT_TRUE(retr.starts_with("+OK 300000 octets\r\n")) << retr.substr(0, 80);
   size_t start = retr.find("\r\n") + 2;
-  std::string message =
-      DotUnstuff(retr.substr(start, retr.size() - start - 3));
+  std::string message = DotUnstuff(retr.substr(start, retr.size() - start - 3));
 
   std::string dumped = RunDump(Flags({"--dump", "alice@example.com", "2"}));
   EXPECT_EQ(dumped.size(), 300000u);
@@ -308,7 +306,8 @@ TEST(Pop3SynthServerTest, Ipv6AndSeveralListeners) {
 }
 
 TEST(Pop3SynthServerTest, IdleTimeoutClosesSilently) {
-  SynthProcess server(Flags({"--listen", "127.0.0.1:0", "--idle-timeout", "1"}));
+  SynthProcess server(
+      Flags({"--listen", "127.0.0.1:0", "--idle-timeout", "1"}));
   int port = PortOf(server.ReadListeningLine());
   ASSERT_GT(port, 0);
   Client c(AF_INET, port);
