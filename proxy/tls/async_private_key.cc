@@ -81,12 +81,9 @@ std::span<const uint16_t> AsyncSigner::RsaSigalgs() {
   return kAlgs;
 }
 
-enum ssl_private_key_result_t AsyncSigner::Sign(SSL* ssl, uint8_t* /*out*/,
-                                                size_t* /*out_len*/,
-                                                size_t /*max_out*/,
-                                                uint16_t sigalg,
-                                                const uint8_t* in,
-                                                size_t in_len) {
+enum ssl_private_key_result_t AsyncSigner::Sign(
+    SSL* ssl, uint8_t* /*out*/, size_t* /*out_len*/, size_t /*max_out*/,
+    uint16_t sigalg, const uint8_t* in, size_t in_len) {
   ConnState* state = GetConnState(ssl);
   if (state == nullptr || state->signer == nullptr ||
       state->signer->key_ == nullptr) {
@@ -100,23 +97,23 @@ enum ssl_private_key_result_t AsyncSigner::Sign(SSL* ssl, uint8_t* /*out*/,
   // by the time it runs.
   bssl::UniquePtr<EVP_PKEY> key = bssl::UpRef(self->key_.get());
   std::vector<uint8_t> input(in, in + in_len);
-  self->pool_->Submit([op, sigalg, input = std::move(input),
-                       key = std::shared_ptr<EVP_PKEY>(key.release(),
-                                                       EVP_PKEY_free)] {
-    {
-      std::lock_guard<std::mutex> lock(op->mu);
-      if (op->cancelled) return;
-    }
-    std::vector<uint8_t> sig;
-    bool ok = SignWithKey(key.get(), sigalg, input, &sig);
-    std::lock_guard<std::mutex> lock(op->mu);
-    op->sig = std::move(sig);
-    op->ok = ok;
-    op->done = true;
-    // Under the lock so that ~AsyncSigner (which takes it) guarantees no
-    // call after the connection is gone. Wakers only post to a ring.
-    if (!op->cancelled && op->waker) op->waker();
-  });
+  self->pool_->Submit(
+      [op, sigalg, input = std::move(input),
+       key = std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free)] {
+        {
+          std::lock_guard<std::mutex> lock(op->mu);
+          if (op->cancelled) return;
+        }
+        std::vector<uint8_t> sig;
+        bool ok = SignWithKey(key.get(), sigalg, input, &sig);
+        std::lock_guard<std::mutex> lock(op->mu);
+        op->sig = std::move(sig);
+        op->ok = ok;
+        op->done = true;
+        // Under the lock so that ~AsyncSigner (which takes it) guarantees no
+        // call after the connection is gone. Wakers only post to a ring.
+        if (!op->cancelled && op->waker) op->waker();
+      });
   return ssl_private_key_retry;
 }
 

@@ -22,8 +22,8 @@
 namespace popgate::tls {
 
 // Signs `in` with `key` per the TLS signature algorithm `sigalg`.
-bool SignWithKey(EVP_PKEY* key, uint16_t sigalg,
-                 std::span<const uint8_t> in, std::vector<uint8_t>* sig);
+bool SignWithKey(EVP_PKEY* key, uint16_t sigalg, std::span<const uint8_t> in,
+                 std::vector<uint8_t>* sig);
 
 // One per connection. Not thread-safe except for the pool side, which only
 // touches the shared operation record.

@@ -93,7 +93,8 @@ absl::StatusOr<LoadedCert> LoadCertKey(const CertKeyFiles& files) {
   if (!key_pem.ok()) return key_pem.status();
   {
     bssl::UniquePtr<BIO> bio(BIO_new_mem_buf(key_pem->data(), key_pem->size()));
-    out.key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+    out.key.reset(
+        PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   }
   // The PEM text is key material: do not leave it in freed heap memory.
   OPENSSL_cleanse(key_pem->data(), key_pem->size());

@@ -17,13 +17,13 @@
 namespace popgate::tls {
 
 struct LoadedCert {
-  std::string cert_file;  // for messages
+  std::string cert_file;                              // for messages
   std::vector<bssl::UniquePtr<CRYPTO_BUFFER>> chain;  // leaf first
   std::vector<CRYPTO_BUFFER*> chain_ptrs;  // views of `chain` for the API
   bssl::UniquePtr<EVP_PKEY> key;
-  int key_type = 0;     // EVP_PKEY_RSA or EVP_PKEY_EC
-  int curve_nid = 0;    // EC only: NID_X9_62_prime256v1 / NID_secp384r1
-  uint16_t group = 0;   // EC only: TLS supported_groups id of the curve
+  int key_type = 0;           // EVP_PKEY_RSA or EVP_PKEY_EC
+  int curve_nid = 0;          // EC only: NID_X9_62_prime256v1 / NID_secp384r1
+  uint16_t group = 0;         // EC only: TLS supported_groups id of the curve
   uint16_t tls13_sigalg = 0;  // EC only: the one TLS 1.3 sigalg it can do
 };
 

@@ -50,8 +50,8 @@ bool Contains(const std::vector<uint16_t>& v, uint16_t x) {
 
 // TLS 1.2 ECDHE_ECDSA suites BoringSSL implements.
 bool OffersEcdsaSuite(const SSL_CLIENT_HELLO* hello) {
-  static constexpr uint16_t kSuites[] = {0xc02b, 0xc02c, 0xcca9,
-                                         0xc009, 0xc00a, 0xc023, 0xc024};
+  static constexpr uint16_t kSuites[] = {0xc02b, 0xc02c, 0xcca9, 0xc009,
+                                         0xc00a, 0xc023, 0xc024};
   CBS suites;
   CBS_init(&suites, hello->cipher_suites, hello->cipher_suites_len);
   while (CBS_len(&suites) >= 2) {

@@ -82,7 +82,8 @@ int64_t TicketKeys::Period(absl::Time now) const {
 TicketKey TicketKeys::Derive(int64_t period) const {
   uint8_t info[8];
   for (int i = 0; i < 8; ++i) {
-    info[i] = static_cast<uint8_t>(static_cast<uint64_t>(period) >> (56 - 8 * i));
+    info[i] =
+        static_cast<uint8_t>(static_cast<uint64_t>(period) >> (56 - 8 * i));
   }
   uint8_t out[sizeof(TicketKey::name) + sizeof(TicketKey::hmac_key) +
               sizeof(TicketKey::aes_key)];

@@ -200,11 +200,11 @@ absl::StatusOr<std::shared_ptr<const ClientContext>> ClientContext::Build(
       ok = SSL_CTX_load_verify_locations(c, nullptr, kSystemCaDir);
     }
     if (!ok) {
-      std::string file = options.ca_file.empty() ? kSystemCaFile
-                                                 : options.ca_file;
-      return absl::InvalidArgumentError("ca_file " + file +
-                                        ": cannot load CA certificates: " +
-                                        DrainErrorQueue());
+      std::string file =
+          options.ca_file.empty() ? kSystemCaFile : options.ca_file;
+      return absl::InvalidArgumentError(
+          "ca_file " + file +
+          ": cannot load CA certificates: " + DrainErrorQueue());
     }
   } else {
     SSL_CTX_set_verify(c, SSL_VERIFY_NONE, nullptr);

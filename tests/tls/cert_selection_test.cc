@@ -86,8 +86,8 @@ TEST(CertSelectionTest, RsaWhenClientOnlyVerifiesRsa) {
                  "mail.acme.test");
     OnlyRsa(p.client->ssl());
     if (tls12) SSL_set_max_proto_version(p.client->ssl(), TLS1_2_VERSION);
-    ASSERT_TRUE(p.Handshake()) << p.client->error() << " / "
-                               << p.server->error();
+    ASSERT_TRUE(p.Handshake())
+        << p.client->error() << " / " << p.server->error();
     EXPECT_EQ(PeerKeyType(*p.client), EVP_PKEY_RSA);
     EXPECT_EQ(PeerCommonName(*p.client), "mail.acme.test");
     EXPECT_EQ(p.server->sni_tenant(), "acme");
@@ -141,8 +141,8 @@ TEST(CertSelectionTest, AsyncRsaSigningOnPool) {
     EnginePair p(TestClientContext(), server, "mail.example.test");
     OnlyRsa(p.client->ssl());
     if (tls12) SSL_set_max_proto_version(p.client->ssl(), TLS1_2_VERSION);
-    ASSERT_TRUE(p.Handshake()) << p.client->error() << " / "
-                               << p.server->error();
+    ASSERT_TRUE(p.Handshake())
+        << p.client->error() << " / " << p.server->error();
     EXPECT_EQ(p.async_rounds, 1);
     EXPECT_EQ(p.waker.count(), 1);
     EXPECT_EQ(PeerKeyType(*p.client), EVP_PKEY_RSA);
@@ -248,8 +248,7 @@ TEST(ServerContextTest, ErrorsNameTheFile) {
   ASSERT_FALSE(ctx.ok());
   EXPECT_NE(ctx.status().message().find("does not match"), std::string::npos)
       << ctx.status();
-  EXPECT_NE(ctx.status().message().find(Pki().rsa.key_file),
-            std::string::npos);
+  EXPECT_NE(ctx.status().message().find(Pki().rsa.key_file), std::string::npos);
 
   std::string junk = testing::WriteTempFile("junk.pem", "not a pem file\n");
   opts.default_certs = {{junk, Pki().ecdsa.key_file}};
@@ -260,8 +259,7 @@ TEST(ServerContextTest, ErrorsNameTheFile) {
   opts.default_certs = {{Pki().ecdsa.cert_file, junk}};
   ctx = ServerContext::Build(opts);
   ASSERT_FALSE(ctx.ok());
-  EXPECT_NE(ctx.status().message().find("key_file " + junk),
-            std::string::npos)
+  EXPECT_NE(ctx.status().message().find("key_file " + junk), std::string::npos)
       << ctx.status();
 
   opts.default_certs = {};

@@ -39,8 +39,7 @@ TEST(ClientVerifyTest, GoodCertificatePasses) {
 
 TEST(ClientVerifyTest, WrongNameFails) {
   std::string err = ClientError(Pki().ecdsa, "pop.example.test");
-  EXPECT_NE(err.find("certificate verify failed: "), std::string::npos)
-      << err;
+  EXPECT_NE(err.find("certificate verify failed: "), std::string::npos) << err;
   EXPECT_NE(err.find("ostname mismatch"), std::string::npos) << err;
 }
 
@@ -63,8 +62,7 @@ TEST(ClientVerifyTest, ExpiredFails) {
 
 TEST(ClientVerifyTest, UnknownCaFails) {
   std::string err = ClientError(Pki().untrusted, "mail.example.test");
-  EXPECT_NE(err.find("certificate verify failed: "), std::string::npos)
-      << err;
+  EXPECT_NE(err.find("certificate verify failed: "), std::string::npos) << err;
   EXPECT_NE(err.find("local issuer"), std::string::npos) << err;
 }
 

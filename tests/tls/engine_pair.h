@@ -35,7 +35,7 @@ class Waker {
 struct EnginePair {
   std::unique_ptr<TlsEngine> client;
   std::unique_ptr<TlsEngine> server;
-  Waker waker;  // installed on the server
+  Waker waker;           // installed on the server
   int async_rounds = 0;  // times the server handshake said kWantAsync
 
   EnginePair(std::shared_ptr<const ClientContext> cctx,

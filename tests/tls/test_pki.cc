@@ -44,9 +44,9 @@ bssl::UniquePtr<EVP_PKEY> NewRsaKey() {
 
 bssl::UniquePtr<X509_NAME> Name(const std::string& cn) {
   bssl::UniquePtr<X509_NAME> name(X509_NAME_new());
-  Check(X509_NAME_add_entry_by_txt(
-            name.get(), "CN", MBSTRING_UTF8,
-            reinterpret_cast<const uint8_t*>(cn.c_str()), -1, -1, 0),
+  Check(X509_NAME_add_entry_by_txt(name.get(), "CN", MBSTRING_UTF8,
+                                   reinterpret_cast<const uint8_t*>(cn.c_str()),
+                                   -1, -1, 0),
         "name");
   return name;
 }
@@ -69,8 +69,8 @@ bssl::UniquePtr<X509> MakeCert(const std::string& cn,
             X509_gmtime_adj(X509_getm_notBefore(x.get()), not_before) &&
             X509_gmtime_adj(X509_getm_notAfter(x.get()), not_after) &&
             X509_set_subject_name(x.get(), subject.get()) &&
-            X509_set_issuer_name(x.get(), issuer ? issuer->name
-                                                 : subject.get()) &&
+            X509_set_issuer_name(x.get(),
+                                 issuer ? issuer->name : subject.get()) &&
             X509_set_pubkey(x.get(), key),
         "cert fields");
   if (ca) {
@@ -95,8 +95,7 @@ bssl::UniquePtr<X509> MakeCert(const std::string& cn,
     GENERAL_NAMES_free(gens);
     Check(ok, "SAN ext");
   }
-  Check(X509_sign(x.get(), issuer ? issuer->key : key, EVP_sha256()),
-        "sign");
+  Check(X509_sign(x.get(), issuer ? issuer->key : key, EVP_sha256()), "sign");
   return x;
 }
 
@@ -105,8 +104,8 @@ void WritePem(const std::string& path, X509* cert, EVP_PKEY* key) {
   Check(bio != nullptr, "open");
   if (cert) Check(PEM_write_bio_X509(bio.get(), cert), "write cert");
   if (key) {
-    Check(PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0,
-                                   nullptr, nullptr),
+    Check(PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr,
+                                   nullptr),
           "write key");
   }
 }
@@ -151,12 +150,12 @@ TestPki* MakePki() {
                     ec1.get(), &issuer, -kDay, 30 * kDay);
   pki->rsa = leaf("rsa", "mail.example.test", {"mail.example.test"},
                   rsa_key.get(), &issuer, -kDay, 30 * kDay);
-  pki->acme_ecdsa = leaf("acme-ecdsa", "mail.acme.test",
-                         {"mail.acme.test", "*.acme.net"}, ec2.get(), &issuer,
-                         -kDay, 30 * kDay);
-  pki->acme_rsa = leaf("acme-rsa", "mail.acme.test",
-                       {"mail.acme.test", "*.acme.net"}, rsa_key.get(),
-                       &issuer, -kDay, 30 * kDay);
+  pki->acme_ecdsa =
+      leaf("acme-ecdsa", "mail.acme.test", {"mail.acme.test", "*.acme.net"},
+           ec2.get(), &issuer, -kDay, 30 * kDay);
+  pki->acme_rsa =
+      leaf("acme-rsa", "mail.acme.test", {"mail.acme.test", "*.acme.net"},
+           rsa_key.get(), &issuer, -kDay, 30 * kDay);
   pki->expired = leaf("expired", "mail.example.test", {"mail.example.test"},
                       ec3.get(), &issuer, -30 * kDay, -kDay);
   pki->client = leaf("client", "popgate client", {}, ec5.get(), &issuer, -kDay,
@@ -167,9 +166,8 @@ TestPki* MakePki() {
       MakeCert("someone else's CA", {}, other_ca_key.get(), nullptr, true,
                -kDay, 30 * kDay);
   Issuer other{X509_get_subject_name(other_ca.get()), other_ca_key.get()};
-  pki->untrusted = leaf("untrusted", "mail.example.test",
-                        {"mail.example.test"}, ec4.get(), &other, -kDay,
-                        30 * kDay);
+  pki->untrusted = leaf("untrusted", "mail.example.test", {"mail.example.test"},
+                        ec4.get(), &other, -kDay, 30 * kDay);
   return pki;
 }
 

@@ -14,14 +14,14 @@ namespace popgate::tls::testing {
 
 struct TestPki {
   std::string dir;
-  std::string ca_file;        // the trusted CA
-  CertKeyFiles ecdsa;         // CN/SAN mail.example.test, P-256
-  CertKeyFiles rsa;           // CN/SAN mail.example.test, RSA-2048
-  CertKeyFiles acme_ecdsa;    // CN mail.acme.test, SAN + *.acme.net
-  CertKeyFiles acme_rsa;      // same names, RSA
-  CertKeyFiles expired;       // mail.example.test, expired yesterday
-  CertKeyFiles untrusted;     // mail.example.test from an unknown CA
-  CertKeyFiles client;        // a client certificate (ECDSA)
+  std::string ca_file;      // the trusted CA
+  CertKeyFiles ecdsa;       // CN/SAN mail.example.test, P-256
+  CertKeyFiles rsa;         // CN/SAN mail.example.test, RSA-2048
+  CertKeyFiles acme_ecdsa;  // CN mail.acme.test, SAN + *.acme.net
+  CertKeyFiles acme_rsa;    // same names, RSA
+  CertKeyFiles expired;     // mail.example.test, expired yesterday
+  CertKeyFiles untrusted;   // mail.example.test from an unknown CA
+  CertKeyFiles client;      // a client certificate (ECDSA)
 };
 
 // Built once per test binary (RSA key generation is slow under ASan).
