@@ -153,8 +153,31 @@ def _kill_all() -> None:
             pass
 
 
+def _remove_stale_tempdirs() -> None:
+    """Removes temp dirs left by test runners that were killed (SIGKILL from
+    a ctest timeout skips every cleanup); their processes died with them
+    (PR_SET_PDEATHSIG).  Dirs of live runners are left alone."""
+    base = tempfile.gettempdir()
+    for name in os.listdir(base):
+        m = re.match(r"popgate-it-(\d+)-", name)
+        if not m:
+            continue
+        pid = int(m.group(1))
+        try:
+            os.kill(pid, 0)
+            continue  # owner alive
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
+_remove_stale_tempdirs()
+
+
 def make_tempdir(prefix: str) -> str:
-    d = tempfile.mkdtemp(prefix=f"popgate-it-{prefix}-")
+    d = tempfile.mkdtemp(prefix=f"popgate-it-{os.getpid()}-{prefix}-")
     # Dovecot's unprivileged processes must be able to traverse it.
     os.chmod(d, 0o755)
     return d
