@@ -59,6 +59,8 @@ class TlsEngine {
   // Decrypts up to buf.size() bytes into buf; *n = bytes produced.
   TlsResult Read(std::span<char> buf, size_t* n);
   // Encrypts all of `data` into the output buffer (records of up to 16 KB).
+  // kWantRead before the handshake is done. Server side: BoringSSL holds
+  // the TLS 1.3 session tickets back and sends them with the first Write.
   TlsResult Write(std::span<const char> data);
   // Queues a close_notify.
   void Shutdown();
