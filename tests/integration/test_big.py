@@ -60,12 +60,18 @@ class BigMessages(harness.IntegrationTestCase):
         r, top = c.multi("TOP 1 5")
         self.assertBytesEqual(top, harness.expected_top(want, 5), "TOP 1 5 of the big message")
         c.cmd_ok("QUIT")
+        self.assertEqual(c.read_until_closed(5), b"")
+        c.close()
         self.assertLess(elapsed, 30, "20 MB over loopback should not take this long")
 
     def test_synth_20mb_raw(self):
         want = synth.dump("big@example.com", 1)
         self.assertEqual(len(want), BIG)
         self._raw_retr("big@example.com", want)
+        # The session log counts the bytes.
+        rec = popgate.wait_for_record(user="big@example.com")
+        self.assertIsNotNone(rec, "no session log line")
+        self.assertGreaterEqual(max(rec["bytes_in"], rec["bytes_out"]), BIG, rec)
 
     def test_dovecot_20mb_raw(self):
         self._raw_retr(DOVE_USER, DOVE_MSGS[0])

@@ -163,6 +163,31 @@ class Pipelining(harness.IntegrationTestCase):
                 self.assertEqual(r, want[cmd], cmd)
         self.assertEqual(c.read_until_closed(5), b"")
 
+    def test_5000_commands_behind_pass_with_concurrent_reading(self):
+        # ~40 KB pipelined behind PASS: more than any small pre-login buffer;
+        # popgate may apply backpressure but must deliver all of it in order.
+        import threading
+        body = [f"LIST {1 + i % 3}" for i in range(5000)]
+        cmds = [f"USER {BIG_USER}", f"PASS {PW}"] + body + ["QUIT"]
+        c = self.raw(popgate.port, timeout=30)
+        data = "".join(x + "\r\n" for x in cmds).encode()
+        err = []
+        def sender():
+            try:
+                c.sock.sendall(data)
+            except OSError as e:
+                err.append(e)
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        got = read_responses(c, cmds)
+        t.join(10)
+        self.assertEqual(err, [])
+        sizes = {1: 700, 2: 1400, 3: 2800}
+        for i, (r, _) in enumerate(got[2:-1]):
+            n = 1 + i % 3
+            self.assertEqual(r, f"+OK {n} {sizes[n]}\r\n".encode(), f"answer #{i}")
+        self.assertTrue(got[-1][0].startswith(b"+OK"))
+
     def test_1000_prelogin_commands_before_greeting(self):
         cmds = (["NOOP", "CAPA", "STAT", "FOO bar"] * 250)
         c = self.raw(popgate.port, read_greeting=False, timeout=30)
