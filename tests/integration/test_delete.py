@@ -109,6 +109,10 @@ class DeleteMixin:
             c.close()
         self.assertEqual(self.mailbox_state(case), self.original_state(case),
                          f"DELE then {how} without QUIT must not delete")
+        self.assertNoQuitSent(case)
+
+    def assertNoQuitSent(self, case):
+        pass  # only observable with Dovecot (its log says how a session ended)
 
     def test_dele_then_close_does_not_delete(self):
         self._dele_then("close", "close")
@@ -194,6 +198,14 @@ class DeleteViaDovecot(DeleteMixin, harness.IntegrationTestCase):
                         "Dovecot session did not end" + dovecot.log()[-2000:])
         present = dovecot.present_keys(user)
         return [k for k in self.original_state(case) if k in present]
+
+    def assertNoQuitSent(self, case):
+        user = self.user(case)
+        ends = [l for l in dovecot.log().splitlines()
+                if f"pop3({user})" in l and "Disconnected" in l]
+        self.assertTrue(ends)
+        # "Disconnected: Logged out ..." would mean a QUIT reached Dovecot.
+        self.assertNotIn("Logged out", ends[-1], f"popgate sent QUIT for the client: {ends[-1]}")
 
 
 class ForwardIdleTimeout(harness.IntegrationTestCase):
