@@ -1,0 +1,161 @@
+// loadgen: POP3 load generator on io_uring. See Usage() in options.cc.
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/loadgen/connection.h"
+#include "bench/loadgen/options.h"
+#include "bench/loadgen/proc_rss.h"
+#include "bench/loadgen/report.h"
+#include "bench/loadgen/worker.h"
+
+namespace popgate::loadgen {
+namespace {
+
+constexpr int64_t kNsPerS = 1000000000;
+
+SharedControl* g_shared = nullptr;
+
+void OnSignal(int) {
+  if (g_shared != nullptr) g_shared->interrupted.store(true);
+}
+
+double CpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto s = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
+  return s(ru.ru_utime) + s(ru.ru_stime);
+}
+
+// Hold mode and high concurrency need one descriptor per connection.
+void RaiseFdLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+// Sleeps until `until_ns` or an interrupt, in short steps.
+void SleepUntil(int64_t until_ns, const SharedControl& shared) {
+  while (NowNs() < until_ns && !shared.interrupted.load()) {
+    int64_t left = until_ns - NowNs();
+    std::this_thread::sleep_for(
+        std::chrono::nanoseconds(std::min<int64_t>(left, 20000000)));
+  }
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  Options options;
+  std::string error;
+  if (!ParseOptions(args, &options, &error)) {
+    std::fprintf(stderr, "loadgen: %s\n\n%s", error.c_str(), Usage().c_str());
+    return 2;
+  }
+  if (options.help) {
+    std::fputs(Usage().c_str(), stdout);
+    return 0;
+  }
+  RaiseFdLimit();
+  signal(SIGPIPE, SIG_IGN);
+
+  SharedControl shared;
+  g_shared = &shared;
+  signal(SIGINT, OnSignal);
+  signal(SIGTERM, OnSignal);
+
+  Report report;
+  report.mode = options.mode;
+  report.target = options.target.text;
+  report.concurrency = options.concurrency;
+  report.threads = options.threads;
+  report.verify = options.verify;
+
+  if (options.mode == Mode::kHold && !options.pids.empty()) {
+    uint64_t rss = 0;
+    if (!ReadRssBytes(options.pids, &rss, &error)) {
+      std::fprintf(stderr, "loadgen: %s\n", error.c_str());
+      return 2;
+    }
+    report.rss_before_bytes = rss;
+  }
+
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int i = 0; i < options.threads; ++i) {
+    workers.push_back(std::make_unique<Worker>(options, &shared, i));
+    if (!workers.back()->Init(&error)) {
+      std::fprintf(stderr, "loadgen: %s\n", error.c_str());
+      return 2;
+    }
+  }
+
+  const double cpu_start = CpuSeconds();
+  shared.start_ns = NowNs();
+  shared.deadline_ns =
+      shared.start_ns + static_cast<int64_t>(options.duration_s * kNsPerS);
+  std::vector<std::thread> threads;
+  for (auto& w : workers) threads.emplace_back([&w] { w->Run(); });
+
+  if (options.mode == Mode::kHold) {
+    // Workers bound their own login phase; wait for all of them.
+    while (shared.workers_logged_in.load(std::memory_order_acquire) <
+           options.threads) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    const int64_t hold_start = NowNs();
+    const int64_t hold_ns = static_cast<int64_t>(options.duration_s * kNsPerS);
+    const int64_t held_at_sample = shared.held.load();
+    // Sample the target's memory mid-hold, once it has settled.
+    SleepUntil(hold_start + hold_ns / 2, shared);
+    if (!options.pids.empty()) {
+      uint64_t rss = 0;
+      if (ReadRssBytes(options.pids, &rss, &error)) {
+        report.rss_during_bytes = rss;
+        if (held_at_sample > 0) {
+          report.rss_per_session_bytes =
+              (static_cast<int64_t>(rss) -
+               static_cast<int64_t>(*report.rss_before_bytes)) /
+              held_at_sample;
+        }
+      } else {
+        std::fprintf(stderr, "loadgen: %s\n", error.c_str());
+      }
+    }
+    SleepUntil(hold_start + hold_ns, shared);
+    report.duration_s = (NowNs() - hold_start) / 1e9;
+    shared.quit_now.store(true, std::memory_order_release);
+  }
+  for (auto& t : threads) t.join();
+  const int64_t end_ns = NowNs();
+
+  int64_t last_done = 0;
+  for (auto& w : workers) {
+    report.stats.Merge(w->result());
+    last_done = std::max(last_done, w->last_done_ns());
+  }
+  if (options.mode != Mode::kHold) {
+    report.duration_s =
+        last_done > shared.start_ns ? (last_done - shared.start_ns) / 1e9 : 0;
+  } else {
+    report.held = report.stats.sessions;
+  }
+  report.wall_s = (end_ns - shared.start_ns) / 1e9;
+  report.loadgen_cpu_s = CpuSeconds() - cpu_start;
+
+  std::fputs(Summary(report).c_str(), stderr);
+  std::printf("%s\n", ToJson(report).c_str());
+  std::fflush(stdout);
+  return report.stats.errors_total() == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace popgate::loadgen
+
+int main(int argc, char** argv) { return popgate::loadgen::Main(argc, argv); }

@@ -1,0 +1,369 @@
+#include "bench/loadgen/options.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cstring>
+#include <functional>
+
+namespace popgate::loadgen {
+namespace {
+
+bool ParseInt64(std::string_view text, int64_t min, int64_t max,
+                int64_t* out) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() ||
+      v < min || v > max) {
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+bool ParseDouble(std::string_view text, double min, double max, double* out) {
+  double v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() ||
+      !(v >= min && v <= max)) {
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+// "2000", "64k", "10m", "1g" (powers of 1024), like pop3-synth's --size.
+bool ParseSize(std::string_view text, uint64_t* out) {
+  uint64_t multiplier = 1;
+  if (!text.empty()) {
+    switch (text.back()) {
+      case 'k': case 'K': multiplier = 1ULL << 10; break;
+      case 'm': case 'M': multiplier = 1ULL << 20; break;
+      case 'g': case 'G': multiplier = 1ULL << 30; break;
+      default: break;
+    }
+    if (multiplier != 1) text.remove_suffix(1);
+  }
+  int64_t v = 0;
+  if (!ParseInt64(text, 0, (int64_t{1} << 40) / static_cast<int64_t>(multiplier),
+                  &v)) {
+    return false;
+  }
+  *out = static_cast<uint64_t>(v) * multiplier;
+  return true;
+}
+
+bool ParseMode(std::string_view text, Mode* mode) {
+  if (text == "sessions") {
+    *mode = Mode::kSessions;
+  } else if (text == "throughput") {
+    *mode = Mode::kThroughput;
+  } else if (text == "hold") {
+    *mode = Mode::kHold;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool ParsePids(std::string_view text, std::vector<int>* pids) {
+  pids->clear();
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text.remove_prefix(comma == std::string_view::npos ? text.size()
+                                                       : comma + 1);
+    if (item.empty()) continue;
+    int64_t pid = 0;
+    if (!ParseInt64(item, 1, INT32_MAX, &pid)) return false;
+    pids->push_back(static_cast<int>(pid));
+  }
+  return !pids->empty();
+}
+
+}  // namespace
+
+std::string_view ModeName(Mode mode) {
+  switch (mode) {
+    case Mode::kSessions: return "sessions";
+    case Mode::kThroughput: return "throughput";
+    case Mode::kHold: return "hold";
+  }
+  return "?";
+}
+
+std::string Options::UserName(int i) const {
+  std::string out;
+  std::string index = std::to_string(i);
+  std::string_view f = user_format;
+  while (true) {
+    size_t at = f.find("{i}");
+    out.append(f.substr(0, at));
+    if (at == std::string_view::npos) break;
+    out.append(index);
+    f.remove_prefix(at + 3);
+  }
+  return out;
+}
+
+bool ParseTarget(std::string_view text, Target* target, std::string* error) {
+  std::string_view host;
+  std::string_view port_text;
+  if (text.starts_with("[")) {
+    size_t close = text.find("]:");
+    if (close == std::string_view::npos) {
+      *error = "--target: expected [V6]:PORT";
+      return false;
+    }
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      *error = "--target: expected HOST:PORT";
+      return false;
+    }
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  int64_t port = 0;
+  if (!ParseInt64(port_text, 1, 65535, &port)) {
+    *error = "--target: bad port '" + std::string(port_text) + "'";
+    return false;
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  std::string host_str(host);
+  *target = Target{};
+  target->text = std::string(text);
+  in_addr a4{};
+  in6_addr a6{};
+  if (inet_pton(AF_INET, host_str.c_str(), &a4) == 1) {
+    // 127.0.0.0/8 is all loopback.
+    if ((ntohl(a4.s_addr) >> 24) != 127) {
+      *error = "--target: " + host_str +
+               " is not a loopback address (only 127.0.0.0/8 and ::1 are "
+               "allowed)";
+      return false;
+    }
+    auto* sin = reinterpret_cast<sockaddr_in*>(&target->addr);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(static_cast<uint16_t>(port));
+    sin->sin_addr = a4;
+    target->addr_len = sizeof(sockaddr_in);
+    return true;
+  }
+  if (inet_pton(AF_INET6, host_str.c_str(), &a6) == 1) {
+    bool loopback = IN6_IS_ADDR_LOOPBACK(&a6);
+    // ::ffff:127.x.y.z is IPv4 loopback too.
+    if (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127) loopback = true;
+    if (!loopback) {
+      *error = "--target: " + host_str +
+               " is not a loopback address (only 127.0.0.0/8 and ::1 are "
+               "allowed)";
+      return false;
+    }
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&target->addr);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(static_cast<uint16_t>(port));
+    sin6->sin6_addr = a6;
+    target->addr_len = sizeof(sockaddr_in6);
+    return true;
+  }
+  *error = "--target: '" + host_str +
+           "' is not a numeric loopback address (no DNS lookups)";
+  return false;
+}
+
+bool ParseOptions(const std::vector<std::string>& args, Options* options,
+                  std::string* error) {
+  Options o;
+  bool have_target = false;
+  bool have_sessions = false;
+  bool have_concurrency = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i];
+    std::string value;
+    bool has_inline = false;
+    if (size_t eq = flag.find('=');
+        flag.starts_with("--") && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag.resize(eq);
+      has_inline = true;
+    }
+    // Fetches the flag's value from "=value" or the next argument.
+    auto take = [&]() -> bool {
+      if (has_inline) return true;
+      if (i + 1 >= args.size()) {
+        *error = flag + " needs a value";
+        return false;
+      }
+      value = args[++i];
+      return true;
+    };
+    auto bad = [&](std::string_view what) {
+      *error = flag + ": expected " + std::string(what) + ", got '" + value +
+               "'";
+      return false;
+    };
+    auto int_flag = [&](int64_t min, int64_t max, auto* out) -> bool {
+      if (!take()) return false;
+      int64_t v = 0;
+      if (!ParseInt64(value, min, max, &v)) {
+        return bad("an integer in [" + std::to_string(min) + ", " +
+                   std::to_string(max) + "]");
+      }
+      *out = static_cast<std::remove_pointer_t<decltype(out)>>(v);
+      return true;
+    };
+    auto seconds_flag = [&](double min, double max, double* out) -> bool {
+      if (!take()) return false;
+      if (!ParseDouble(value, min, max, out)) {
+        return bad("seconds in [" + std::to_string(min) + ", " +
+                   std::to_string(max) + "]");
+      }
+      return true;
+    };
+
+    if (flag == "--help" || flag == "-h") {
+      o.help = true;
+    } else if (flag == "--mode") {
+      if (!take()) return false;
+      if (!ParseMode(value, &o.mode)) return bad("sessions|throughput|hold");
+    } else if (flag == "--target") {
+      if (!take()) return false;
+      if (!ParseTarget(value, &o.target, error)) return false;
+      have_target = true;
+    } else if (flag == "--concurrency" || flag == "-c") {
+      if (!int_flag(1, kMaxConcurrency, &o.concurrency)) return false;
+      have_concurrency = true;
+    } else if (flag == "--duration") {
+      if (!seconds_flag(0, kMaxDurationS, &o.duration_s)) return false;
+    } else if (flag == "--sessions") {
+      if (!int_flag(1, int64_t{1} << 40, &o.sessions)) return false;
+      have_sessions = true;
+    } else if (flag == "--threads") {
+      if (!int_flag(1, kMaxThreads, &o.threads)) return false;
+    } else if (flag == "--retr") {
+      if (!int_flag(0, 1000000, &o.retr)) return false;
+    } else if (flag == "--message") {
+      if (!int_flag(1, 1000000000, &o.message)) return false;
+    } else if (flag == "--users") {
+      if (!int_flag(1, 100000000, &o.users)) return false;
+    } else if (flag == "--user-format") {
+      if (!take()) return false;
+      if (value.empty() || value.find_first_of("\r\n ") != std::string::npos) {
+        return bad("a user name pattern without spaces or CR/LF");
+      }
+      o.user_format = value;
+    } else if (flag == "--password") {
+      if (!take()) return false;
+      if (value.find_first_of("\r\n") != std::string::npos) {
+        return bad("a password without CR/LF");
+      }
+      o.password = value;
+    } else if (flag == "--expect-size") {
+      if (!take()) return false;
+      if (!ParseSize(value, &o.expect_size) || o.expect_size == 0) {
+        return bad("a size such as 2000, 64k, 10m");
+      }
+    } else if (flag == "--no-verify") {
+      o.verify = false;
+    } else if (flag == "--io-timeout") {
+      if (!seconds_flag(0.001, 3600, &o.io_timeout_s)) return false;
+    } else if (flag == "--recv-buffer") {
+      if (!take()) return false;
+      uint64_t size = 0;
+      if (!ParseSize(value, &size) || size < 512 || size > (64u << 20)) {
+        return bad("a size between 512 and 64m");
+      }
+      o.recv_buffer = size;
+    } else if (flag == "--pid") {
+      if (!take()) return false;
+      if (!ParsePids(value, &o.pids)) return bad("PID[,PID...]");
+    } else {
+      *error = "unknown argument '" + args[i] + "' (see --help)";
+      return false;
+    }
+  }
+  if (o.help) {
+    *options = std::move(o);
+    return true;
+  }
+  if (!have_target) {
+    *error = "--target HOST:PORT is required";
+    return false;
+  }
+  if (o.mode == Mode::kHold && !have_sessions) {
+    *error = "--mode hold needs --sessions N";
+    return false;
+  }
+  // Every concurrent connection needs a user of its own: POP3 locks the
+  // maildrop, so a second login of the same user would fail with [IN-USE].
+  int64_t needed = o.mode == Mode::kHold ? o.sessions : o.concurrency;
+  if (o.mode == Mode::kHold && needed > kMaxConcurrency) {
+    *error = "--sessions: hold mode holds at most " +
+             std::to_string(kMaxConcurrency) + " sessions";
+    return false;
+  }
+  if (o.users == 0) {
+    o.users = static_cast<int>(needed);
+  } else if (o.users < needed) {
+    *error = "--users " + std::to_string(o.users) + " is fewer than the " +
+             std::to_string(needed) +
+             " sessions open at once; a user cannot be logged in twice";
+    return false;
+  }
+  if (o.user_format.find("{i}") == std::string::npos && o.users > 1) {
+    *error = "--user-format needs '{i}' when more than one user is used";
+    return false;
+  }
+  if (o.mode == Mode::kHold) {
+    // Logins in flight at once while building up the held set: enough to
+    // fill 10k sessions in about a second, few enough not to look like a
+    // SYN flood to the target.
+    if (!have_concurrency) o.concurrency = 100;
+    if (o.concurrency > o.sessions) o.concurrency = static_cast<int>(o.sessions);
+  }
+  if (o.threads > o.concurrency) {
+    o.threads = o.concurrency;  // an idle thread would only skew CPU figures
+  }
+  *options = std::move(o);
+  return true;
+}
+
+std::string Usage() {
+  return R"(usage: loadgen --target HOST:PORT [--mode sessions|throughput|hold] [flags]
+POP3 load generator on io_uring. Loopback targets only. Prints one JSON
+object on stdout and a summary on stderr.
+
+  --mode M              sessions (default): connect, USER/PASS, STAT,
+                        RETR 1..K, QUIT, repeat. throughput: log in once,
+                        RETR one message repeatedly. hold: log in N
+                        sessions, stay idle, QUIT.
+  --target HOST:PORT    127.0.0.0/8, ::1 or localhost (required)
+  --concurrency C       connections open at once (default 10); in hold mode,
+                        logins in flight at once
+  --duration T          seconds (default 10, max 3600); in hold mode, how
+                        long the sessions stay idle
+  --sessions N          sessions mode: stop after N sessions (whichever of
+                        N and T comes first); hold mode: sessions to hold
+  --threads N           threads, each with its own io_uring (default 1)
+  --retr K              sessions mode: RETR messages 1..K (default 0)
+  --message N           throughput mode: message to RETR (default 1)
+  --users M             users to cycle over (default: one per concurrent
+                        session); never two sessions of one user at once
+  --user-format F       user name, {i} = user index (default
+                        user{i}@example.com, as pop3-synth --generated-users)
+  --password P          (default password)
+  --expect-size BYTES   message size; skips LIST (suffixes k, m, g)
+  --no-verify           skip the content check (sizes, terminating '.' and
+                        framing are still checked)
+  --io-timeout S        limit on every connect/send/recv (default 10)
+  --recv-buffer BYTES   per-connection receive buffer (default: 64k in
+                        throughput mode, 16k sessions, 4k hold)
+  --pid PID[,PID...]    hold mode: sum these processes' RSS before login and
+                        during the hold -> rss_per_session_bytes
+)";
+}
+
+}  // namespace popgate::loadgen

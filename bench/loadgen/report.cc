@@ -1,0 +1,156 @@
+#include "bench/loadgen/report.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace popgate::loadgen {
+namespace {
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string Num(double v) {
+  if (!std::isfinite(v)) return "0";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f", v);
+  return buf;
+}
+
+template <typename T>
+std::string Optional(const std::optional<T>& v) {
+  return v.has_value() ? std::to_string(*v) : "null";
+}
+
+double PerSecond(double count, double seconds) {
+  return seconds > 0 ? count / seconds : 0;
+}
+
+double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+}  // namespace
+
+std::string ToJson(const Report& r) {
+  const Stats& s = r.stats;
+  const LatencyHistogram& h = s.session_latency_ns;
+  std::string j = "{";
+  j += "\"mode\":" + JsonString(ModeName(r.mode));
+  j += ",\"target\":" + JsonString(r.target);
+  j += ",\"concurrency\":" + std::to_string(r.concurrency);
+  j += ",\"threads\":" + std::to_string(r.threads);
+  j += ",\"verify\":" + std::string(r.verify ? "true" : "false");
+  j += ",\"duration_s\":" + Num(r.duration_s);
+  j += ",\"wall_s\":" + Num(r.wall_s);
+  j += ",\"sessions\":" + std::to_string(s.sessions);
+  j += ",\"sessions_per_s\":" +
+       Num(r.mode == Mode::kHold ? 0 : PerSecond(s.sessions, r.duration_s));
+  j += ",\"logins\":" + std::to_string(s.logins);
+  j += ",\"latency_ms\":{\"p50\":" + Num(Ms(h.Percentile(0.5))) +
+       ",\"p99\":" + Num(Ms(h.Percentile(0.99))) +
+       ",\"p999\":" + Num(Ms(h.Percentile(0.999))) +
+       ",\"mean\":" + Num(h.mean() / 1e6) + ",\"max\":" + Num(Ms(h.max())) +
+       "}";
+  j += ",\"bytes\":" + std::to_string(s.bytes);
+  j += ",\"mb_per_s\":" + Num(PerSecond(s.bytes / 1e6, r.duration_s));
+  j += ",\"messages\":" + std::to_string(s.messages);
+  j += ",\"messages_per_s\":" + Num(PerSecond(s.messages, r.duration_s));
+  j += ",\"errors\":{";
+  for (size_t i = 0; i < s.errors.size(); ++i) {
+    if (i > 0) j += ",";
+    j += JsonString(ErrorKindName(static_cast<ErrorKind>(i))) + ":" +
+         std::to_string(s.errors[i]);
+  }
+  j += "}";
+  j += ",\"errors_total\":" + std::to_string(s.errors_total());
+  j += ",\"held\":" + std::to_string(r.held);
+  j += ",\"rss_before_bytes\":" + Optional(r.rss_before_bytes);
+  j += ",\"rss_during_bytes\":" + Optional(r.rss_during_bytes);
+  j += ",\"rss_per_session_bytes\":" + Optional(r.rss_per_session_bytes);
+  j += ",\"loadgen_cpu_s\":" + Num(r.loadgen_cpu_s);
+  j += ",\"loadgen_cpu_share\":" + Num(PerSecond(r.loadgen_cpu_s, r.wall_s));
+  j += "}";
+  return j;
+}
+
+std::string Summary(const Report& r) {
+  const Stats& s = r.stats;
+  const LatencyHistogram& h = s.session_latency_ns;
+  char buf[1024];
+  std::string out;
+  std::snprintf(buf, sizeof(buf),
+                "loadgen %s -> %s: concurrency %d, %d thread(s), %.2f s%s\n",
+                std::string(ModeName(r.mode)).c_str(), r.target.c_str(),
+                r.concurrency, r.threads, r.duration_s,
+                r.verify ? "" : " (content NOT verified)");
+  out += buf;
+  switch (r.mode) {
+    case Mode::kSessions:
+      std::snprintf(buf, sizeof(buf),
+                    "  %llu sessions, %.0f sessions/s; latency ms p50 %.3f "
+                    "p99 %.3f p99.9 %.3f max %.3f\n",
+                    static_cast<unsigned long long>(s.sessions),
+                    PerSecond(s.sessions, r.duration_s),
+                    Ms(h.Percentile(0.5)), Ms(h.Percentile(0.99)),
+                    Ms(h.Percentile(0.999)), Ms(h.max()));
+      out += buf;
+      if (s.messages > 0) {
+        std::snprintf(buf, sizeof(buf), "  %llu messages, %.1f MB/s\n",
+                      static_cast<unsigned long long>(s.messages),
+                      PerSecond(s.bytes / 1e6, r.duration_s));
+        out += buf;
+      }
+      break;
+    case Mode::kThroughput:
+      std::snprintf(buf, sizeof(buf),
+                    "  %llu messages verified, %.1f MB/s, %.1f messages/s\n",
+                    static_cast<unsigned long long>(s.messages),
+                    PerSecond(s.bytes / 1e6, r.duration_s),
+                    PerSecond(s.messages, r.duration_s));
+      out += buf;
+      break;
+    case Mode::kHold:
+      std::snprintf(buf, sizeof(buf), "  %llu sessions held and quit cleanly",
+                    static_cast<unsigned long long>(r.held));
+      out += buf;
+      if (r.rss_per_session_bytes.has_value()) {
+        std::snprintf(buf, sizeof(buf), "; target RSS %+lld bytes/session",
+                      static_cast<long long>(*r.rss_per_session_bytes));
+        out += buf;
+      }
+      out += "\n";
+      break;
+  }
+  std::snprintf(buf, sizeof(buf), "  errors: %llu",
+                static_cast<unsigned long long>(s.errors_total()));
+  out += buf;
+  for (size_t i = 0; i < s.errors.size(); ++i) {
+    if (s.errors[i] == 0) continue;
+    std::snprintf(buf, sizeof(buf), " %s=%llu",
+                  std::string(ErrorKindName(static_cast<ErrorKind>(i))).c_str(),
+                  static_cast<unsigned long long>(s.errors[i]));
+    out += buf;
+  }
+  std::snprintf(buf, sizeof(buf),
+                "\n  loadgen CPU %.2f s (%.0f%% of one core over %.2f s)\n",
+                r.loadgen_cpu_s, 100 * PerSecond(r.loadgen_cpu_s, r.wall_s),
+                r.wall_s);
+  out += buf;
+  return out;
+}
+
+}  // namespace popgate::loadgen

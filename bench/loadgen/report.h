@@ -1,0 +1,38 @@
+// The run's result: one JSON object for programs (bench/compare parses it;
+// keep the keys stable) and a few lines for people.
+#ifndef POPGATE_BENCH_LOADGEN_REPORT_H_
+#define POPGATE_BENCH_LOADGEN_REPORT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "bench/loadgen/options.h"
+#include "bench/loadgen/stats.h"
+
+namespace popgate::loadgen {
+
+struct Report {
+  Mode mode = Mode::kSessions;
+  std::string target;
+  int concurrency = 0;
+  int threads = 0;
+  bool verify = true;
+  // The measured window: first connect to the last counted session
+  // (sessions) or message (throughput); the idle time (hold).
+  double duration_s = 0;
+  double wall_s = 0;  // the whole run, drain included
+  Stats stats;
+  uint64_t held = 0;
+  std::optional<uint64_t> rss_before_bytes;
+  std::optional<uint64_t> rss_during_bytes;
+  std::optional<int64_t> rss_per_session_bytes;
+  double loadgen_cpu_s = 0;
+};
+
+std::string ToJson(const Report& report);
+std::string Summary(const Report& report);
+
+}  // namespace popgate::loadgen
+
+#endif  // POPGATE_BENCH_LOADGEN_REPORT_H_

@@ -1,0 +1,96 @@
+#include "bench/loadgen/stats.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+
+namespace popgate::loadgen {
+
+LatencyHistogram::LatencyHistogram() : counts_(kBuckets, 0) {}
+
+size_t LatencyHistogram::BucketOf(uint64_t value) {
+  constexpr uint64_t kSub = uint64_t{1} << kSubBits;
+  if (value < kSub) return static_cast<size_t>(value);
+  int exponent = 63 - std::countl_zero(value);  // >= kSubBits
+  int shift = exponent - kSubBits;
+  uint64_t mantissa = (value >> shift) & (kSub - 1);
+  return static_cast<size_t>((shift + 1) * kSub + mantissa);
+}
+
+uint64_t LatencyHistogram::BucketUpperEdge(size_t bucket) {
+  constexpr uint64_t kSub = uint64_t{1} << kSubBits;
+  if (bucket < kSub) return bucket;
+  int shift = static_cast<int>(bucket / kSub) - 1;
+  uint64_t mantissa = bucket % kSub;
+  uint64_t lower = (kSub + mantissa) << shift;
+  return lower + ((uint64_t{1} << shift) - 1);
+}
+
+void LatencyHistogram::Record(uint64_t value) {
+  ++counts_[BucketOf(value)];
+  ++count_;
+  max_ = std::max(max_, value);
+  sum_ += value;
+}
+
+void LatencyHistogram::Merge(const LatencyHistogram& other) {
+  for (size_t i = 0; i < kBuckets; ++i) counts_[i] += other.counts_[i];
+  count_ += other.count_;
+  max_ = std::max(max_, other.max_);
+  sum_ += other.sum_;
+}
+
+double LatencyHistogram::mean() const {
+  return count_ == 0 ? 0 : static_cast<double>(sum_ / count_);
+}
+
+uint64_t LatencyHistogram::Percentile(double q) const {
+  if (count_ == 0) return 0;
+  q = std::clamp(q, 0.0, 1.0);
+  // The epsilon keeps 0.999 * 10000 (= 9989.999... or 9990.000...1 in
+  // binary) at rank 9990.
+  uint64_t rank = static_cast<uint64_t>(std::ceil(q * count_ - 1e-9));
+  rank = std::clamp<uint64_t>(rank, 1, count_);
+  uint64_t seen = 0;
+  for (size_t i = 0; i < kBuckets; ++i) {
+    seen += counts_[i];
+    if (seen >= rank) return std::min(BucketUpperEdge(i), max_);
+  }
+  return max_;
+}
+
+std::string_view ErrorKindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kConnect: return "connect";
+    case ErrorKind::kGreeting: return "greeting";
+    case ErrorKind::kAuth: return "auth";
+    case ErrorKind::kStat: return "stat";
+    case ErrorKind::kList: return "list";
+    case ErrorKind::kRetr: return "retr";
+    case ErrorKind::kRetrVerify: return "retr_verify";
+    case ErrorKind::kQuit: return "quit";
+    case ErrorKind::kTimeout: return "timeout";
+    case ErrorKind::kClosed: return "closed";
+    case ErrorKind::kProtocol: return "protocol";
+    case ErrorKind::kIo: return "io";
+    case ErrorKind::kCount: break;
+  }
+  return "?";
+}
+
+uint64_t Stats::errors_total() const {
+  uint64_t total = 0;
+  for (uint64_t e : errors) total += e;
+  return total;
+}
+
+void Stats::Merge(const Stats& other) {
+  sessions += other.sessions;
+  logins += other.logins;
+  messages += other.messages;
+  bytes += other.bytes;
+  for (size_t i = 0; i < errors.size(); ++i) errors[i] += other.errors[i];
+  session_latency_ns.Merge(other.session_latency_ns);
+}
+
+}  // namespace popgate::loadgen

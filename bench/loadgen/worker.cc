@@ -1,0 +1,198 @@
+#include "bench/loadgen/worker.h"
+
+#include <algorithm>
+#include <cstdio>
+
+namespace popgate::loadgen {
+namespace {
+
+constexpr int64_t kNsPerS = 1000000000;
+// The ring wait is bounded so deadlines and cross-thread flags are noticed
+// promptly even when no completion arrives.
+constexpr int64_t kTickNs = 20 * 1000000;
+// Hold mode: logging in the held set may take at most this long.
+constexpr int64_t kMaxLoginPhaseNs = 300 * kNsPerS;
+
+int64_t Share(int64_t total, int parts, int index) {
+  return total / parts + (index < total % parts ? 1 : 0);
+}
+
+}  // namespace
+
+Worker::Worker(const Options& options, SharedControl* shared, int index)
+    : options_(options), shared_(shared), index_(index) {}
+
+bool Worker::Init(std::string* error) {
+  concurrency_ =
+      static_cast<int>(Share(options_.concurrency, options_.threads, index_));
+  if (options_.mode == Mode::kHold) {
+    hold_quota_ = Share(options_.sessions, options_.threads, index_);
+  }
+  // Users i with i % threads == index belong to this worker, so no user is
+  // ever logged in twice at once, across threads included.
+  for (int i = index_; i < options_.users; i += options_.threads) {
+    free_users_.push_back(i);
+  }
+  recv_buffer_ = options_.recv_buffer;
+  if (recv_buffer_ == 0) {
+    switch (options_.mode) {
+      case Mode::kThroughput: recv_buffer_ = 128 * 1024; break;
+      case Mode::kSessions: recv_buffer_ = 16 * 1024; break;
+      case Mode::kHold: recv_buffer_ = 4 * 1024; break;
+    }
+  }
+  // Two SQEs per operation (the operation and its linked timeout), one
+  // operation per connection; a full queue is submitted early, so this is a
+  // throughput setting, not a limit.
+  unsigned entries = static_cast<unsigned>(
+      std::clamp(2 * concurrency_ + 16, 64, 4096));
+  return ring_.Init(entries,
+                    static_cast<int64_t>(options_.io_timeout_s * kNsPerS),
+                    error);
+}
+
+Connection* Worker::NewConnection() {
+  connections_.push_back(std::make_unique<Connection>(this, recv_buffer_));
+  return connections_.back().get();
+}
+
+void Worker::Run() {
+  std::string error;
+  if (!ring_.EnableOnThisThread(&error)) {
+    std::fprintf(stderr, "loadgen: %s\n", error.c_str());
+    stats_.AddError(ErrorKind::kIo);
+    if (options_.mode == Mode::kHold) {
+      shared_->workers_logged_in.fetch_add(1, std::memory_order_release);
+    }
+    return;
+  }
+  if (options_.mode == Mode::kHold) {
+    RunHold();
+  } else {
+    RunLoad();
+  }
+}
+
+void Worker::StartNext(Connection* c) {
+  if (stopping_ || free_users_.empty()) return;
+  if (options_.mode == Mode::kSessions && options_.sessions > 0 &&
+      shared_->sessions_started.fetch_add(1, std::memory_order_relaxed) >=
+          options_.sessions) {
+    stopping_ = true;  // the --sessions budget is spent
+    return;
+  }
+  if (options_.mode == Mode::kHold) {
+    if (hold_started_ >= hold_quota_) return;
+    ++hold_started_;
+  }
+  int user = free_users_.front();
+  free_users_.pop_front();
+  ++live_;
+  c->Start(user);
+}
+
+void Worker::StartQueued() {
+  // Start() can fail synchronously and queue the connection again; those
+  // wait for the next turn (after a ring wait), which is a natural backoff.
+  std::vector<Connection*> queued;
+  queued.swap(restart_);
+  for (Connection* c : queued) StartNext(c);
+}
+
+void Worker::OnSessionEnd(Connection* c, bool ok) {
+  --live_;
+  free_users_.push_back(c->user());
+  if (ok && options_.mode == Mode::kSessions) last_done_ns_ = NowNs();
+  restart_.push_back(c);
+}
+
+void Worker::OnMessageDone() {
+  if (options_.mode == Mode::kThroughput) last_done_ns_ = NowNs();
+}
+
+void Worker::OnLoggedIn(Connection* c) {
+  // The session stays live (it still has to QUIT) but frees its login slot.
+  held_.push_back(c);
+  shared_->held.fetch_add(1, std::memory_order_relaxed);
+  restart_.push_back(NewConnection());
+}
+
+void Worker::AbortAll() {
+  for (auto& c : connections_) c->Abort();
+}
+
+void Worker::Drain(int64_t abort_at_ns) {
+  bool aborted = false;
+  // After an abort every operation completes at once (shutdown) or at its
+  // linked timeout; give up waiting one timeout later regardless.
+  const int64_t give_up_ns =
+      abort_at_ns + static_cast<int64_t>(options_.io_timeout_s * kNsPerS) +
+      kNsPerS;
+  while (live_ > 0 || ring_.in_flight() > 0) {
+    int64_t now = NowNs();
+    if (!aborted && now >= abort_at_ns) {
+      AbortAll();
+      aborted = true;
+    }
+    if (now >= give_up_ns) break;
+    ring_.RunOnce(kTickNs);
+    restart_.clear();  // nothing new starts while draining
+  }
+}
+
+void Worker::RunLoad() {
+  for (int i = 0; i < concurrency_; ++i) StartNext(NewConnection());
+  while (true) {
+    int64_t now = NowNs();
+    if (!stopping_ && (now >= shared_->deadline_ns ||
+                       shared_->interrupted.load(std::memory_order_relaxed))) {
+      stopping_ = true;
+    }
+    if (stopping_) break;
+    if (live_ == 0 && restart_.empty()) break;  // budget spent, all done
+    ring_.RunOnce(std::min(kTickNs, std::max<int64_t>(
+                                        shared_->deadline_ns - now, 1)));
+    StartQueued();
+  }
+  // Sessions in progress finish (throughput: their current message, then
+  // QUIT); each of their steps is bounded by --io-timeout, the whole drain
+  // by one timeout plus a second.
+  Drain(NowNs() + static_cast<int64_t>(options_.io_timeout_s * kNsPerS) +
+        kNsPerS);
+}
+
+void Worker::RunHold() {
+  const int64_t login_deadline = NowNs() + kMaxLoginPhaseNs;
+  for (int i = 0; i < concurrency_; ++i) StartNext(NewConnection());
+  // Phase 1: log in this worker's share, concurrency_ at a time.
+  while (static_cast<int64_t>(held_.size()) < live_ || !restart_.empty()) {
+    if (shared_->interrupted.load(std::memory_order_relaxed) ||
+        NowNs() >= login_deadline) {
+      stopping_ = true;
+      break;
+    }
+    ring_.RunOnce(kTickNs);
+    StartQueued();
+    if (hold_started_ >= hold_quota_) restart_.clear();
+  }
+  // Logins still in flight after an interrupt or the login deadline.
+  for (auto& c : connections_) {
+    if (!c->held()) c->Abort();
+  }
+  while (static_cast<int64_t>(held_.size()) < live_) {
+    ring_.RunOnce(kTickNs);
+    restart_.clear();
+  }
+  shared_->workers_logged_in.fetch_add(1, std::memory_order_release);
+  // Phase 2: idle. Nothing is in flight; the main thread times the hold.
+  while (!shared_->quit_now.load(std::memory_order_acquire)) {
+    ring_.RunOnce(kTickNs);
+  }
+  // Phase 3: QUIT every held session.
+  stopping_ = true;
+  for (Connection* c : held_) c->StartQuit();
+  Drain(NowNs() + static_cast<int64_t>(options_.io_timeout_s * kNsPerS) +
+        kNsPerS);
+}
+
+}  // namespace popgate::loadgen

@@ -1,0 +1,92 @@
+// One load-generating thread: its own io_uring, its own connections, users
+// and counters. Workers share nothing on the hot path; the few things they
+// coordinate on (the --sessions budget, hold-mode phases, Ctrl-C) are
+// atomics in SharedControl.
+#ifndef POPGATE_BENCH_LOADGEN_WORKER_H_
+#define POPGATE_BENCH_LOADGEN_WORKER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/loadgen/connection.h"
+#include "bench/loadgen/options.h"
+#include "bench/loadgen/ring_loop.h"
+#include "bench/loadgen/stats.h"
+#include "bench/loadgen/verifier.h"
+
+namespace popgate::loadgen {
+
+struct SharedControl {
+  int64_t start_ns = 0;
+  int64_t deadline_ns = 0;  // sessions/throughput: stop starting work
+  // sessions mode with --sessions N: sessions claimed so far.
+  std::atomic<int64_t> sessions_started{0};
+  // hold mode
+  std::atomic<int> workers_logged_in{0};  // workers done logging in
+  std::atomic<int64_t> held{0};           // sessions logged in and idle
+  std::atomic<bool> quit_now{false};      // end the hold
+  std::atomic<bool> interrupted{false};   // SIGINT/SIGTERM
+};
+
+class Worker final : public ConnectionHost {
+ public:
+  Worker(const Options& options, SharedControl* shared, int index);
+  bool Init(std::string* error);
+  void Run();
+
+  const Stats& result() const { return stats_; }
+  // When the last unit of work counted in the rates finished (a session in
+  // sessions mode, a message in throughput mode); 0 if none.
+  int64_t last_done_ns() const { return last_done_ns_; }
+
+  // ConnectionHost
+  RingLoop& ring() override { return ring_; }
+  const Options& options() const override { return options_; }
+  Stats& stats() override { return stats_; }
+  ExpectedContent& expected() override { return expected_; }
+  bool stopping() const override { return stopping_; }
+  void OnLoggedIn(Connection* c) override;
+  void OnSessionEnd(Connection* c, bool ok) override;
+  void OnMessageDone() override;
+
+ private:
+  void RunLoad();
+  void RunHold();
+  // Starts the next session on `c` if the run is not winding down.
+  void StartNext(Connection* c);
+  void StartQueued();
+  void AbortAll();
+  // Runs the ring until nothing is live, aborting at `abort_at_ns`.
+  void Drain(int64_t abort_at_ns);
+  Connection* NewConnection();
+
+  const Options& options_;
+  SharedControl* shared_;
+  const int index_;
+  int concurrency_ = 0;   // this worker's share of --concurrency
+  int64_t hold_quota_ = 0;  // hold mode: this worker's share of --sessions
+  int64_t hold_started_ = 0;
+  size_t recv_buffer_ = 0;
+
+  Stats stats_;
+  ExpectedContent expected_;
+  std::deque<int> free_users_;
+  std::vector<Connection*> restart_;  // ended; start their next session
+  std::vector<Connection*> held_;
+  int64_t live_ = 0;  // connections with a session in progress
+  bool stopping_ = false;
+  int64_t last_done_ns_ = 0;
+
+  // Declared before the ring so that the ring is torn down first: no
+  // operation can then complete into a freed connection.
+  std::vector<std::unique_ptr<Connection>> connections_;
+  RingLoop ring_;
+};
+
+}  // namespace popgate::loadgen
+
+#endif  // POPGATE_BENCH_LOADGEN_WORKER_H_
