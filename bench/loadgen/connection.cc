@@ -90,6 +90,12 @@ void Connection::Abort() {
   }
 }
 
+void Connection::Abandon() {
+  if (step_ == Step::kIdle) return;
+  aborted_ = false;
+  Fail(ErrorKind::kIo);
+}
+
 void Connection::OnComplete(int result) {
   Io io = io_;
   io_ = Io::kNone;

@@ -59,6 +59,9 @@ class Connection final : public Completion {
   // Shuts the socket down so the operation in flight completes now (used
   // when the run overstays its time). The session then ends as a timeout.
   void Abort();
+  // The ring failed: end the session now, as an I/O error, without waiting
+  // for the operation in flight (it will never complete).
+  void Abandon();
 
   void OnComplete(int result) override;
 

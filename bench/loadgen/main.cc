@@ -2,7 +2,10 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -24,6 +27,43 @@ SharedControl* g_shared = nullptr;
 
 void OnSignal(int) {
   if (g_shared != nullptr) g_shared->interrupted.store(true);
+}
+
+// The first SIGINT/SIGTERM asks for a graceful stop (finish, report); the
+// handler then resets itself, so a second one kills the process.
+void InstallSignalHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+// Last line of defence for "the run always ends by itself": whatever goes
+// wrong (a bug, a wedged kernel object), the process exits at `limit_ns`,
+// or io_timeout + 5 s after an interrupt.
+void StartWatchdog(int64_t limit_ns, double io_timeout_s,
+                   const SharedControl* shared) {
+  std::thread([=] {
+    int64_t interrupted_at = 0;
+    while (true) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      int64_t now = NowNs();
+      if (interrupted_at == 0 && shared->interrupted.load()) {
+        interrupted_at = now;
+      }
+      bool overdue =
+          now >= limit_ns ||
+          (interrupted_at != 0 &&
+           now - interrupted_at >
+               static_cast<int64_t>((io_timeout_s + 5) * kNsPerS));
+      if (overdue) {
+        std::fputs("loadgen: run did not end in time; exiting\n", stderr);
+        std::_Exit(3);
+      }
+    }
+  }).detach();
 }
 
 double CpuSeconds() {
@@ -68,8 +108,7 @@ int Main(int argc, char** argv) {
 
   SharedControl shared;
   g_shared = &shared;
-  signal(SIGINT, OnSignal);
-  signal(SIGTERM, OnSignal);
+  InstallSignalHandlers();
 
   Report report;
   report.mode = options.mode;
@@ -100,6 +139,11 @@ int Main(int argc, char** argv) {
   shared.start_ns = NowNs();
   shared.deadline_ns =
       shared.start_ns + static_cast<int64_t>(options.duration_s * kNsPerS);
+  // Generous: the run itself, hold mode's login phase, and the drains.
+  StartWatchdog(shared.deadline_ns + kMaxLoginPhaseNs +
+                    static_cast<int64_t>((4 * options.io_timeout_s + 60) *
+                                         kNsPerS),
+                options.io_timeout_s, &shared);
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&w] { w->Run(); });
 

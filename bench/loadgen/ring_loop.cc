@@ -102,7 +102,13 @@ int RingLoop::RunOnce(int64_t max_wait_ns) {
   ts.tv_nsec = max_wait_ns % 1000000000;
   io_uring_cqe* cqe = nullptr;
   int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
-  if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY) return 0;
+  if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY &&
+      rc != -EAGAIN) {
+    // Nothing was submitted and nothing will complete: say so rather than
+    // spin. (EEXIST, for one, means the ring is used off its issuer thread.)
+    error_ = std::string("io_uring_enter: ") + std::strerror(-rc);
+    return -1;
+  }
   int dispatched = 0;
   // Copy out first: a handler may queue new SQEs, which is fine, but it
   // must not see this CQE batch half-consumed.

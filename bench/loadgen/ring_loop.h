@@ -76,8 +76,10 @@ class RingLoop {
 
   // Submits what is queued, waits up to `max_wait_ns` for at least one
   // completion, and dispatches every completion available. Returns the
-  // number of operation completions dispatched.
+  // number of operation completions dispatched, or -1 if the ring failed
+  // (see error()); operations in flight then never complete.
   int RunOnce(int64_t max_wait_ns);
+  const std::string& error() const { return error_; }
 
   uint64_t in_flight() const { return in_flight_; }
 
@@ -94,6 +96,7 @@ class RingLoop {
   // so one shared value is enough.
   __kernel_timespec op_timeout_{};
   uint64_t in_flight_ = 0;
+  std::string error_;
 };
 
 }  // namespace popgate::loadgen

@@ -10,8 +10,6 @@ constexpr int64_t kNsPerS = 1000000000;
 // The ring wait is bounded so deadlines and cross-thread flags are noticed
 // promptly even when no completion arrives.
 constexpr int64_t kTickNs = 20 * 1000000;
-// Hold mode: logging in the held set may take at most this long.
-constexpr int64_t kMaxLoginPhaseNs = 300 * kNsPerS;
 
 int64_t Share(int64_t total, int parts, int index) {
   return total / parts + (index < total % parts ? 1 : 0);
@@ -61,9 +59,7 @@ void Worker::Run() {
   if (!ring_.EnableOnThisThread(&error)) {
     std::fprintf(stderr, "loadgen: %s\n", error.c_str());
     stats_.AddError(ErrorKind::kIo);
-    if (options_.mode == Mode::kHold) {
-      shared_->workers_logged_in.fetch_add(1, std::memory_order_release);
-    }
+    ReportLoggedIn();
     return;
   }
   if (options_.mode == Mode::kHold) {
@@ -121,6 +117,22 @@ void Worker::AbortAll() {
   for (auto& c : connections_) c->Abort();
 }
 
+bool Worker::Tick(int64_t wait_ns, bool start) {
+  if (ring_.RunOnce(wait_ns) < 0) {
+    std::fprintf(stderr, "loadgen: worker %d: %s; abandoning its sessions\n",
+                 index_, ring_.error().c_str());
+    for (auto& c : connections_) c->Abandon();
+    restart_.clear();
+    return false;
+  }
+  if (start) {
+    StartQueued();
+  } else {
+    restart_.clear();
+  }
+  return true;
+}
+
 void Worker::Drain(int64_t abort_at_ns) {
   bool aborted = false;
   // After an abort every operation completes at once (shutdown) or at its
@@ -135,8 +147,7 @@ void Worker::Drain(int64_t abort_at_ns) {
       aborted = true;
     }
     if (now >= give_up_ns) break;
-    ring_.RunOnce(kTickNs);
-    restart_.clear();  // nothing new starts while draining
+    if (!Tick(kTickNs, /*start=*/false)) return;
   }
 }
 
@@ -150,15 +161,20 @@ void Worker::RunLoad() {
     }
     if (stopping_) break;
     if (live_ == 0 && restart_.empty()) break;  // budget spent, all done
-    ring_.RunOnce(std::min(kTickNs, std::max<int64_t>(
-                                        shared_->deadline_ns - now, 1)));
-    StartQueued();
+    int64_t wait = std::clamp<int64_t>(shared_->deadline_ns - now, 1, kTickNs);
+    if (!Tick(wait, /*start=*/true)) return;
   }
   // Sessions in progress finish (throughput: their current message, then
   // QUIT); each of their steps is bounded by --io-timeout, the whole drain
   // by one timeout plus a second.
   Drain(NowNs() + static_cast<int64_t>(options_.io_timeout_s * kNsPerS) +
         kNsPerS);
+}
+
+void Worker::ReportLoggedIn() {
+  if (reported_logged_in_) return;
+  reported_logged_in_ = true;
+  shared_->workers_logged_in.fetch_add(1, std::memory_order_release);
 }
 
 void Worker::RunHold() {
@@ -171,22 +187,28 @@ void Worker::RunHold() {
       stopping_ = true;
       break;
     }
-    ring_.RunOnce(kTickNs);
-    StartQueued();
-    if (hold_started_ >= hold_quota_) restart_.clear();
+    if (!Tick(kTickNs, /*start=*/hold_started_ < hold_quota_)) {
+      return ReportLoggedIn();
+    }
   }
-  // Logins still in flight after an interrupt or the login deadline.
-  for (auto& c : connections_) {
-    if (!c->held()) c->Abort();
+  // Logins still in flight after an interrupt or the login deadline end
+  // now (shutdown) or at their linked timeout; wait no longer than that.
+  if (static_cast<int64_t>(held_.size()) < live_) {
+    for (auto& c : connections_) {
+      if (!c->held()) c->Abort();
+    }
+    const int64_t give_up_ns =
+        NowNs() + static_cast<int64_t>(options_.io_timeout_s * kNsPerS) +
+        kNsPerS;
+    while (static_cast<int64_t>(held_.size()) < live_ &&
+           NowNs() < give_up_ns) {
+      if (!Tick(kTickNs, /*start=*/false)) return ReportLoggedIn();
+    }
   }
-  while (static_cast<int64_t>(held_.size()) < live_) {
-    ring_.RunOnce(kTickNs);
-    restart_.clear();
-  }
-  shared_->workers_logged_in.fetch_add(1, std::memory_order_release);
+  ReportLoggedIn();
   // Phase 2: idle. Nothing is in flight; the main thread times the hold.
   while (!shared_->quit_now.load(std::memory_order_acquire)) {
-    ring_.RunOnce(kTickNs);
+    if (!Tick(kTickNs, /*start=*/false)) return;
   }
   // Phase 3: QUIT every held session.
   stopping_ = true;

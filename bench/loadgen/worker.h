@@ -20,6 +20,9 @@
 
 namespace popgate::loadgen {
 
+// Hold mode: logging in the held set may take at most this long.
+inline constexpr int64_t kMaxLoginPhaseNs = int64_t{300} * 1000000000;
+
 struct SharedControl {
   int64_t start_ns = 0;
   int64_t deadline_ns = 0;  // sessions/throughput: stop starting work
@@ -60,8 +63,14 @@ class Worker final : public ConnectionHost {
   void StartNext(Connection* c);
   void StartQueued();
   void AbortAll();
+  // One turn of the ring (wait at most `wait_ns`), then start queued
+  // sessions unless `start` is false. False if the ring failed: every
+  // session has then been abandoned and the worker must return.
+  bool Tick(int64_t wait_ns, bool start);
   // Runs the ring until nothing is live, aborting at `abort_at_ns`.
   void Drain(int64_t abort_at_ns);
+  // Hold mode: tells the main thread this worker is done logging in (once).
+  void ReportLoggedIn();
   Connection* NewConnection();
 
   const Options& options_;
@@ -80,6 +89,7 @@ class Worker final : public ConnectionHost {
   int64_t live_ = 0;  // connections with a session in progress
   bool stopping_ = false;
   int64_t last_done_ns_ = 0;
+  bool reported_logged_in_ = false;
 
   // Declared before the ring so that the ring is torn down first: no
   // operation can then complete into a freed connection.
