@@ -1,5 +1,9 @@
 #include "bench/loadgen/pop3_client.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <charconv>
 #include <cstring>
 
@@ -29,6 +33,30 @@ bool ParseNumber(std::string_view token, T* out) {
 }
 
 }  // namespace
+
+size_t FindLfDot(std::string_view data, size_t pos) {
+  const size_t n = data.size();
+  const char* p = data.data();
+#if defined(__SSE2__)
+  // Compare 16 bytes with '\n' and the 16 bytes one further with '.'; a
+  // set bit in both masks is an LF followed by a dot.
+  const __m128i lf = _mm_set1_epi8('\n');
+  const __m128i dot = _mm_set1_epi8('.');
+  while (pos + 17 <= n) {
+    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + pos));
+    __m128i b =
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + pos + 1));
+    unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(
+        _mm_and_si128(_mm_cmpeq_epi8(a, lf), _mm_cmpeq_epi8(b, dot))));
+    if (mask != 0) return pos + static_cast<size_t>(__builtin_ctz(mask));
+    pos += 16;
+  }
+#endif
+  for (; pos + 1 < n; ++pos) {
+    if (p[pos] == '\n' && p[pos + 1] == '.') return pos;
+  }
+  return std::string_view::npos;
+}
 
 void ResponseParser::Begin(Kind kind, BodySink* sink) {
   kind_ = kind;
@@ -127,32 +155,27 @@ ResponseParser::Result ResponseParser::Feed(std::string_view data,
         }
         break;
       case State::kInLine: {
-        // The hot loop for big messages: one memchr per line, and the run
-        // of whole lines up to the last LF in this chunk goes out as ONE
-        // view unless a line in it starts with a dot.
-        size_t start = pos;
-        while (pos < n) {
-          const char* lf = static_cast<const char*>(
-              std::memchr(data.data() + pos, '\n', n - pos));
-          if (lf == nullptr) {
-            pos = n;
-            break;
-          }
-          pos = static_cast<size_t>(lf - data.data()) + 1;
-          if (pos < n && data[pos] == '.') {
-            Emit(data.substr(start, pos - start));
-            start = pos;
-            state_ = State::kLineStart;
-            break;
-          }
-          if (pos == n) state_ = State::kLineStart;
-        }
-        Emit(data.substr(start, pos - start));
         if (pos == n) {
           *consumed = n;
           return Result::kNeedMore;
         }
-        break;
+        // The hot path for big messages. Only lines that start with a dot
+        // need attention (stuffing or the terminator), so scan for "\n."
+        // sixteen bytes at a time and hand everything before it to the sink
+        // as ONE view: a 10 MB message costs a few hundred sink calls, not
+        // one per line.
+        size_t dot_line = FindLfDot(data, pos);
+        if (dot_line != std::string_view::npos) {
+          Emit(data.substr(pos, dot_line + 1 - pos));
+          pos = dot_line + 1;  // at the dot
+          state_ = State::kLineStart;
+          break;
+        }
+        Emit(data.substr(pos));
+        // A chunk ending in LF leaves the next chunk at a line start.
+        if (data.back() == '\n') state_ = State::kLineStart;
+        *consumed = n;
+        return Result::kNeedMore;
       }
       case State::kDone:
         *consumed = pos;

@@ -84,6 +84,10 @@ class ResponseParser {
   std::string error_;
 };
 
+// The index of the first LF at or after `pos` that is followed by a '.'
+// (i.e. a body line starting with a dot), or npos. Exposed for tests.
+size_t FindLfDot(std::string_view data, size_t pos);
+
 // Parses "+OK nn mm" (STAT) into message count and maildrop size.
 bool ParseStat(std::string_view status_line, int64_t* count, uint64_t* size);
 // Parses a "n size" scan line (a LIST body line or "+OK n size").

@@ -177,6 +177,24 @@ TEST(ResponseParserTest, ReusableAfterBegin) {
   EXPECT_EQ(parser.status_line(), "+OK b");
 }
 
+TEST(FindLfDotTest, MatchesNaiveScan) {
+  std::mt19937 rng(7);
+  const char alphabet[] = {'\n', '.', 'a', '\r'};
+  for (int round = 0; round < 2000; ++round) {
+    std::string data(rng() % 80, 'x');
+    for (char& c : data) c = alphabet[rng() % 4];
+    size_t pos = data.empty() ? 0 : rng() % (data.size() + 1);
+    size_t want = std::string_view::npos;
+    for (size_t i = pos; i + 1 < data.size(); ++i) {
+      if (data[i] == '\n' && data[i + 1] == '.') {
+        want = i;
+        break;
+      }
+    }
+    ASSERT_EQ(FindLfDot(data, pos), want) << round;
+  }
+}
+
 TEST(Pop3ParseTest, Stat) {
   int64_t count = 0;
   uint64_t size = 0;
