@@ -129,11 +129,11 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
   }
 
   std::string command = std::string("USER ").append(user).append("\r\n");
-  if (co_await stream->WriteAll(command, auth_timeout) < 0) {
+  if (co_await stream->WriteAll(command, connect_timeout) < 0) {
     r.error = "USER: write failed";
     co_return r;
   }
-  st = co_await ReadLine(*stream, *reader, line, auth_timeout);
+  st = co_await ReadLine(*stream, *reader, line, connect_timeout);
   if (st != LineStatus::kLine) {
     r.error = absl::StrCat("USER: ", Describe(st));
     co_return r;

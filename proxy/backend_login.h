@@ -43,8 +43,8 @@ struct BackendLoginResult {
 };
 
 // `*fd_slot` is set to the backend socket while it is open, so the worker
-// can cut it at shutdown. `connect_timeout` bounds connect and greeting;
-// `auth_timeout` each of the USER and PASS replies (backends delay failed
+// can cut it at shutdown. `connect_timeout` bounds connect, greeting, STLS
+// and the USER reply; `auth_timeout` the PASS reply (backends delay failed
 // logins on purpose, so this one is longer).
 Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
                                         std::string_view user,

@@ -272,7 +272,7 @@ class Parser {
                       {"workers", "auth_threads", "max_auth_failures",
                        "preauth_idle_timeout", "backend_timeout",
                        "auth_failure_delay", "shutdown_grace", "greeting",
-                       "forward_idle_timeout"},
+                       "forward_idle_timeout", "backend_auth_timeout"},
                       "in [server]");
         !s.ok()) {
       return s;
@@ -302,6 +302,8 @@ class Parser {
                         false},
           DurationField{"backend_timeout", &server.backend_timeout, false},
           DurationField{"forward_idle_timeout", &server.forward_idle_timeout,
+                        false},
+          DurationField{"backend_auth_timeout", &server.backend_auth_timeout,
                         false},
           // Zero turns the throttle off (tests, trusted networks).
           DurationField{"auth_failure_delay", &server.auth_failure_delay, true},
@@ -657,6 +659,7 @@ class Parser {
         p = std::filesystem::path(base_dir_) / p;
       }
       tenant.passwd_file = p.lexically_normal().string();
+      tenant.passwd_file_line = LineOf(*passwd);
     } else if (passwd != nullptr) {
       // Silently ignoring it would hide that the file is not being used.
       return Error(

@@ -19,7 +19,11 @@ struct ServerConfig {
   int auth_threads = 2;             // hash pool size
   int max_auth_failures = 3;        // per connection, then close
   absl::Duration preauth_idle_timeout = absl::Seconds(60);
-  absl::Duration backend_timeout = absl::Seconds(10);  // connect + greeting
+  // Connect, greeting, STLS and the USER reply from a backend.
+  absl::Duration backend_timeout = absl::Seconds(10);
+  // The backend's reply to PASS: backends delay failed logins on purpose
+  // (Dovecot: 2 s and growing), so this one is longer.
+  absl::Duration backend_auth_timeout = absl::Seconds(30);
   absl::Duration auth_failure_delay = absl::Seconds(2);
   absl::Duration shutdown_grace = absl::Seconds(30);
   // A forwarded session with no byte moving either way for this long is
@@ -75,6 +79,7 @@ struct TenantConfig {
   routing::TenantSpec spec;
   AuthProvider auth = AuthProvider::kFile;
   std::string passwd_file;  // absolute (resolved against the config's dir)
+  uint32_t passwd_file_line = 0;  // where it was named, for load errors
   // TLS names that select this tenant (and its certificates) by SNI; by
   // default its domains and "*." + each domain.
   std::vector<std::string> sni_names;

@@ -36,9 +36,9 @@ namespace {
 // after this many overlong lines (RFC 2449: "if it keeps coming").
 constexpr int kMaxInvalidCommands = 20;
 constexpr int kMaxOverlongLines = 3;
-// Backends delay failed logins on purpose (Dovecot: 2 s), so their USER and
-// PASS replies get longer than the connect/greeting timeout.
-constexpr absl::Duration kBackendAuthTimeout = absl::Seconds(30);
+// Closing before login: how long, and how much, to drain from the client.
+constexpr absl::Duration kLingerTime = absl::Seconds(2);
+constexpr size_t kLingerBytes = 256 * 1024;
 // Longest username kept for the log when it did not even canonicalise.
 constexpr size_t kMaxLoggedUser = 64;
 
@@ -208,7 +208,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
       tls.buffers = &s.worker.buffers();
       BackendLoginResult login = co_await LoginToBackend(
           s.ring, addr, route->backend_user, password, cfg.backend_timeout,
-          kBackendAuthTimeout, tls, &s.live.backend_fd);
+          cfg.backend_auth_timeout, tls, &s.live.backend_fd);
       switch (login.outcome) {
         case BackendLoginResult::Outcome::kOk:
           s.backend = std::move(login.fd);
@@ -414,6 +414,28 @@ Task<void> Forward(SessionState& s) {
   s.rec.result = stats.end == "closed" ? "ok" : stats.end;
 }
 
+// Closing a socket with unread input makes the kernel send a reset, which
+// can destroy our last reply (say "-ERR Too many invalid commands") before
+// the client reads it. So: say goodbye at the TLS level, stop writing, and
+// read and drop what the client still sends, bounded in time and bytes,
+// before the socket closes.
+Task<void> LingerClose(SessionState& s) {
+  if (!s.client->IsPlainSocket()) {
+    co_await static_cast<TlsStream&>(*s.client).Close(kLingerTime);
+  }
+  ::shutdown(s.client_fd, SHUT_WR);
+  std::unique_ptr<char[]> sink(new char[4096]);
+  absl::Time deadline = absl::Now() + kLingerTime;
+  size_t drained = 0;
+  while (drained < kLingerBytes) {
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) break;
+    int n = co_await Recv(s.ring, s.client_fd, sink.get(), 4096, left);
+    if (n <= 0) break;
+    drained += static_cast<size_t>(n);
+  }
+}
+
 }  // namespace
 
 Detached RunSession(Worker& worker, UniqueFd client, int listener_index) {
@@ -439,7 +461,11 @@ Detached RunSession(Worker& worker, UniqueFd client, int listener_index) {
   if (s->listener().tls == ListenerTls::kImplicit) {
     tls_ok = co_await StartClientTls(*s);
   }
-  if (tls_ok && co_await Authorize(*s)) co_await Forward(*s);
+  if (tls_ok && co_await Authorize(*s)) {
+    co_await Forward(*s);
+  } else {
+    co_await LingerClose(*s);
+  }
 
   worker.Log(FormatSessionLog(s->rec, absl::Now()));
   worker.Unregister(&s->live);

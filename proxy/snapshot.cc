@@ -36,7 +36,12 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::Build(
     if (t.auth == AuthProvider::kFile) {
       absl::StatusOr<auth::PasswdFile> pf =
           auth::PasswdFile::Load(t.passwd_file);
-      if (!pf.ok()) return pf.status();
+      if (!pf.ok()) {
+        // Point at the config line too: that is where the operator looks.
+        return absl::InvalidArgumentError(absl::StrCat(
+            config.path, ":", t.passwd_file_line, ": tenant ", t.spec.name,
+            ": passwd_file: ", pf.status().message()));
+      }
       snap->passwd.push_back(
           std::make_shared<const auth::PasswdFile>(*std::move(pf)));
     } else {
