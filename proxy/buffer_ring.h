@@ -51,26 +51,20 @@ struct ProvidedRecv {
   int buffer = -1;  // buffer id when result > 0
 };
 
-class RecvProvidedOp {
- public:
-  RecvProvidedOp(Ring& ring, BufferRing& buffers, int fd,
-                 std::optional<absl::Duration> timeout)
-      : ring_(ring), buffers_(buffers), fd_(fd) {
-    if (timeout) {
-      ts_ = ToKernelTimespec(*timeout);
-      has_timeout_ = true;
-    }
-  }
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) {
-    completion_.handle = h;
-    io_uring_sqe* sqe = ring_.GetSqe();
-    io_uring_prep_recv(sqe, fd_, nullptr, BufferRing::kBufferSize, 0);
+// A receive that lets the kernel pick one of `group`'s buffers.
+struct PrepRecvProvided {
+  int fd;
+  uint16_t group;
+  void operator()(io_uring_sqe* sqe) const {
+    io_uring_prep_recv(sqe, fd, nullptr, BufferRing::kBufferSize, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = buffers_.group();
-    io_uring_sqe_set_data(sqe, &completion_);
-    if (has_timeout_) ring_.LinkTimeout(sqe, &ts_);
+    sqe->buf_group = group;
   }
+};
+
+class RecvProvidedOp : public IoOp<PrepRecvProvided> {
+ public:
+  using IoOp::IoOp;
   ProvidedRecv await_resume() const noexcept {
     ProvidedRecv r;
     r.result = completion_.result;
@@ -79,20 +73,12 @@ class RecvProvidedOp {
     }
     return r;
   }
-
- private:
-  Ring& ring_;
-  BufferRing& buffers_;
-  int fd_;
-  __kernel_timespec ts_{};
-  bool has_timeout_ = false;
-  Completion completion_;
 };
 
 inline RecvProvidedOp RecvProvided(
     Ring& ring, BufferRing& buffers, int fd,
     std::optional<absl::Duration> timeout = std::nullopt) {
-  return RecvProvidedOp(ring, buffers, fd, timeout);
+  return RecvProvidedOp(ring, PrepRecvProvided{fd, buffers.group()}, timeout);
 }
 
 }  // namespace popgate

@@ -111,7 +111,7 @@ class IoOp {
   }
   int await_resume() const noexcept { return completion_.result; }
 
- private:
+ protected:
   Ring& ring_;
   Prep prep_;
   __kernel_timespec ts_{};

@@ -16,7 +16,7 @@
 #include "absl/status/status.h"
 #include "bench/synth/maildrop.h"
 #include "bench/synth/pop3_session.h"
-#include "bench/synth/unique_fd.h"
+#include "proxy/unique_fd.h"
 #include "bench/synth/wire_cache.h"
 
 namespace popgate::synth {
