@@ -67,9 +67,17 @@ TEST(ConfigTest, DemoConfigParses) {
   EXPECT_EQ(config->server.backend_timeout, absl::Seconds(10));
   EXPECT_EQ(config->server.auth_failure_delay, absl::Seconds(2));
   EXPECT_EQ(config->server.shutdown_grace, absl::Seconds(5));
-  ASSERT_EQ(config->listeners.size(), 1u);
+  ASSERT_EQ(config->listeners.size(), 2u);
   EXPECT_EQ(config->listeners[0].address, "127.0.0.1:1110");
   EXPECT_EQ(config->listeners[0].default_tenant, "example-com");
+  EXPECT_EQ(config->listeners[0].tls, ListenerTls::kStartTls);
+  EXPECT_EQ(config->listeners[0].plaintext_auth, PlaintextAuth::kTrusted);
+  EXPECT_EQ(config->listeners[1].address, "127.0.0.1:1995");
+  EXPECT_EQ(config->listeners[1].tls, ListenerTls::kImplicit);
+  ASSERT_EQ(config->listeners[1].certificates.size(), 2u);
+  EXPECT_EQ(config->listeners[1].certificates[0].cert,
+            std::string(POPGATE_DEMO_DIR) + "/demo/tls/ecdsa.pem");
+  EXPECT_TRUE(config->tls.session_tickets);
   ASSERT_EQ(config->tenants.size(), 2u);
   const TenantConfig& com = config->tenants[0];
   EXPECT_EQ(com.spec.name, "example-com");
@@ -629,6 +637,115 @@ INSTANTIATE_TEST_SUITE_P(
         std::pair{"[example.com]:110", false},
         std::pair{"host name:110", false}, std::pair{" host:110", false},
         std::pair{"host\n:110", false}));
+
+}  // namespace
+}  // namespace popgate
+
+namespace popgate {
+namespace {
+
+const std::string kTlsListener =
+    "[[listener]]\n"
+    "address = \"127.0.0.1:1995\"\n"
+    "tls = \"implicit\"\n"
+    "certificates = [ { cert = \"c.pem\", key = \"c.key\" } ]\n";
+
+TEST(TlsConfigTest, DefaultsWithoutTlsTable) {
+  absl::StatusOr<Config> config = Parse(kListener + kTenant);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->tls.session_tickets);
+  EXPECT_EQ(config->tls.handshake_timeout, absl::Seconds(10));
+  EXPECT_EQ(config->tls.trusted_networks,
+            (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
+  EXPECT_EQ(config->listeners[0].tls, ListenerTls::kNone);
+  EXPECT_EQ(config->listeners[0].plaintext_auth, PlaintextAuth::kTrusted);
+  // SNI names default to the domains and their subdomains.
+  EXPECT_EQ(config->tenants[0].sni_names,
+            (std::vector<std::string>{"example.com", "*.example.com"}));
+  EXPECT_EQ(config->tenants[0].backend_tls.mode, BackendTls::kNone);
+}
+
+TEST(TlsConfigTest, AllTlsSettings) {
+  absl::StatusOr<Config> config = Parse(
+      "[tls]\n"
+      "session_tickets = false\n"
+      "ticket_key_rotation = \"1h\"\n"
+      "ticket_key_file = \"keys/ticket.key\"\n"
+      "handshake_timeout = \"3s\"\n"
+      "trusted_networks = [\"10.0.0.0/8\"]\n"
+      "ktls = false\n" +
+      kTlsListener + "plaintext_auth = \"never\"\n" +
+      "[[tenant]]\n"
+      "name = \"t\"\n"
+      "domains = [\"example.com\"]\n"
+      "auth = \"backend\"\n"
+      "sni_names = [\"pop.example.com\", \"*.Mail.Example.com\"]\n"
+      "certificates = [ { cert = \"t.pem\", key = \"t.key\" } ]\n"
+      "backend_tls = { mode = \"starttls\", verify = false, ca_file = "
+      "\"ca.pem\", name = \"mx.example.net\", client_cert = \"cc.pem\", "
+      "client_key = \"cc.key\" }\n"
+      "backends = [ { address = \"127.0.0.1:11001\" } ]\n");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_FALSE(config->tls.session_tickets);
+  EXPECT_EQ(config->tls.ticket_key_rotation, absl::Hours(1));
+  EXPECT_EQ(config->tls.ticket_key_file,
+            std::string(kBaseDir) + "/keys/ticket.key");
+  EXPECT_EQ(config->tls.handshake_timeout, absl::Seconds(3));
+  EXPECT_EQ(config->tls.trusted_networks,
+            std::vector<std::string>{"10.0.0.0/8"});
+  EXPECT_FALSE(config->tls.ktls);
+  const ListenerConfig& l = config->listeners[0];
+  EXPECT_EQ(l.tls, ListenerTls::kImplicit);
+  EXPECT_EQ(l.plaintext_auth, PlaintextAuth::kNever);
+  ASSERT_EQ(l.certificates.size(), 1u);
+  EXPECT_EQ(l.certificates[0].cert, std::string(kBaseDir) + "/c.pem");
+  const TenantConfig& t = config->tenants[0];
+  EXPECT_EQ(t.sni_names, (std::vector<std::string>{"pop.example.com",
+                                                   "*.mail.example.com"}));
+  ASSERT_EQ(t.certificates.size(), 1u);
+  EXPECT_EQ(t.backend_tls.mode, BackendTls::kStartTls);
+  EXPECT_FALSE(t.backend_tls.verify);
+  EXPECT_EQ(t.backend_tls.ca_file, std::string(kBaseDir) + "/ca.pem");
+  EXPECT_EQ(t.backend_tls.name, "mx.example.net");
+  EXPECT_EQ(t.backend_tls.client_cert.cert, std::string(kBaseDir) + "/cc.pem");
+  EXPECT_EQ(t.backend_tls.client_cert.key, std::string(kBaseDir) + "/cc.key");
+}
+
+TEST(TlsConfigTest, Errors) {
+  EXPECT_TRUE(FailsAt("[tls]\nticketz = 1\n" + kListener + kTenant, 2,
+                      "'ticketz'"));
+  EXPECT_TRUE(FailsAt("[tls]\ntrusted_networks = [\"10.0.0.0/33\"]\n" +
+                          kListener + kTenant,
+                      2, "bad network"));
+  EXPECT_TRUE(FailsAt("[tls]\nsession_tickets = \"yes\"\n" + kListener +
+                          kTenant,
+                      2, "boolean"));
+  // A TLS listener without certificates has nothing to serve.
+  EXPECT_TRUE(FailsAt("[[listener]]\naddress = \"127.0.0.1:995\"\n"
+                      "tls = \"implicit\"\n" +
+                          kTenant,
+                      1, "certificates"));
+  EXPECT_TRUE(FailsAt(kListener + "tls = \"ssl\"\n" + kTenant, 3, "'tls'"));
+  EXPECT_TRUE(FailsAt(kListener + "plaintext_auth = \"sometimes\"\n" + kTenant,
+                      3, "plaintext_auth"));
+  EXPECT_TRUE(FailsAt("[[listener]]\naddress = \"127.0.0.1:995\"\n"
+                      "tls = \"implicit\"\n"
+                      "certificates = [ { cert = \"c.pem\" } ]\n" +
+                          kTenant,
+                      4, "'cert' and 'key'"));
+  EXPECT_TRUE(FailsAt(kListener + kTenant +
+                          "backend_tls = { mode = \"tls\" }\n",
+                      8, "mode"));
+  EXPECT_TRUE(FailsAt(kListener + kTenant +
+                          "backend_tls = { mode = \"implicit\", verfy = true }\n",
+                      8, "'verfy'"));
+  EXPECT_TRUE(FailsAt(kListener + kTenant +
+                          "backend_tls = { mode = \"implicit\", client_cert = "
+                          "\"c.pem\" }\n",
+                      8, "client_key"));
+  EXPECT_TRUE(FailsAt(kListener + kTenant + "sni_names = [\"bad name\"]\n", 8,
+                      "TLS name"));
+}
 
 }  // namespace
 }  // namespace popgate
