@@ -26,6 +26,13 @@ ErrorKind KindOfErrno(int err) {
 }
 
 // A wrong message is worth a look; a flood of them is not.
+void LogTlsError(const std::string& why) {
+  static std::atomic<int> logged{0};
+  if (logged.fetch_add(1, std::memory_order_relaxed) < 5) {
+    std::fprintf(stderr, "loadgen: %s\n", why.c_str());
+  }
+}
+
 void LogVerifyError(const std::string& user, int n, const std::string& why) {
   static std::atomic<int> logged{0};
   if (logged.fetch_add(1, std::memory_order_relaxed) < 5) {
@@ -46,7 +53,11 @@ Connection::Connection(ConnectionHost* host, size_t recv_buffer_size)
     : host_(host),
       options_(host->options()),
       buf_(new char[recv_buffer_size]),
-      buf_size_(recv_buffer_size) {}
+      buf_size_(recv_buffer_size) {
+  if (host->tls() != nullptr) {
+    tls_ = std::make_unique<TlsTransport>(host->tls());
+  }
+}
 
 void Connection::Start(int user) {
   user_ = user;
@@ -56,8 +67,10 @@ void Connection::Start(int user) {
   pending_ = {};
   sizes_.clear();
   next_retr_ = 0;
-  // A fresh transport per session: a TLS one carries per-session state.
-  transport_ = std::make_unique<PlainTransport>();
+  // Every session starts in plain text; TLS (a fresh SSL) begins after
+  // connect (implicit) or STLS.
+  transport_ = &plain_;
+  first_tls_reply_ = false;
   const Target& t = options_.target;
   // A blocking socket on purpose: io_uring then waits for readiness in the
   // kernel instead of failing the operation with EAGAIN.
@@ -109,6 +122,7 @@ void Connection::OnComplete(int result) {
   }
   switch (io) {
     case Io::kConnect:
+      if (options_.tls == TlsMode::kImplicit) return BeginTls();
       step_ = Step::kGreeting;
       parser_.Begin(ResponseParser::Kind::kSingleLine, nullptr);
       ArmRecv();
@@ -130,14 +144,22 @@ void Connection::OnComplete(int result) {
       std::string_view plaintext;
       if (!transport_->Open(std::string_view(buf_.get(), result), &plaintext,
                             &error)) {
-        Fail(ErrorKind::kProtocol);
-        return;
+        return FailTransport(error);
       }
       if (step_ == Step::kAwaitEof) {  // nothing more is expected; drop it
         ArmRecv();
         return;
       }
       pending_ = plaintext;
+      if (step_ == Step::kHandshake && transport_->handshake_done()) {
+        return OnHandshakeDone();
+      }
+      // The handshake's next flight, or a post-handshake message's answer:
+      // send it first (ContinueSend then parses pending_ or reads on).
+      out_wire_ = transport_->TakeWire();
+      if (!out_wire_.empty() || step_ == Step::kHandshake) {
+        return ContinueSend();
+      }
       Parse();
       return;
     }
@@ -153,11 +175,56 @@ void Connection::Command(std::string_view command, Step next,
   step_ = next;
   parser_.Begin(kind, sink);
   std::string error;
-  if (!transport_->Seal(out_, &out_wire_, &error)) {
-    Fail(ErrorKind::kProtocol);
-    return;
-  }
+  if (!transport_->Seal(out_, &out_wire_, &error)) return FailTransport(error);
   ContinueSend();
+}
+
+void Connection::BeginTls() {
+  step_ = Step::kHandshake;
+  // A reply must not be followed by bytes sent before the handshake
+  // (STARTTLS command injection, RFC 2595 / CVE-2011-0411 style).
+  if (!pending_.empty()) return Fail(ErrorKind::kProtocol);
+  std::string error;
+  if (tls_ == nullptr) return FailTransport("TLS is not configured");
+  if (!tls_->Reset(&tls_session_, &error)) return FailTransport(error);
+  transport_ = tls_.get();
+  if (!transport_->StartHandshake(&error)) return FailTransport(error);
+  out_wire_ = transport_->TakeWire();
+  ContinueSend();  // the ClientHello; then reads the server's flight
+}
+
+void Connection::OnHandshakeDone() {
+  Stats& stats = host_->stats();
+  if (tls_->resumed()) {
+    ++stats.tls_resumed;
+  } else {
+    ++stats.tls_full;
+    switch (tls_->peer_key()) {
+      case PeerKey::kEcdsa: ++stats.tls_full_ecdsa; break;
+      case PeerKey::kRsa: ++stats.tls_full_rsa; break;
+      case PeerKey::kNone:
+      case PeerKey::kOther: break;
+    }
+  }
+  first_tls_reply_ = true;
+  if (options_.tls == TlsMode::kImplicit) {
+    // The greeting comes over TLS; our Finished (if not sent yet) first.
+    step_ = Step::kGreeting;
+    parser_.Begin(ResponseParser::Kind::kSingleLine, nullptr);
+    out_wire_ = transport_->TakeWire();
+    return ContinueSend();
+  }
+  // STLS: the server has nothing to say until we speak; anything it sent
+  // is out of place. Our Finished goes out with the next command.
+  if (!pending_.empty()) return Fail(ErrorKind::kProtocol);
+  if (options_.mode == Mode::kHandshakes) return Command("QUIT", Step::kQuit);
+  Command("USER " + user_name_, Step::kUser);
+}
+
+void Connection::FailTransport(const std::string& error) {
+  if (options_.tls == TlsMode::kNone) return Fail(ErrorKind::kProtocol);
+  if (!aborted_) LogTlsError(error);
+  Fail(ErrorKind::kTls);
 }
 
 void Connection::ContinueSend() {
@@ -216,10 +283,30 @@ void Connection::Parse() {
 
 void Connection::OnResponse() {
   const bool ok = parser_.ok();
+  if (first_tls_reply_) {
+    // handshakes mode counts a handshake once a reply came through it
+    // (the implicit-TLS greeting, or QUIT's +OK after STLS): that is when
+    // it surely completed and the TLS 1.3 tickets have been processed.
+    first_tls_reply_ = false;
+    if (ok && options_.mode == Mode::kHandshakes) {
+      ++host_->stats().handshakes;
+      host_->stats().session_latency_ns.Record(
+          static_cast<uint64_t>(NowNs() - start_ns_));
+    }
+  }
   switch (step_) {
     case Step::kGreeting:
       if (!ok) return Fail(ErrorKind::kGreeting);
+      if (options_.tls == TlsMode::kStartTls && transport_ == &plain_) {
+        return Command("STLS", Step::kStls);
+      }
+      if (options_.mode == Mode::kHandshakes) {
+        return Command("QUIT", Step::kQuit);
+      }
       return Command("USER " + user_name_, Step::kUser);
+    case Step::kStls:
+      if (!ok) return Fail(ErrorKind::kTls);
+      return BeginTls();
     case Step::kUser:
       if (!ok) return Fail(ErrorKind::kAuth);
       return Command("PASS " + options_.password, Step::kPass);
@@ -299,6 +386,7 @@ void Connection::OnResponse() {
       return ArmRecv();
     case Step::kIdle:
     case Step::kConnect:
+    case Step::kHandshake:
     case Step::kHeld:
     case Step::kAwaitEof:
       return;  // no response is expected in these steps
@@ -320,7 +408,10 @@ void Connection::AfterLogin() {
     case Mode::kHold:
       step_ = Step::kHeld;
       return host_->OnLoggedIn(this);
+    case Mode::kHandshakes:
+      break;  // never logs in
   }
+  Command("QUIT", Step::kQuit);
 }
 
 void Connection::NextRetrOrQuit() {
@@ -358,6 +449,8 @@ void Connection::Fail(ErrorKind kind) {
 
 void Connection::Close() {
   fd_.reset();
+  if (tls_ != nullptr) tls_->Release();
+  transport_ = &plain_;
   pending_ = {};
   out_wire_ = {};
   io_ = Io::kNone;

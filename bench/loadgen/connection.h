@@ -20,6 +20,7 @@
 #include "bench/loadgen/pop3_client.h"
 #include "bench/loadgen/ring_loop.h"
 #include "bench/loadgen/stats.h"
+#include "bench/loadgen/tls_transport.h"
 #include "bench/loadgen/transport.h"
 #include "bench/loadgen/verifier.h"
 
@@ -34,6 +35,8 @@ class ConnectionHost {
   virtual const Options& options() const = 0;
   virtual Stats& stats() = 0;
   virtual ExpectedContent& expected() = 0;
+  // The run's TLS client context; null without --tls.
+  virtual const TlsClient* tls() const = 0;
   // Throughput mode: true once the run should wind down (finish the
   // current message, then QUIT).
   virtual bool stopping() const = 0;
@@ -74,6 +77,8 @@ class Connection final : public Completion {
     kIdle,      // no session
     kConnect,
     kGreeting,
+    kStls,       // STLS sent, waiting for +OK
+    kHandshake,  // TLS handshake in progress
     kUser,
     kPass,
     kStat,
@@ -87,6 +92,11 @@ class Connection final : public Completion {
   enum class Io { kNone, kConnect, kSend, kRecv };
 
   void Fail(ErrorKind kind);
+  // A transport call failed: a TLS error (logged) when TLS is on.
+  void FailTransport(const std::string& error);
+  // Switches to TLS and sends the ClientHello.
+  void BeginTls();
+  void OnHandshakeDone();
   void Finish();
   void Close();
 
@@ -110,7 +120,14 @@ class Connection final : public Completion {
   std::unique_ptr<char[]> buf_;
   size_t buf_size_;
   UniqueFd fd_;
-  std::unique_ptr<Transport> transport_;
+  // The transport in use: plain_, or tls_ once TLS has begun (tls_ and
+  // tls_session_ live as long as the connection slot: the SSL_SESSION kept
+  // for resumption belongs to the slot, and the buffers are reused).
+  Transport* transport_ = &plain_;
+  PlainTransport plain_;
+  std::unique_ptr<TlsTransport> tls_;
+  TlsSession tls_session_;
+  bool first_tls_reply_ = false;  // the next reply is the first over TLS
   Step step_ = Step::kIdle;
   Io io_ = Io::kNone;
   bool aborted_ = false;

@@ -16,6 +16,7 @@
 #include "bench/loadgen/options.h"
 #include "bench/loadgen/proc_rss.h"
 #include "bench/loadgen/report.h"
+#include "bench/loadgen/tls_transport.h"
 #include "bench/loadgen/worker.h"
 
 namespace popgate::loadgen {
@@ -126,9 +127,23 @@ int Main(int argc, char** argv) {
     report.rss_before_bytes = rss;
   }
 
+  std::unique_ptr<TlsClient> tls;
+  if (options.tls != TlsMode::kNone) {
+    tls = TlsClient::Create(options, &error);
+    if (tls == nullptr) {
+      std::fprintf(stderr, "loadgen: %s\n", error.c_str());
+      return 2;
+    }
+  }
+  report.tls = options.tls;
+  report.tls_resume = options.tls_resume;
+  report.tls_version = options.tls_version;
+  report.tls_sigalgs = options.tls_sigalgs;
+
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < options.threads; ++i) {
-    workers.push_back(std::make_unique<Worker>(options, &shared, i));
+    workers.push_back(
+        std::make_unique<Worker>(options, &shared, i, tls.get()));
     if (!workers.back()->Init(&error)) {
       std::fprintf(stderr, "loadgen: %s\n", error.c_str());
       return 2;

@@ -60,6 +60,8 @@ bool ParseMode(std::string_view text, Mode* mode) {
     *mode = Mode::kThroughput;
   } else if (text == "hold") {
     *mode = Mode::kHold;
+  } else if (text == "handshakes") {
+    *mode = Mode::kHandshakes;
   } else {
     return false;
   }
@@ -88,6 +90,34 @@ std::string_view ModeName(Mode mode) {
     case Mode::kSessions: return "sessions";
     case Mode::kThroughput: return "throughput";
     case Mode::kHold: return "hold";
+    case Mode::kHandshakes: return "handshakes";
+  }
+  return "?";
+}
+
+std::string_view TlsModeName(TlsMode mode) {
+  switch (mode) {
+    case TlsMode::kNone: return "none";
+    case TlsMode::kImplicit: return "implicit";
+    case TlsMode::kStartTls: return "starttls";
+  }
+  return "?";
+}
+
+std::string_view TlsSigalgsName(TlsSigalgs s) {
+  switch (s) {
+    case TlsSigalgs::kAny: return "any";
+    case TlsSigalgs::kEcdsa: return "ecdsa";
+    case TlsSigalgs::kRsa: return "rsa";
+  }
+  return "?";
+}
+
+std::string_view TlsVersionName(TlsVersion v) {
+  switch (v) {
+    case TlsVersion::kAny: return "any";
+    case TlsVersion::k12: return "1.2";
+    case TlsVersion::k13: return "1.3";
   }
   return "?";
 }
@@ -180,6 +210,7 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options,
   bool have_target = false;
   bool have_sessions = false;
   bool have_concurrency = false;
+  bool have_tls_flag = false;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i];
     std::string value;
@@ -228,7 +259,9 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options,
       o.help = true;
     } else if (flag == "--mode") {
       if (!take()) return false;
-      if (!ParseMode(value, &o.mode)) return bad("sessions|throughput|hold");
+      if (!ParseMode(value, &o.mode)) {
+        return bad("sessions|throughput|hold|handshakes");
+      }
     } else if (flag == "--target") {
       if (!take()) return false;
       if (!ParseTarget(value, &o.target, error)) return false;
@@ -277,6 +310,60 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options,
         return bad("a size between 512 and 64m");
       }
       o.recv_buffer = size;
+    } else if (flag == "--tls") {
+      if (!take()) return false;
+      if (value == "none") {
+        o.tls = TlsMode::kNone;
+      } else if (value == "implicit") {
+        o.tls = TlsMode::kImplicit;
+      } else if (value == "starttls") {
+        o.tls = TlsMode::kStartTls;
+      } else {
+        return bad("implicit|starttls|none");
+      }
+      have_tls_flag = true;
+    } else if (flag == "--tls-resume") {
+      o.tls_resume = true;
+      have_tls_flag = true;
+    } else if (flag == "--tls-sigalgs") {
+      if (!take()) return false;
+      if (value == "any") {
+        o.tls_sigalgs = TlsSigalgs::kAny;
+      } else if (value == "ecdsa") {
+        o.tls_sigalgs = TlsSigalgs::kEcdsa;
+      } else if (value == "rsa") {
+        o.tls_sigalgs = TlsSigalgs::kRsa;
+      } else {
+        return bad("ecdsa|rsa|any");
+      }
+      have_tls_flag = true;
+    } else if (flag == "--tls-version") {
+      if (!take()) return false;
+      if (value == "any") {
+        o.tls_version = TlsVersion::kAny;
+      } else if (value == "1.2") {
+        o.tls_version = TlsVersion::k12;
+      } else if (value == "1.3") {
+        o.tls_version = TlsVersion::k13;
+      } else {
+        return bad("1.2|1.3|any");
+      }
+      have_tls_flag = true;
+    } else if (flag == "--tls-verify") {
+      o.tls_verify = true;
+      have_tls_flag = true;
+    } else if (flag == "--tls-ca") {
+      if (!take()) return false;
+      if (value.empty()) return bad("a PEM file");
+      o.tls_ca = value;
+      have_tls_flag = true;
+    } else if (flag == "--tls-server-name") {
+      if (!take()) return false;
+      if (value.empty() || value.find_first_of("\r\n ") != std::string::npos) {
+        return bad("a host name");
+      }
+      o.tls_server_name = value;
+      have_tls_flag = true;
     } else if (flag == "--pid") {
       if (!take()) return false;
       if (!ParsePids(value, &o.pids)) return bad("PID[,PID...]");
@@ -291,6 +378,18 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options,
   }
   if (!have_target) {
     *error = "--target HOST:PORT is required";
+    return false;
+  }
+  if (o.tls == TlsMode::kNone && have_tls_flag) {
+    *error = "--tls-* flags need --tls implicit|starttls";
+    return false;
+  }
+  if (o.mode == Mode::kHandshakes && o.tls == TlsMode::kNone) {
+    *error = "--mode handshakes needs --tls implicit|starttls";
+    return false;
+  }
+  if (!o.tls_ca.empty() && !o.tls_verify) {
+    *error = "--tls-ca is only used with --tls-verify";
     return false;
   }
   if (o.mode == Mode::kHold && !have_sessions) {
@@ -339,7 +438,9 @@ object on stdout and a summary on stderr.
   --mode M              sessions (default): connect, USER/PASS, STAT,
                         RETR 1..K, QUIT, repeat. throughput: log in once,
                         RETR one message repeatedly. hold: log in N
-                        sessions, stay idle, QUIT.
+                        sessions, stay idle, QUIT. handshakes (needs --tls):
+                        connect, TLS handshake, first reply over TLS
+                        (greeting; starttls: QUIT's), QUIT, repeat.
   --target HOST:PORT    127.0.0.0/8, ::1 or localhost (required)
   --concurrency C       connections open at once (default 10); in hold mode,
                         logins in flight at once
@@ -363,6 +464,18 @@ object on stdout and a summary on stderr.
                         throughput mode, 16k sessions, 4k hold)
   --pid PID[,PID...]    hold mode: sum these processes' RSS before login and
                         during the hold -> rss_per_session_bytes
+TLS (BoringSSL; certificates are not verified unless --tls-verify):
+  --tls MODE            none (default), implicit (POP3S) or starttls (STLS)
+  --tls-resume          resume each connection's previous TLS session
+                        (ticket) on its next session
+  --tls-sigalgs S       any (default), ecdsa or rsa: accept only that server
+                        certificate type (signature algorithms; TLS 1.2
+                        cipher suites to match)
+  --tls-version V       any (default: 1.2 or 1.3), 1.2 or 1.3
+  --tls-verify          verify the certificate (and --tls-server-name, else
+                        the target's IP address)
+  --tls-ca FILE         CA bundle for --tls-verify (default: system paths)
+  --tls-server-name N   send N as SNI
 )";
 }
 

@@ -13,9 +13,21 @@
 
 namespace popgate::loadgen {
 
-enum class Mode { kSessions, kThroughput, kHold };
+enum class Mode { kSessions, kThroughput, kHold, kHandshakes };
 
 std::string_view ModeName(Mode mode);
+
+// --tls: none (plain POP3), implicit (POP3S: handshake right after
+// connect), starttls (greeting, STLS, +OK, handshake).
+enum class TlsMode { kNone, kImplicit, kStartTls };
+// --tls-sigalgs: which server certificate type the client accepts.
+enum class TlsSigalgs { kAny, kEcdsa, kRsa };
+// --tls-version
+enum class TlsVersion { kAny, k12, k13 };
+
+std::string_view TlsModeName(TlsMode mode);
+std::string_view TlsSigalgsName(TlsSigalgs s);
+std::string_view TlsVersionName(TlsVersion v);
 
 // A resolved loopback target: sockaddr ready for connect(2).
 struct Target {
@@ -43,6 +55,14 @@ struct Options {
   double io_timeout_s = 10;
   size_t recv_buffer = 0;       // 0 = per-mode default
   std::vector<int> pids;        // hold mode: processes whose RSS to sample
+  // TLS (bench/loadgen/tls_transport.h).
+  TlsMode tls = TlsMode::kNone;
+  bool tls_resume = false;      // reuse each connection slot's last session
+  TlsSigalgs tls_sigalgs = TlsSigalgs::kAny;
+  TlsVersion tls_version = TlsVersion::kAny;
+  bool tls_verify = false;      // benchmarks use self-signed certificates
+  std::string tls_ca;           // --tls-verify: CA bundle (empty = system)
+  std::string tls_server_name;  // SNI (and the name verified); empty = none
   bool help = false;
 
   // The user name for index i: user_format with every "{i}" replaced.

@@ -78,6 +78,18 @@ std::string ToJson(const Report& r) {
   j += "}";
   j += ",\"errors_total\":" + std::to_string(s.errors_total());
   j += ",\"held\":" + std::to_string(r.held);
+  j += ",\"tls\":" + JsonString(TlsModeName(r.tls));
+  j += ",\"tls_resume\":" + std::string(r.tls_resume ? "true" : "false");
+  j += ",\"tls_version\":" + JsonString(TlsVersionName(r.tls_version));
+  j += ",\"tls_sigalgs\":" + JsonString(TlsSigalgsName(r.tls_sigalgs));
+  j += ",\"tls_full\":" + std::to_string(s.tls_full);
+  j += ",\"tls_resumed\":" + std::to_string(s.tls_resumed);
+  j += ",\"tls_full_cert\":{\"ecdsa\":" + std::to_string(s.tls_full_ecdsa) +
+       ",\"rsa\":" + std::to_string(s.tls_full_rsa) + "}";
+  j += ",\"handshakes\":" + std::to_string(s.handshakes);
+  j += ",\"handshakes_per_s\":" +
+       Num(r.mode == Mode::kHandshakes ? PerSecond(s.handshakes, r.duration_s)
+                                       : 0);
   j += ",\"rss_before_bytes\":" + Optional(r.rss_before_bytes);
   j += ",\"rss_during_bytes\":" + Optional(r.rss_during_bytes);
   j += ",\"rss_per_session_bytes\":" + Optional(r.rss_per_session_bytes);
@@ -123,6 +135,16 @@ std::string Summary(const Report& r) {
                     PerSecond(s.messages, r.duration_s));
       out += buf;
       break;
+    case Mode::kHandshakes:
+      std::snprintf(buf, sizeof(buf),
+                    "  %llu handshakes, %.0f handshakes/s; latency ms p50 "
+                    "%.3f p99 %.3f p99.9 %.3f max %.3f\n",
+                    static_cast<unsigned long long>(s.handshakes),
+                    PerSecond(s.handshakes, r.duration_s),
+                    Ms(h.Percentile(0.5)), Ms(h.Percentile(0.99)),
+                    Ms(h.Percentile(0.999)), Ms(h.max()));
+      out += buf;
+      break;
     case Mode::kHold:
       std::snprintf(buf, sizeof(buf), "  %llu sessions held and quit cleanly",
                     static_cast<unsigned long long>(r.held));
@@ -134,6 +156,17 @@ std::string Summary(const Report& r) {
       }
       out += "\n";
       break;
+  }
+  if (r.tls != TlsMode::kNone) {
+    std::snprintf(buf, sizeof(buf),
+                  "  TLS %s: %llu full handshakes (server key: %llu ECDSA, "
+                  "%llu RSA), %llu resumed\n",
+                  std::string(TlsModeName(r.tls)).c_str(),
+                  static_cast<unsigned long long>(s.tls_full),
+                  static_cast<unsigned long long>(s.tls_full_ecdsa),
+                  static_cast<unsigned long long>(s.tls_full_rsa),
+                  static_cast<unsigned long long>(s.tls_resumed));
+    out += buf;
   }
   std::snprintf(buf, sizeof(buf), "  errors: %llu",
                 static_cast<unsigned long long>(s.errors_total()));

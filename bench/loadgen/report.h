@@ -18,8 +18,12 @@ struct Report {
   int concurrency = 0;
   int threads = 0;
   bool verify = true;
+  TlsMode tls = TlsMode::kNone;
+  bool tls_resume = false;
+  TlsVersion tls_version = TlsVersion::kAny;
+  TlsSigalgs tls_sigalgs = TlsSigalgs::kAny;
   // The measured window: first connect to the last counted session
-  // (sessions) or message (throughput); the idle time (hold).
+  // (sessions, handshakes) or message (throughput); the idle time (hold).
   double duration_s = 0;
   double wall_s = 0;  // the whole run, drain included
   Stats stats;

@@ -73,6 +73,7 @@ std::string_view ErrorKindName(ErrorKind kind) {
     case ErrorKind::kClosed: return "closed";
     case ErrorKind::kProtocol: return "protocol";
     case ErrorKind::kIo: return "io";
+    case ErrorKind::kTls: return "tls";
     case ErrorKind::kCount: break;
   }
   return "?";
@@ -89,6 +90,11 @@ void Stats::Merge(const Stats& other) {
   logins += other.logins;
   messages += other.messages;
   bytes += other.bytes;
+  tls_full += other.tls_full;
+  tls_resumed += other.tls_resumed;
+  tls_full_ecdsa += other.tls_full_ecdsa;
+  tls_full_rsa += other.tls_full_rsa;
+  handshakes += other.handshakes;
   for (size_t i = 0; i < errors.size(); ++i) errors[i] += other.errors[i];
   session_latency_ns.Merge(other.session_latency_ns);
 }

@@ -51,6 +51,7 @@ enum class ErrorKind {
   kClosed,      // the server closed the connection mid-session
   kProtocol,    // malformed response (not +OK/-ERR, overlong line, ...)
   kIo,          // any other socket error (ECONNRESET, EPIPE, ...)
+  kTls,         // TLS handshake or record failure, STLS refused
   kCount,
 };
 
@@ -61,6 +62,14 @@ struct Stats {
   uint64_t logins = 0;         // successful PASS
   uint64_t messages = 0;       // RETRs that passed verification
   uint64_t bytes = 0;          // their unstuffed payload octets
+  // TLS: completed handshakes, full and resumed, and in full ones the key
+  // type of the server's signature (= its certificate).
+  uint64_t tls_full = 0;
+  uint64_t tls_resumed = 0;
+  uint64_t tls_full_ecdsa = 0;
+  uint64_t tls_full_rsa = 0;
+  // handshakes mode: handshakes whose first reply over TLS was +OK.
+  uint64_t handshakes = 0;
   std::array<uint64_t, static_cast<size_t>(ErrorKind::kCount)> errors{};
   LatencyHistogram session_latency_ns;
 

@@ -17,8 +17,9 @@ int64_t Share(int64_t total, int parts, int index) {
 
 }  // namespace
 
-Worker::Worker(const Options& options, SharedControl* shared, int index)
-    : options_(options), shared_(shared), index_(index) {}
+Worker::Worker(const Options& options, SharedControl* shared, int index,
+               const TlsClient* tls)
+    : options_(options), shared_(shared), index_(index), tls_(tls) {}
 
 bool Worker::Init(std::string* error) {
   concurrency_ =
@@ -36,6 +37,7 @@ bool Worker::Init(std::string* error) {
     switch (options_.mode) {
       case Mode::kThroughput: recv_buffer_ = 128 * 1024; break;
       case Mode::kSessions: recv_buffer_ = 16 * 1024; break;
+      case Mode::kHandshakes: recv_buffer_ = 16 * 1024; break;
       case Mode::kHold: recv_buffer_ = 4 * 1024; break;
     }
   }
@@ -71,7 +73,9 @@ void Worker::Run() {
 
 void Worker::StartNext(Connection* c) {
   if (stopping_ || free_users_.empty()) return;
-  if (options_.mode == Mode::kSessions && options_.sessions > 0 &&
+  if ((options_.mode == Mode::kSessions ||
+       options_.mode == Mode::kHandshakes) &&
+      options_.sessions > 0 &&
       shared_->sessions_started.fetch_add(1, std::memory_order_relaxed) >=
           options_.sessions) {
     stopping_ = true;  // the --sessions budget is spent
@@ -98,7 +102,10 @@ void Worker::StartQueued() {
 void Worker::OnSessionEnd(Connection* c, bool ok) {
   --live_;
   free_users_.push_back(c->user());
-  if (ok && options_.mode == Mode::kSessions) last_done_ns_ = NowNs();
+  if (ok && (options_.mode == Mode::kSessions ||
+             options_.mode == Mode::kHandshakes)) {
+    last_done_ns_ = NowNs();
+  }
   restart_.push_back(c);
 }
 

@@ -16,6 +16,7 @@
 #include "bench/loadgen/options.h"
 #include "bench/loadgen/ring_loop.h"
 #include "bench/loadgen/stats.h"
+#include "bench/loadgen/tls_transport.h"
 #include "bench/loadgen/verifier.h"
 
 namespace popgate::loadgen {
@@ -37,7 +38,9 @@ struct SharedControl {
 
 class Worker final : public ConnectionHost {
  public:
-  Worker(const Options& options, SharedControl* shared, int index);
+  // `tls`: the run's TLS context (null without --tls); outlives the worker.
+  Worker(const Options& options, SharedControl* shared, int index,
+         const TlsClient* tls);
   bool Init(std::string* error);
   void Run();
 
@@ -51,6 +54,7 @@ class Worker final : public ConnectionHost {
   const Options& options() const override { return options_; }
   Stats& stats() override { return stats_; }
   ExpectedContent& expected() override { return expected_; }
+  const TlsClient* tls() const override { return tls_; }
   bool stopping() const override { return stopping_; }
   void OnLoggedIn(Connection* c) override;
   void OnSessionEnd(Connection* c, bool ok) override;
@@ -76,6 +80,7 @@ class Worker final : public ConnectionHost {
   const Options& options_;
   SharedControl* shared_;
   const int index_;
+  const TlsClient* const tls_;
   int concurrency_ = 0;   // this worker's share of --concurrency
   int64_t hold_quota_ = 0;  // hold mode: this worker's share of --sessions
   int64_t hold_started_ = 0;

@@ -159,6 +159,62 @@ TEST(OptionsTest, ThreadsNeverExceedConcurrency) {
   EXPECT_EQ(o.threads, 2);
 }
 
+TEST(OptionsTest, TlsDefaultsOff) {
+  Options o;
+  std::string error;
+  ASSERT_TRUE(Parse({"--target", "127.0.0.1:1110"}, &o, &error)) << error;
+  EXPECT_EQ(o.tls, TlsMode::kNone);
+  EXPECT_FALSE(o.tls_resume);
+  EXPECT_EQ(o.tls_sigalgs, TlsSigalgs::kAny);
+  EXPECT_EQ(o.tls_version, TlsVersion::kAny);
+  EXPECT_FALSE(o.tls_verify);
+}
+
+TEST(OptionsTest, TlsFlags) {
+  Options o;
+  std::string error;
+  ASSERT_TRUE(Parse({"--target", "127.0.0.1:995", "--mode", "handshakes",
+                     "--tls", "implicit", "--tls-resume", "--tls-sigalgs",
+                     "rsa", "--tls-version=1.2", "--tls-verify", "--tls-ca",
+                     "/tmp/ca.pem", "--tls-server-name", "mail.example.com"},
+                    &o, &error))
+      << error;
+  EXPECT_EQ(o.mode, Mode::kHandshakes);
+  EXPECT_EQ(o.tls, TlsMode::kImplicit);
+  EXPECT_TRUE(o.tls_resume);
+  EXPECT_EQ(o.tls_sigalgs, TlsSigalgs::kRsa);
+  EXPECT_EQ(o.tls_version, TlsVersion::k12);
+  EXPECT_TRUE(o.tls_verify);
+  EXPECT_EQ(o.tls_ca, "/tmp/ca.pem");
+  EXPECT_EQ(o.tls_server_name, "mail.example.com");
+  ASSERT_TRUE(Parse({"--target", "127.0.0.1:110", "--tls", "starttls",
+                     "--tls-sigalgs", "ecdsa", "--tls-version", "1.3"},
+                    &o, &error))
+      << error;
+  EXPECT_EQ(o.tls, TlsMode::kStartTls);
+  EXPECT_EQ(o.tls_sigalgs, TlsSigalgs::kEcdsa);
+  EXPECT_EQ(o.tls_version, TlsVersion::k13);
+}
+
+TEST(OptionsTest, TlsMisuseIsRefused) {
+  Options o;
+  std::string error;
+  const std::vector<std::vector<std::string>> bad = {
+      {"--mode", "handshakes"},               // needs --tls
+      {"--tls-resume"},                       // needs --tls
+      {"--tls", "sometimes"},
+      {"--tls", "implicit", "--tls-sigalgs", "dsa"},
+      {"--tls", "implicit", "--tls-version", "1.1"},
+      {"--tls", "implicit", "--tls-ca", "x.pem"},  // without --tls-verify
+  };
+  for (const auto& extra : bad) {
+    std::vector<std::string> args = {"--target", "127.0.0.1:995"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    EXPECT_FALSE(Parse(args, &o, &error)) << extra[0];
+    EXPECT_FALSE(error.empty());
+  }
+}
+
 TEST(OptionsTest, Help) {
   Options o;
   std::string error;
