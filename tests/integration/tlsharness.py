@@ -384,10 +384,11 @@ class TlsDovecot(harness.Dovecot):
     """Dovecot with `ssl = yes|required` and the given certificate: STLS on
     `port`, implicit TLS on `pop3s_port`."""
 
-    def __init__(self, cert: CertKey, ssl_mode: str = "required", **kw):
+    def __init__(self, cert: CertKey, ssl_mode: str = "required", extra: str = "", **kw):
         super().__init__(**kw)
         self.cert = cert
         self.ssl_mode = ssl_mode
+        self.extra = extra  # more top-level settings, e.g. client-cert checks
         self.pop3s_port: int | None = None
 
     def _config(self) -> str:
@@ -399,7 +400,8 @@ class TlsDovecot(harness.Dovecot):
         ssl_block = (f"ssl = {self.ssl_mode}\n"
                      f"ssl_cert = <{self.cert.cert}\n"
                      f"ssl_key = <{self.cert.key}\n"
-                     "ssl_min_protocol = TLSv1.2\n")
+                     "ssl_min_protocol = TLSv1.2\n" + self.extra
+                     + ("\n" if self.extra and not self.extra.endswith("\n") else ""))
         old_ssl = "ssl = no\n"
         old_pop3s = "  inet_listener pop3s {\n    port = 0\n  }\n"
         new_pop3s = ("  inet_listener pop3s {\n"
@@ -413,6 +415,18 @@ class TlsDovecot(harness.Dovecot):
     @property
     def pop3s_address(self) -> str:
         return f"{LOOPBACK}:{self.pop3s_port}"
+
+
+def terminate_all(objs) -> None:
+    """SIGTERM to every object's `proc` (by PID) at once, so that their
+    cleanup()s then wait in parallel (a Dovecot takes about 1 s to stop)."""
+    for o in objs:
+        p = getattr(o, "proc", None)
+        if p is not None and p.poll() is None:
+            try:
+                os.kill(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
 
 # ---------------------------------------------------------------------------
