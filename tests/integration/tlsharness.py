@@ -469,6 +469,19 @@ class TlsClient(harness.RawClient):
             raw.close()
             raise
 
+    @classmethod
+    def over_plain(cls, sock: socket.socket, ctx: ssl.SSLContext | None = None,
+                   server_hostname: str | None = None) -> "TlsClient":
+        """A client on an already connected plain socket (greeting, STLS
+        and so on are up to the caller; then start_tls())."""
+        c = cls.__new__(cls)
+        c.buf = bytearray()
+        c.ctx = ctx or insecure_ctx()
+        c.server_hostname = server_hostname
+        c.sock = c.raw_sock = sock
+        c.plain_greeting = c.stls_reply = c.greeting = None
+        return c
+
     def start_tls(self, session: ssl.SSLSession | None = None) -> None:
         """Handshake on the plain socket now (after +OK to STLS)."""
         if self.buf:
