@@ -460,8 +460,9 @@ object on stdout and a summary on stderr.
   --no-verify           skip the content check (sizes, terminating '.' and
                         framing are still checked)
   --io-timeout S        limit on every connect/send/recv (default 10)
-  --recv-buffer BYTES   per-connection receive buffer (default: 64k in
-                        throughput mode, 16k sessions, 4k hold)
+  --recv-buffer BYTES   per-connection receive buffer (default: 128k in
+                        throughput mode, 16k sessions and handshakes, 4k
+                        hold)
   --pid PID[,PID...]    hold mode: sum these processes' RSS before login and
                         during the hold -> rss_per_session_bytes
 TLS (BoringSSL; certificates are not verified unless --tls-verify):
