@@ -398,10 +398,11 @@ class VersionsAndLog(harness.IntegrationTestCase):
             self.addCleanup(c.close)
             self.assertTrue(c.login(SYNTH_USER, PW).startswith(b"+OK"))
             client_addr = "%s:%d" % c.raw_sock.getsockname()
+            mark = popgate.log_mark()  # the session is live: later lines are ours
             c.cmd_ok("QUIT")
             c.read_until_closed(5)
             c.close()  # popgate logs the session once both directions ended
-            rec = popgate.wait_for_record(event="session", client=client_addr)
+            rec = popgate.record_after(mark, event="session", client=client_addr)
             self.assertIsNotNone(rec, f"no session log line for {client_addr}")
             self.assertEqual(rec["tls"], "TLSv1.3", rec)
             self.assertEqual(rec["forwarding"], "copy", rec)
@@ -410,14 +411,39 @@ class VersionsAndLog(harness.IntegrationTestCase):
             self.assertEqual(rec["user"], SYNTH_USER, rec)
             self.assertEqual(rec["result"], "ok", rec)
 
+    def test_quit_then_close_without_waiting_logged_ok(self):
+        # Many clients read "+OK" to QUIT and close at once (no close_notify,
+        # without waiting for popgate's close).  The session ended normally:
+        # the log must say "ok", as it does for the same client without TLS.
+        results = {}
+        for kind in ("plain", "implicit", "stls"):
+            if kind == "plain":
+                c = harness.RawClient(popgate.ports["plain"])
+                sock = c.sock
+            else:
+                port = popgate.ports["tls" if kind == "implicit" else "stls"]
+                c = th.TlsClient(port, mode=kind, ctx=ca_ctx(), server_hostname="127.0.0.1")
+                sock = c.raw_sock
+            self.addCleanup(c.close)
+            self.assertTrue(c.login(SYNTH_USER, PW).startswith(b"+OK"))
+            addr = "%s:%d" % sock.getsockname()
+            mark = popgate.log_mark()
+            self.assertTrue(c.cmd("QUIT").startswith(b"+OK"))
+            c.close()
+            rec = popgate.record_after(mark, event="session", client=addr)
+            self.assertIsNotNone(rec, f"no session log line for {addr}")
+            results[kind] = rec["result"]
+        self.assertEqual(results, {"plain": "ok", "implicit": "ok", "stls": "ok"})
+
     def test_plain_session_still_spliced(self):
         c = self.raw(popgate.ports["plain"])
         self.assertTrue(c.login(SYNTH_USER, PW).startswith(b"+OK"))
         client_addr = "%s:%d" % c.sock.getsockname()
+        mark = popgate.log_mark()  # the session is live: later lines are ours
         c.cmd_ok("QUIT")
         c.read_until_closed(5)
         c.close()
-        rec = popgate.wait_for_record(event="session", client=client_addr)
+        rec = popgate.record_after(mark, event="session", client=client_addr)
         self.assertIsNotNone(rec)
         self.assertEqual((rec["tls"], rec["forwarding"]), ("", "splice"), rec)
 
@@ -431,10 +457,11 @@ class VersionsAndLog(harness.IntegrationTestCase):
             self.assertTrue(c.login(SYNTH_USER, PW).startswith(b"+OK"))
             self.assertBytesEqual(c.retr(4), synth.dump(SYNTH_USER, 4), "RETR over TLS 1.2")
             client_addr = "%s:%d" % c.raw_sock.getsockname()
+            mark = popgate.log_mark()  # the session is live: later lines are ours
             c.cmd_ok("QUIT")
             c.read_until_closed(5)
             c.close()  # popgate logs the session once both directions ended
-            rec = popgate.wait_for_record(event="session", client=client_addr)
+            rec = popgate.record_after(mark, event="session", client=client_addr)
             self.assertIsNotNone(rec)
             self.assertEqual(rec["tls"], "TLSv1.2", rec)
 

@@ -324,6 +324,20 @@ class TlsPopgate(harness.Popgate):
                 self.proc = None
         raise RuntimeError(f"popgate failed to start: {last_err}")
 
+    def log_mark(self) -> int:
+        """How many JSON lines popgate has logged so far (see record_after)."""
+        return len(self.log_records())
+
+    def record_after(self, mark: int, timeout: float = 5.0, **match) -> dict | None:
+        """The first JSON line after `mark` matching `match` (client ports
+        are reused, so a client address alone may match an older session)."""
+        def get():
+            for r in self.log_records()[mark:]:
+                if all(r.get(k) == v for k, v in match.items()):
+                    return r
+            return None
+        return harness.wait_until(get, timeout)
+
     def records_for(self, user: str) -> list[dict]:
         return [r for r in self.session_records(event="session") if r.get("user") == user]
 
