@@ -1,0 +1,1155 @@
+#!/usr/bin/env python3
+"""bench/compare: popgate side by side with the POP3 proxies operators run
+today, on loopback, in front of pop3-synth, on the same workloads.
+
+Targets: direct (no proxy), popgate, nginx (mail module, auth_http answered by
+an nginx http block), dovecot-proxy (Dovecot 2.3 login proxy, static passdb
+proxy=y nopassword=y), perdition (perdition.pop3, forking), haproxy (mode tcp).
+Plain for all; implicit TLS (port-995 style) for every proxy that has it.
+
+See BENCHMARKS.md at the top of the repository for what each workload does.
+Python 3 stdlib only (plots: Debian's python3-matplotlib, see report.py).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, HERE)
+import report  # noqa: E402
+
+PEER_PACKAGES = ["nginx", "libnginx-mod-mail", "haproxy", "perdition",
+                 "dovecot-core", "dovecot-pop3d", "python3-matplotlib",
+                 "openssl"]
+VERSION_PACKAGES = PEER_PACKAGES + ["android-libboringssl", "liburing2",
+                                    "linux-image-amd64"]
+TLS_TARGETS = ["popgate", "nginx", "dovecot-proxy", "perdition", "haproxy"]
+ALL_TARGETS = ["direct"] + TLS_TARGETS
+PASSWORD = "bench-pass"
+USER_FORMAT = "user{i}@example.com"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def log(*a):
+    print("[compare]", *a, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# /proc: process trees, CPU and memory
+
+
+def children_map():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        ppid = int(s[s.rfind(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def tree(roots):
+    kids = children_map()
+    out, todo = [], list(roots)
+    while todo:
+        p = todo.pop()
+        if p in out:
+            continue
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def tree_cpu_s(roots):
+    """utime+stime of every live process in the trees, plus cutime+cstime
+    (children that already exited and were reaped inside the tree, e.g.
+    Perdition's per-connection processes)."""
+    total = 0
+    for p in tree(roots):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        f = s[s.rfind(")") + 2:].split()
+        total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+    return total / CLK_TCK
+
+
+def tree_mem(roots):
+    """(RSS, anonymous+shmem PSS) in bytes summed over the trees'
+    processes."""
+    rss = pss = 0
+    n = 0
+    for p in tree(roots):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1]) * 1024
+                    elif line.startswith(("Pss_Anon:", "Pss_Shmem:")):
+                        # Proportional anonymous + shared memory: pages a
+                        # forked child shares with its parent count half
+                        # each; shared libraries (whose PSS moves whenever
+                        # any other process maps them) are left out.
+                        pss += int(line.split()[1]) * 1024
+            n += 1
+        except OSError:
+            continue
+    return rss, pss, n
+
+
+# --------------------------------------------------------------------------
+# processes we start (stopped by PID / own process group at the end)
+
+
+class Procs:
+    def __init__(self):
+        self.started = []  # (name, Popen)
+
+    def start(self, name, argv, cpus=None, log_path=None, **kw):
+        if cpus:
+            argv = ["taskset", "-c", ",".join(map(str, cpus))] + argv
+        out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        p = subprocess.Popen(argv, stdout=kw.pop("stdout", out),
+                             stderr=kw.pop("stderr", out),
+                             stdin=subprocess.DEVNULL,
+                             start_new_session=True, **kw)
+        self.started.append((name, p))
+        return p
+
+    def stop(self, p, grace=5.0):
+        if p.poll() is None:
+            members = tree([p.pid])
+            try:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+            # Whatever is left of its tree (e.g. a forked child that
+            # outlived its daemon), by PID, then its own process group.
+            for pid in members + [p.pid]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                p.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+        self.started = [(n, q) for n, q in self.started if q is not p]
+
+    def stop_all(self):
+        for _, p in reversed(list(self.started)):
+            self.stop(p, grace=3.0)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_greeting(port, tls=False, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            if tls:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                s = ctx.wrap_socket(s)
+            data = s.recv(256)
+            s.close()
+            if data.startswith(b"+OK"):
+                return
+            last = data
+        except OSError as e:
+            last = e
+        time.sleep(0.1)
+    raise RuntimeError(f"no +OK greeting on 127.0.0.1:{port}: {last!r}")
+
+
+# --------------------------------------------------------------------------
+# targets
+
+
+class Target:
+    """One proxy instance: start(cert) -> ports; roots are its PIDs."""
+    name = "?"
+    tls = True
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.proc = None
+        self.plain_port = None
+        self.tls_port = None
+
+    @property
+    def roots(self):
+        return [self.proc.pid] if self.proc else []
+
+    def dir(self):
+        d = os.path.join(self.ctx.tmp, self.name)
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def start(self, cert):
+        self.plain_port = free_port()
+        self.tls_port = free_port() if self.tls else None
+        self.proc = self.launch(cert)
+        try:
+            wait_greeting(self.plain_port)
+            if self.tls_port:
+                wait_greeting(self.tls_port, tls=True)
+        except Exception:
+            self.stop()
+            raise
+        time.sleep(0.3)
+
+    def stop(self):
+        if self.proc:
+            self.ctx.procs.stop(self.proc)
+            self.proc = None
+
+    def cert(self, kind):
+        return (os.path.join(self.ctx.certs, f"{kind}.pem"),
+                os.path.join(self.ctx.certs, f"{kind}.key"))
+
+
+class Direct(Target):
+    name = "direct"
+    tls = False
+
+    @property
+    def roots(self):
+        return []
+
+    def start(self, cert):
+        self.plain_port = self.ctx.synth_port
+
+    def stop(self):
+        pass
+
+
+class Popgate(Target):
+    name = "popgate"
+
+    def launch(self, cert):
+        d = self.dir()
+        crt, key = self.cert(cert)
+        conf = os.path.join(d, "popgate.toml")
+        with open(conf, "w") as f:
+            f.write(f"""# bench/compare: popgate, backend auth (the backend's answer is the verdict)
+[server]
+workers = {self.ctx.proxy_workers}
+auth_failure_delay = "0s"
+shutdown_grace = "1s"
+
+[tls]
+session_tickets = true
+
+[[listener]]
+address = "127.0.0.1:{self.plain_port}"
+default_tenant = "bench"
+plaintext_auth = "always"
+
+[[listener]]
+address = "127.0.0.1:{self.tls_port}"
+default_tenant = "bench"
+tls = "implicit"
+certificates = [ {{ cert = "{crt}", key = "{key}" }} ]
+
+[[tenant]]
+name = "bench"
+domains = ["example.com"]
+auth = "backend"
+backends = [ {{ address = "127.0.0.1:{self.ctx.synth_port}", weight = 1 }} ]
+""")
+        return self.ctx.procs.start(
+            "popgate", [self.ctx.bins["popgate"], "--config", conf],
+            cpus=self.ctx.proxy_cpus, log_path=os.path.join(d, "popgate.log"))
+
+
+class Nginx(Target):
+    name = "nginx"
+
+    def launch(self, cert):
+        d = self.dir()
+        crt, key = self.cert(cert)
+        auth_port = free_port()
+        os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+        conf = os.path.join(d, "nginx.conf")
+        t = os.path.join(d, "tmp")
+        with open(conf, "w") as f:
+            f.write(f"""# bench/compare: nginx mail proxy; auth_http answered by this nginx
+load_module /usr/lib/nginx/modules/ngx_mail_module.so;
+worker_processes {self.ctx.proxy_workers};
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+worker_rlimit_nofile {self.ctx.nofile};
+events {{ worker_connections {min(30000, self.ctx.nofile // 2)}; }}
+http {{
+  access_log off;
+  client_body_temp_path {t}; proxy_temp_path {t}; fastcgi_temp_path {t};
+  uwsgi_temp_path {t}; scgi_temp_path {t};
+  server {{
+    listen 127.0.0.1:{auth_port};
+    location = /auth {{
+      add_header Auth-Status OK;
+      add_header Auth-Server 127.0.0.1;
+      add_header Auth-Port {self.ctx.synth_port};
+      return 204;
+    }}
+  }}
+}}
+mail {{
+  auth_http 127.0.0.1:{auth_port}/auth;
+  proxy_pass_error_message on;
+  pop3_auth plain;
+  server {{ listen 127.0.0.1:{self.plain_port}; protocol pop3; proxy on; }}
+  server {{
+    listen 127.0.0.1:{self.tls_port} ssl; protocol pop3; proxy on;
+    ssl_certificate {crt}; ssl_certificate_key {key};
+    ssl_session_tickets on;
+    ssl_session_cache shared:MAILSSL:10m;
+  }}
+}}
+""")
+        return self.ctx.procs.start(
+            "nginx", ["nginx", "-e", os.path.join(d, "error.log"), "-p", d,
+                      "-c", conf, "-g", "daemon off;"],
+            cpus=self.ctx.proxy_cpus, log_path=os.path.join(d, "stderr.log"))
+
+
+class Haproxy(Target):
+    name = "haproxy"
+
+    def launch(self, cert):
+        d = self.dir()
+        crt, key = self.cert(cert)
+        pem = os.path.join(d, f"{cert}.pem")
+        with open(pem, "w") as f:
+            f.write(open(crt).read() + open(key).read())
+        os.chmod(pem, 0o600)
+        conf = os.path.join(d, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(f"""# bench/compare: haproxy, TCP mode (L4; the backend does POP3 and auth)
+global
+  maxconn {self.ctx.nofile // 2 - 500}
+  nbthread {self.ctx.proxy_workers}
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 10m
+  timeout server 10m
+frontend plain
+  bind 127.0.0.1:{self.plain_port}
+  default_backend synth
+frontend tls
+  bind 127.0.0.1:{self.tls_port} ssl crt {pem}
+  default_backend synth
+backend synth
+  server s1 127.0.0.1:{self.ctx.synth_port}
+""")
+        return self.ctx.procs.start(
+            "haproxy", ["haproxy", "-db", "-f", conf],
+            cpus=self.ctx.proxy_cpus, log_path=os.path.join(d, "haproxy.log"))
+
+
+class Perdition(Target):
+    """perdition.pop3 has one listener per daemon: two daemons (plain and
+    POP3S); both are its roots."""
+    name = "perdition"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.proc2 = None
+
+    @property
+    def roots(self):
+        return [p.pid for p in (self.proc, self.proc2) if p]
+
+    def launch(self, cert):
+        d = self.dir()
+        crt, key = self.cert(cert)
+        common = ["perdition.pop3", "--no_daemon", "-n",
+                  "-s", f"127.0.0.1:{self.ctx.synth_port}",
+                  "--server_resp_line"]
+        self.proc2 = self.ctx.procs.start(
+            "perdition-pop3s",
+            common + ["-b", f"127.0.0.1:{self.tls_port}", "-P", "POP3S",
+                      "--ssl_mode", "ssl_listen", "--ssl_cert_file", crt,
+                      "--ssl_key_file", key,
+                      "--pid_file", os.path.join(d, "pop3s.pid")],
+            cpus=self.ctx.proxy_cpus, log_path=os.path.join(d, "pop3s.log"))
+        return self.ctx.procs.start(
+            "perdition-pop3",
+            common + ["-b", f"127.0.0.1:{self.plain_port}",
+                      "--pid_file", os.path.join(d, "pop3.pid")],
+            cpus=self.ctx.proxy_cpus, log_path=os.path.join(d, "pop3.log"))
+
+    def stop(self):
+        super().stop()
+        if self.proc2:
+            self.ctx.procs.stop(self.proc2)
+            self.proc2 = None
+
+
+class Dovecot(Target):
+    name = "dovecot-proxy"
+
+    def launch(self, cert):
+        d = self.dir()
+        crt, key = self.cert(cert)
+        for sub in ("run", "state"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        n = self.ctx.proxy_workers
+        conf = os.path.join(d, "dovecot.conf")
+        with open(conf, "w") as f:
+            f.write(f"""# bench/compare: Dovecot 2.3 as a POP3 proxy. Login processes in
+# "high-performance mode" (service_count = 0, one per proxy core), as
+# Dovecot's documentation recommends for busy proxies.
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+instance_name = popgate-bench-dovecot
+protocols = pop3
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{crt}
+ssl_key = <{key}
+disable_plaintext_auth = no
+auth_mechanisms = plain
+default_login_user = dovenull
+default_internal_user = dovecot
+default_client_limit = {self.ctx.nofile // 2}
+default_vsz_limit = 2G
+shutdown_clients = yes
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {self.plain_port}
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {self.tls_port}
+    ssl = yes
+  }}
+  service_count = 0
+  process_min_avail = {n}
+  process_limit = {n}
+  client_limit = {self.ctx.nofile // 2 - 500}
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = 0
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+passdb {{
+  driver = static
+  args = proxy=y host=127.0.0.1 port={self.ctx.synth_port} nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home=/nonexistent
+}}
+""")
+        return self.ctx.procs.start(
+            "dovecot", ["dovecot", "-F", "-c", conf],
+            cpus=self.ctx.proxy_cpus, log_path=os.path.join(d, "stderr.log"))
+
+
+TARGET_CLASSES = {c.name: c for c in (Direct, Popgate, Nginx, Dovecot,
+                                      Perdition, Haproxy)}
+
+
+# --------------------------------------------------------------------------
+# workloads
+
+
+class Ctx:
+    pass
+
+
+def run_client(ctx, argv, timeout):
+    argv = (["taskset", "-c", ",".join(map(str, ctx.load_cpus))]
+            if ctx.load_cpus else []) + argv
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       stdin=subprocess.DEVNULL, timeout=timeout, check=False)
+    text = r.stdout.decode(errors="replace").strip()
+    try:
+        return json.loads(text.splitlines()[-1])
+    except (ValueError, IndexError):
+        raise RuntimeError(f"client printed no JSON (rc {r.returncode}): "
+                           f"{r.stderr.decode(errors='replace')[-400:]}")
+
+
+def pyclient(ctx, mode, port, *extra):
+    return [ctx.py, os.path.join(HERE, "pop3client.py"), mode,
+            "--port", str(port), "--password", PASSWORD,
+            "--user-format", USER_FORMAT, "--users", str(ctx.users),
+            *map(str, extra)]
+
+
+def cpu_times():
+    """{cpu index: (busy jiffies, total jiffies)} from /proc/stat."""
+    out = {}
+    for line in open("/proc/stat"):
+        if line.startswith("cpu") and line[3].isdigit():
+            f = line.split()
+            v = list(map(int, f[1:9]))
+            total = sum(v)
+            out[int(f[0][3:])] = (total - v[3] - v[4], total)
+    return out
+
+
+def busy_share(t0, t1, cpus):
+    if not cpus:
+        cpus = list(t1)
+    busy = sum(t1[c][0] - t0[c][0] for c in cpus if c in t0 and c in t1)
+    total = sum(t1[c][1] - t0[c][1] for c in cpus if c in t0 and c in t1)
+    return round(busy / total, 3) if total else None
+
+
+def quiet_wait(ctx):
+    """Waits (bounded) until the machine's CPUs are nearly idle, so a
+    neighbour's burst (a compile on a shared machine) does not land in a
+    measurement. Returns (cores busy in the last sample, seconds waited)."""
+    t0 = time.monotonic()
+    while True:
+        k0 = cpu_times()
+        time.sleep(0.5)
+        k1 = cpu_times()
+        busy = sum(k1[c][0] - k0[c][0] for c in k1 if c in k0)
+        total = sum(k1[c][1] - k0[c][1] for c in k1 if c in k0)
+        cores = busy / total * len(k1) if total else 0.0
+        waited = time.monotonic() - t0
+        if cores <= ctx.quiet_cores or waited >= ctx.max_quiet_wait:
+            return round(cores, 3), round(waited, 1)
+
+
+def measured(ctx, target, fn):
+    """Runs fn (a client run) and returns its JSON, the proxy's CPU seconds,
+    the wall time, the load average before, and how busy the load-generator
+    CPU and the proxy CPU were (which side was the limit)."""
+    roots = target.roots
+    idle_cores, waited = quiet_wait(ctx)
+    c0 = tree_cpu_s(roots)
+    s0 = tree_cpu_s([ctx.synth_pid])
+    k0 = cpu_times()
+    t0 = time.monotonic()
+    load0 = os.getloadavg()[0]
+    raw = fn()
+    wall = time.monotonic() - t0
+    c1 = tree_cpu_s(roots)
+    s1 = tree_cpu_s([ctx.synth_pid])
+    k1 = cpu_times()
+    raw["_synth_cpu_s"] = s1 - s0
+    raw["_busy_load_cpus"] = busy_share(k0, k1, ctx.load_cpus)
+    raw["_busy_proxy_cpus"] = busy_share(k0, k1, ctx.proxy_cpus)
+    # CPU time of everything that is neither the proxy, the backend nor the
+    # client (other users of a shared machine), in cores.
+    all_busy = sum(k1[c][0] - k0[c][0] for c in k1 if c in k0) / CLK_TCK
+    ours = (c1 - c0) + (s1 - s0) + float(
+        raw.get("loadgen_cpu_s", raw.get("client_cpu_s", 0.0)) or 0.0)
+    raw["_background_cores"] = round(max(0.0, all_busy - ours) / wall, 3) \
+        if wall > 0 else None
+    raw["_busy_before"] = idle_cores
+    raw["_quiet_wait_s"] = waited
+    return raw, c1 - c0, wall, load0
+
+
+def w_sessions(ctx, target):
+    port = target.plain_port
+    if ctx.use_loadgen:
+        argv = [ctx.bins["loadgen"], "--mode", "sessions",
+                "--target", f"127.0.0.1:{port}",
+                "--concurrency", str(ctx.sessions_concurrency),
+                "--duration", str(ctx.duration),
+                "--users", str(ctx.users), "--user-format", USER_FORMAT,
+                "--password", PASSWORD]
+    else:
+        argv = pyclient(ctx, "sessions", port, "--procs", 4, "--threads",
+                        ctx.sessions_concurrency // 4, "--duration",
+                        ctx.duration)
+    raw, cpu, wall, load = measured(
+        ctx, target, lambda: run_client(ctx, argv, ctx.duration + 60))
+    n = raw.get("sessions", 0)
+    return raw, {
+        "sessions_per_s": raw.get("sessions_per_s", 0.0),
+        "sessions": n,
+        "latency_p99_ms": raw.get("latency_ms", {}).get("p99"),
+        "proxy_cpu_s": cpu,
+        "cpu_s_per_1k_sessions": (cpu / n * 1000) if n and target.roots else None,
+        "errors": raw.get("errors_total", 0),
+        "loadavg": load,
+        "busy_load_cpu": raw.get("_busy_load_cpus"),
+        "busy_proxy_cpu": raw.get("_busy_proxy_cpus"),
+        "background_cores": raw.get("_background_cores"),
+    }
+
+
+def w_throughput(ctx, target, tls=False):
+    port = target.tls_port if tls else target.plain_port
+    if ctx.use_loadgen and not tls:
+        argv = [ctx.bins["loadgen"], "--mode", "throughput",
+                "--target", f"127.0.0.1:{port}",
+                "--concurrency", str(ctx.throughput_concurrency),
+                "--duration", str(ctx.duration), "--message", "2",
+                "--users", str(ctx.throughput_concurrency),
+                "--user-format", USER_FORMAT, "--password", PASSWORD]
+    else:
+        argv = pyclient(ctx, "throughput", port, "--procs",
+                        ctx.throughput_concurrency, "--duration",
+                        ctx.duration, "--message", 2,
+                        *(["--tls"] if tls else []))
+    raw, cpu, wall, load = measured(
+        ctx, target, lambda: run_client(ctx, argv, ctx.duration + 90))
+    b = raw.get("bytes", 0)
+    return raw, {
+        "mb_per_s": raw.get("mb_per_s", 0.0),
+        "bytes": b,
+        "proxy_cpu_s": cpu,
+        "cpu_s_per_gb": (cpu / (b / 1e9)) if b and target.roots else None,
+        "errors": raw.get("errors_total", 0),
+        "loadavg": load,
+        "busy_load_cpu": raw.get("_busy_load_cpus"),
+        "busy_proxy_cpu": raw.get("_busy_proxy_cpus"),
+        "background_cores": raw.get("_background_cores"),
+    }
+
+
+def w_handshake(ctx, target, resume):
+    argv = pyclient(ctx, "handshake", target.tls_port, "--procs",
+                    ctx.hs_procs, "--threads", ctx.hs_threads, "--duration",
+                    ctx.hs_duration, *(["--resume"] if resume else []))
+    raw, cpu, wall, load = measured(
+        ctx, target, lambda: run_client(ctx, argv, ctx.hs_duration + 60))
+    n = raw.get("handshakes", 0)
+    return raw, {
+        "handshakes_per_s": raw.get("handshakes_per_s", 0.0),
+        "handshakes": n,
+        "resumed_share": raw.get("resumed_share", 0.0),
+        "proxy_cpu_s": cpu,
+        "cpu_s_per_1k_handshakes": (cpu / n * 1000) if n else None,
+        # What one proxy core would sustain if the client were not the limit.
+        "handshakes_per_proxy_cpu_s": (n / cpu) if cpu > 0 else None,
+        "errors": raw.get("errors_total", 0),
+        "loadavg": load,
+        "busy_load_cpu": raw.get("_busy_load_cpus"),
+        "busy_proxy_cpu": raw.get("_busy_proxy_cpus"),
+        "background_cores": raw.get("_background_cores"),
+    }
+
+
+def warm_up(ctx, port, tls):
+    argv = pyclient(ctx, "sessions", port, "--procs", 1, "--duration", 0.2,
+                    *(["--tls"] if tls else []))
+    try:
+        run_client(ctx, argv, 30)
+    except Exception as e:  # noqa: BLE001
+        log("warm-up failed:", e)
+
+
+def w_hold(ctx, target, tls):
+    """Fresh proxy (started by the caller), one warm-up session, then N
+    sessions log in and stay idle; the tree's RSS/PSS delta / N."""
+    port = target.tls_port if tls else target.plain_port
+    count = ctx.hold_tls if tls else ctx.hold
+    warm_up(ctx, port, tls)
+    time.sleep(0.3)
+    rss0, pss0, n0 = tree_mem(target.roots)
+    argv = pyclient(ctx, "hold", port, "--count", count, "--duration", 120,
+                    "--timeout", 120, *(["--tls"] if tls else []))
+    if ctx.load_cpus:
+        argv = ["taskset", "-c", ",".join(map(str, ctx.load_cpus))] + argv
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        line = p.stdout.readline()
+        raw = json.loads(line) if line else {"held": 0, "errors_total": -1}
+        time.sleep(1.0)  # let the proxy settle (lazy frees, buffer returns)
+        rss1, pss1, n1 = tree_mem(target.roots)
+    finally:
+        try:
+            p.stdin.close()
+        except OSError:
+            pass
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    held = raw.get("held", 0)
+    raw.update({"rss_before": rss0, "rss_during": rss1, "pss_before": pss0,
+                "pss_during": pss1, "processes_before": n0,
+                "processes_during": n1})
+    return raw, {
+        "held": held,
+        "rss_kib_per_session": (rss1 - rss0) / held / 1024 if held else None,
+        "pss_kib_per_session": (pss1 - pss0) / held / 1024 if held else None,
+        "processes_during": n1,
+        "errors": raw.get("errors_total", 0),
+    }
+
+
+# --------------------------------------------------------------------------
+# orchestration
+
+
+def record(ctx, target, variant, workload, rep, fn):
+    t0 = time.monotonic()
+    try:
+        raw, m = fn()
+        err = None
+    except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+        raw, m, err = {}, {}, f"{type(e).__name__}: {e}"
+    run = {"target": target.name, "variant": variant, "workload": workload,
+           "rep": rep, "metrics": m, "raw": raw, "error": err,
+           "seconds": round(time.monotonic() - t0, 2)}
+    ctx.runs.append(run)
+    brief = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                      for k, v in m.items()
+                      if k not in ("loadavg", "bytes", "sessions",
+                                   "handshakes") and v is not None)
+    log(f"{target.name:13s} {variant:9s} {workload:16s} #{rep}: "
+        f"{err or brief}")
+    return run
+
+
+def bench_target(ctx, name, r):
+    """Repetition r of every workload against one target. Repetitions are
+    interleaved across targets (rep 1 of all, then rep 2 of all, ...), so a
+    burst of background load does not hit all runs of one target."""
+    t = TARGET_CLASSES[name](ctx)
+    tls = t.tls and not ctx.no_tls
+    try:
+        t.start("ecdsa")
+    except Exception as e:  # noqa: BLE001
+        ctx.unavailable[name] = f"did not start: {e}"
+        log(name, "did not start:", e)
+        return
+    try:
+        warm_up(ctx, t.plain_port, False)
+        record(ctx, t, "plain", "sessions", r, lambda: w_sessions(ctx, t))
+        record(ctx, t, "plain", "throughput", r, lambda: w_throughput(ctx, t))
+        if tls:
+            warm_up(ctx, t.tls_port, True)
+            for resume in (False, True):
+                wl = "handshake-resumed" if resume else "handshake-full"
+                record(ctx, t, "tls-ecdsa", wl, r,
+                       lambda: w_handshake(ctx, t, resume))
+            record(ctx, t, "tls-ecdsa", "throughput", r,
+                   lambda: w_throughput(ctx, t, tls=True))
+    finally:
+        t.stop()
+    if name == "direct":
+        return  # the backend's own memory is not a proxy's
+    holds = [("plain", False)] + ([("tls-ecdsa", True)] if tls else [])
+    for variant, tls_hold in holds:
+        def one():
+            t.start("ecdsa")
+            try:
+                return w_hold(ctx, t, tls_hold)
+            finally:
+                t.stop()
+        record(ctx, t, variant, "hold", r, one)
+    if tls:
+        try:
+            t.start("rsa")
+        except Exception as e:  # noqa: BLE001
+            log(name, "RSA variant did not start:", e)
+            return
+        try:
+            warm_up(ctx, t.tls_port, True)
+            for resume in (False, True):
+                wl = "handshake-resumed" if resume else "handshake-full"
+                record(ctx, t, "tls-rsa", wl, r,
+                       lambda: w_handshake(ctx, t, resume))
+        finally:
+            t.stop()
+
+
+def medians(runs):
+    groups = {}
+    for run in runs:
+        if run["error"]:
+            continue
+        key = (run["target"], run["variant"], run["workload"])
+        groups.setdefault(key, []).append(run["metrics"])
+    out = {}
+    for (tgt, var, wl), ms in groups.items():
+        agg = {}
+        for k in ms[0]:
+            vals = [m[k] for m in ms if isinstance(m.get(k), (int, float))]
+            if k == "errors":
+                agg[k] = sum(vals)
+            elif vals:
+                agg[k] = statistics.median(vals)
+            else:
+                agg[k] = None
+        agg["reps"] = len(ms)
+        out.setdefault(tgt, {}).setdefault(var, {})[wl] = agg
+    return out
+
+
+# --------------------------------------------------------------------------
+# set-up: packages, build, machine info
+
+
+def sh(argv, **kw):
+    return subprocess.run(argv, check=False, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, **kw)
+
+
+def running_pids(names):
+    out = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                comm = open(f"/proc/{d}/comm").read().strip()
+            except OSError:
+                continue
+            if comm in names:
+                out[int(d)] = comm
+    return out
+
+
+def install(args):
+    if args.no_install:
+        return
+    deps = os.path.join(REPO, "scripts", "install-deps.sh")
+    if os.path.exists(deps):
+        log("build dependencies: scripts/install-deps.sh")
+        r = sh(["bash", deps])
+        if r.returncode:
+            sys.exit(r.stdout.decode()[-2000:])
+    missing = [p for p in PEER_PACKAGES
+               if b"install ok installed" not in sh(
+                   ["dpkg-query", "-W", "-f=${Status}", p]).stdout]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        sys.exit(f"missing packages {missing}: run as root or install them")
+    daemons = {"nginx", "haproxy", "perdition", "perdition.pop3", "dovecot"}
+    before = running_pids(daemons)
+    # Keep the packages' init scripts from starting system services.
+    prc = "/usr/sbin/policy-rc.d"
+    made_prc = False
+    if not os.path.exists(prc):
+        with open(prc, "w") as f:
+            f.write("#!/bin/sh\n# bench/compare: no service starts during install\nexit 101\n")
+        os.chmod(prc, 0o755)
+        made_prc = True
+    try:
+        log("apt-get install", " ".join(missing))
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        r = sh(["apt-get", "update", "-qq"], env=env)
+        r = sh(["apt-get", "install", "-y", "-q", "--no-install-recommends",
+                *missing], env=env)
+        if r.returncode:
+            sys.exit("apt-get install failed:\n" + r.stdout.decode()[-3000:])
+    finally:
+        if made_prc:
+            os.unlink(prc)
+    # If a package started its system service anyway, stop it.
+    for pid, comm in running_pids(daemons).items():
+        if pid not in before:
+            svc = "perdition" if comm.startswith("perdition") else comm
+            log(f"package started the system {svc} service (pid {pid}); stopping it")
+            if shutil.which("systemctl") and sh(["systemctl", "is-active", svc]).returncode == 0:
+                sh(["systemctl", "stop", svc])
+            else:
+                sh(["service", svc, "stop"])
+
+
+def build(args):
+    if args.bin_dir or (args.popgate_bin and args.synth_bin):
+        b = args.bin_dir or ""
+    else:
+        b = args.build_dir
+        if not args.no_build:
+            log("building popgate, pop3-synth, loadgen in", b)
+            r = sh(["cmake", "-S", REPO, "-B", b, "-G", "Ninja",
+                    "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+                    "-DPOPGATE_BUILD_TESTS=OFF"])
+            if r.returncode:
+                sys.exit(r.stdout.decode()[-3000:])
+            r = sh(["ninja", "-C", b, "popgate", "pop3-synth", "loadgen"])
+            if r.returncode:
+                # loadgen is optional (pop3client.py stands in).
+                r = sh(["ninja", "-C", b, "popgate", "pop3-synth"])
+                if r.returncode:
+                    sys.exit(r.stdout.decode()[-3000:])
+    bins = {}
+    for name, rel in (("popgate", "proxy/popgate"),
+                      ("pop3-synth", "bench/pop3-synth"),
+                      ("loadgen", "bench/loadgen/loadgen")):
+        path = os.path.join(b, rel)
+        if os.access(path, os.X_OK):
+            bins[name] = path
+    for name, path in (("popgate", args.popgate_bin),
+                       ("pop3-synth", args.synth_bin),
+                       ("loadgen", args.loadgen_bin)):
+        if path:
+            bins[name] = path
+    for need in ("popgate", "pop3-synth"):
+        if need not in bins:
+            sys.exit(f"{need} not found under {b}")
+    return bins
+
+
+def pkg_versions():
+    out = {}
+    for p in VERSION_PACKAGES:
+        r = sh(["dpkg-query", "-W", "-f=${Version}", p])
+        if r.returncode == 0 and r.stdout:
+            out[p] = r.stdout.decode()
+    return out
+
+
+def machine_info():
+    model = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal:"):
+            mem = int(line.split()[1]) * 1024
+    try:
+        osr = dict(l.rstrip().split("=", 1) for l in open("/etc/os-release")
+                   if "=" in l)
+        distro = osr.get("PRETTY_NAME", "").strip('"')
+    except OSError:
+        distro = "?"
+    git = sh(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]).stdout.decode().strip()
+    dirty = bool(sh(["git", "-C", REPO, "status", "--porcelain", "--",
+                     "proxy", "auth", "routing", "bench"]).stdout.strip())
+    return {"nproc": os.cpu_count(), "cpu_model": model,
+            "kernel": platform.release(), "distro": distro,
+            "mem_bytes": mem,
+            "virtualization": sh(["systemd-detect-virt"]).stdout.decode().strip()
+            if shutil.which("systemd-detect-virt") else None,
+            "popgate_commit": git + ("+dirty" if dirty else ""),
+            "loadavg_at_start": os.getloadavg()}
+
+
+def loadgen_ok(ctx):
+    if "loadgen" not in ctx.bins or ctx.force_pyclient:
+        return False
+    try:
+        r = run_client(ctx, [ctx.bins["loadgen"], "--mode", "sessions",
+                             "--target", f"127.0.0.1:{ctx.synth_port}",
+                             "--concurrency", "4", "--duration", "0.5",
+                             "--users", "100", "--password", PASSWORD], 20)
+        return r.get("sessions", 0) > 0 and r.get("errors_total", 1) == 0
+    except Exception as e:  # noqa: BLE001
+        log("loadgen self-test failed:", e)
+        return False
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description="popgate vs nginx/dovecot/perdition/haproxy on loopback")
+    ap.add_argument("--quick", action="store_true",
+                    help="1 repetition, 1 s runs, small holds (~2-3 min)")
+    ap.add_argument("--targets", default=",".join(ALL_TARGETS),
+                    help="comma list of " + ",".join(ALL_TARGETS))
+    ap.add_argument("--no-tls", action="store_true", help="plain only")
+    ap.add_argument("--no-install", action="store_true",
+                    help="do not run apt-get (packages already there)")
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--build-dir", default=os.path.join(REPO, "build", "compare"))
+    ap.add_argument("--bin-dir", help="use binaries from this build dir")
+    ap.add_argument("--popgate-bin")
+    ap.add_argument("--synth-bin")
+    ap.add_argument("--loadgen-bin")
+    ap.add_argument("--out", default=os.path.join(REPO, "bench", "results"))
+    ap.add_argument("--tag", help="result file name (default: date-time)")
+    ap.add_argument("--reps", type=int)
+    ap.add_argument("--duration", type=float, help="seconds per run")
+    ap.add_argument("--pin", choices=["auto", "none"], default="auto",
+                    help="auto: load generator + backend on CPU 0, proxies "
+                         "on the other CPUs (when there are 2+)")
+    ap.add_argument("--pyclient", action="store_true",
+                    help="use pop3client.py even where loadgen works")
+    ap.add_argument("--keep-tmp", action="store_true")
+    ap.add_argument("--quiet-cores", type=float, default=0.3,
+                    help="before each run wait until the machine uses at "
+                         "most this many cores (shared machines)")
+    ap.add_argument("--max-quiet-wait", type=float, default=8.0,
+                    help="... but at most this many seconds")
+    args = ap.parse_args()
+
+    ctx = Ctx()
+    ctx.quick = args.quick
+    ctx.reps = args.reps or (1 if args.quick else 3)
+    ctx.duration = args.duration or (1.0 if args.quick else 5.0)
+    ctx.hs_duration = args.duration or (1.0 if args.quick else 4.0)
+    ctx.users = 5000
+    ctx.sessions_concurrency = 32
+    ctx.throughput_concurrency = 4
+    ctx.hs_procs, ctx.hs_threads = 4, 16
+    ctx.hold = 300 if args.quick else 2000
+    ctx.hold_tls = 200 if args.quick else 1000
+    ctx.big = "8m" if args.quick else "32m"
+    ctx.no_tls = args.no_tls
+    ctx.quiet_cores = args.quiet_cores
+    ctx.max_quiet_wait = min(3.0, args.max_quiet_wait) if args.quick else args.max_quiet_wait
+    ctx.force_pyclient = args.pyclient
+    ctx.py = sys.executable
+    ctx.runs = []
+    ctx.unavailable = {}
+    targets = [t for t in args.targets.split(",") if t]
+    for t in targets:
+        if t not in TARGET_CLASSES:
+            sys.exit(f"unknown target {t}")
+
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    ctx.nofile = hard
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if args.pin == "auto" and len(cpus) >= 2:
+        ctx.load_cpus, ctx.proxy_cpus = cpus[:1], cpus[1:]
+        pin_note = (f"load generator and pop3-synth pinned to CPU {cpus[0]}, "
+                    f"every proxy (all its processes/threads) to CPU(s) "
+                    f"{','.join(map(str, cpus[1:]))} with taskset")
+    else:
+        ctx.load_cpus = ctx.proxy_cpus = None
+        pin_note = "no CPU pinning"
+    ctx.proxy_workers = len(ctx.proxy_cpus) if ctx.proxy_cpus else len(cpus)
+
+    install(args)
+    ctx.bins = build(args)
+    for need, pkgcmd in (("nginx", "nginx"), ("haproxy", "haproxy"),
+                         ("perdition", "perdition.pop3"),
+                         ("dovecot-proxy", "dovecot")):
+        if need in targets and not shutil.which(pkgcmd):
+            ctx.unavailable[need] = f"{pkgcmd} not installed"
+    if "nginx" in targets and not os.path.exists(
+            "/usr/lib/nginx/modules/ngx_mail_module.so"):
+        ctx.unavailable["nginx"] = "libnginx-mod-mail not installed"
+
+    ctx.procs = Procs()
+    ctx.tmp = tempfile.mkdtemp(prefix="popgate-compare-")
+    started = datetime.datetime.now()
+    tag = args.tag or started.strftime("%Y-%m-%d-%H%M")
+    try:
+        ctx.certs = os.path.join(ctx.tmp, "certs")
+        r = sh(["bash", os.path.join(REPO, "scripts", "make-demo-certs.sh"),
+                ctx.certs])
+        if r.returncode:
+            sys.exit(r.stdout.decode())
+        os.chmod(ctx.tmp, 0o755)  # dovecot/perdition drop privileges
+        synth_log = os.path.join(ctx.tmp, "synth.log")
+        synth = ctx.procs.start(
+            "pop3-synth",
+            [ctx.bins["pop3-synth"], "--listen", "127.0.0.1:0",
+             "--generated-users", str(ctx.users), "--generated-password",
+             PASSWORD, "--messages", "2", "--sizes", f"1k,{ctx.big}"],
+            cpus=ctx.load_cpus, stdout=subprocess.PIPE,
+            stderr=open(synth_log, "ab"))
+        line = synth.stdout.readline().decode()
+        if "listening on" not in line:
+            sys.exit(f"pop3-synth did not start: {line!r}")
+        ctx.synth_port = int(line.rsplit(":", 1)[1])
+        ctx.synth_pid = synth.pid
+        wait_greeting(ctx.synth_port)
+        ctx.use_loadgen = loadgen_ok(ctx)
+        client_note = ("plain sessions and throughput: bench/loadgen "
+                       "(C++, io_uring); TLS workloads and all holds: "
+                       "bench/compare/pop3client.py (Python ssl/OpenSSL)"
+                       if ctx.use_loadgen else
+                       "all workloads: bench/compare/pop3client.py "
+                       "(loadgen unavailable)")
+        log(pin_note)
+        log(client_note)
+        for name in targets:
+            if name in ctx.unavailable:
+                log(name, "unavailable:", ctx.unavailable[name])
+        for r in range(1, ctx.reps + 1):
+            for name in targets:
+                if name in ctx.unavailable:
+                    continue
+                log(f"=== {name} (repetition {r} of {ctx.reps})")
+                bench_target(ctx, name, r)
+    finally:
+        ctx.procs.stop_all()
+        if not args.keep_tmp:
+            shutil.rmtree(ctx.tmp, ignore_errors=True)
+        else:
+            log("kept", ctx.tmp)
+
+    result = {
+        "tag": tag,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": "bench/compare/run " + " ".join(sys.argv[1:]),
+        "quick": ctx.quick,
+        "machine": machine_info(),
+        "packages": pkg_versions(),
+        "settings": {
+            "pinning": pin_note, "clients": client_note,
+            "proxy_workers": ctx.proxy_workers, "reps": ctx.reps,
+            "duration_s": ctx.duration, "handshake_duration_s": ctx.hs_duration,
+            "users": ctx.users, "sessions_concurrency": ctx.sessions_concurrency,
+            "throughput_concurrency": ctx.throughput_concurrency,
+            "big_message": ctx.big, "small_message": "1k",
+            "handshake_connections": ctx.hs_procs * ctx.hs_threads,
+            "hold_plain": ctx.hold, "hold_tls": ctx.hold_tls,
+            "tls": "TLS 1.3 (client default), self-signed ECDSA P-256 and RSA-2048",
+            "quiet_cores": ctx.quiet_cores,
+            "max_quiet_wait_s": ctx.max_quiet_wait,
+        },
+        "targets": targets,
+        "unavailable": ctx.unavailable,
+        "runs": ctx.runs,
+        "medians": medians(ctx.runs),
+    }
+    os.makedirs(args.out, exist_ok=True)
+    jpath = os.path.join(args.out, f"{tag}.json")
+    with open(jpath, "w") as f:
+        json.dump(result, f, indent=1, sort_keys=False)
+    log("wrote", jpath)
+    md = report.write_all(jpath)
+    log("wrote", md)
+    print(open(md).read())
+
+
+if __name__ == "__main__":
+    main()

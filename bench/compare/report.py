@@ -1,0 +1,448 @@
+#!/usr/bin/env python3
+"""Turns a bench/compare result file (bench/results/<tag>.json) into
+<tag>.md (tables with ratios against direct and nginx, the issue-4 targets)
+and PNG plots (<tag>-*.png, matplotlib Agg backend).
+
+  report.py bench/results/<tag>.json [--update BENCHMARKS.md]
+
+--update replaces what lies between the markers
+<!-- compare:begin --> and <!-- compare:end --> in that file with the
+tables and plots of this result.
+"""
+import json
+import os
+import sys
+
+ORDER = ["direct", "popgate", "nginx", "dovecot-proxy", "perdition",
+         "haproxy"]
+COLORS = {"direct": "#888888", "popgate": "#d62728", "nginx": "#2ca02c",
+          "dovecot-proxy": "#1f77b4", "perdition": "#9467bd",
+          "haproxy": "#ff7f0e"}
+
+
+def get(res, target, variant, workload, metric):
+    try:
+        v = res["medians"][target][variant][workload][metric]
+    except (KeyError, TypeError):
+        return None
+    return v
+
+
+def fmt(v, digits=3):
+    if v is None:
+        return "–"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def busy(res, t, v, wl):
+    a = get(res, t, v, wl, "busy_load_cpu")
+    b = get(res, t, v, wl, "busy_proxy_cpu")
+    if a is None and b is None:
+        return "–"
+    f = lambda x: "–" if x is None else f"{x * 100:.0f}%"  # noqa: E731
+    return f"{f(a)} / {f(b)}"
+
+
+def targets_of(res):
+    ts = [t for t in ORDER if t in res.get("targets", ORDER)]
+    return ts
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for r in rows:
+        out.append("| " + " | ".join(r) + " |")
+    return "\n".join(out)
+
+
+def errors_of(res, target, variant, workloads):
+    n = 0
+    for wl in workloads:
+        v = get(res, target, variant, wl, "errors")
+        if v:
+            n += v
+    failed = [r for r in res["runs"] if r["target"] == target and
+              r["variant"] == variant and r["workload"] in workloads and
+              r["error"]]
+    s = str(n)
+    if failed:
+        s += f" (+{len(failed)} failed runs)"
+    return s
+
+
+def md_tables(res, img_prefix):
+    ts = targets_of(res)
+    S = lambda t, m: get(res, t, "plain", "sessions", m)  # noqa: E731
+    T = lambda t, v, m: get(res, t, v, "throughput", m)  # noqa: E731
+    H = lambda t, v, m: get(res, t, v, "hold", m)  # noqa: E731
+    HS = lambda t, v, wl, m: get(res, t, v, wl, m)  # noqa: E731
+    parts = []
+
+    rows = []
+    for t in ts:
+        if t in res.get("unavailable", {}):
+            rows.append([f"**{t}**", "n/a"] + [""] * 6)
+            continue
+        sp, cpu = S(t, "sessions_per_s"), S(t, "cpu_s_per_1k_sessions")
+        rows.append([f"**{t}**", fmt(sp), ratio(sp, S("direct", "sessions_per_s")),
+                     ratio(sp, S("nginx", "sessions_per_s")),
+                     fmt(S(t, "latency_p99_ms")),
+                     fmt(cpu), ratio(cpu, S("nginx", "cpu_s_per_1k_sessions")),
+                     busy(res, t, "plain", "sessions"),
+                     errors_of(res, t, "plain", ["sessions"])])
+    parts.append("### Plain sessions (connect, USER/PASS, STAT, QUIT)\n\n"
+                 "`busy` = how busy the load-generator CPU / the proxy CPU "
+                 "were during the run (100% on the left: the load side, not "
+                 "the proxy, was the limit).\n\n" + table(
+        ["target", "sessions/s", "× direct", "× nginx", "p99 ms",
+         "proxy CPU s / 1k sessions", "CPU × nginx", "busy load / proxy",
+         "errors"], rows))
+
+    rows = []
+    for t in ts:
+        if t in res.get("unavailable", {}):
+            continue
+        mb, cpu = T(t, "plain", "mb_per_s"), T(t, "plain", "cpu_s_per_gb")
+        rss, pss = H(t, "plain", "rss_kib_per_session"), H(t, "plain", "pss_kib_per_session")
+        rows.append([f"**{t}**", fmt(mb), ratio(mb, T("direct", "plain", "mb_per_s")),
+                     ratio(mb, T("nginx", "plain", "mb_per_s")),
+                     fmt(cpu), ratio(cpu, T("nginx", "plain", "cpu_s_per_gb")),
+                     busy(res, t, "plain", "throughput"),
+                     fmt(rss), fmt(pss), ratio(rss, H("nginx", "plain", "rss_kib_per_session")),
+                     errors_of(res, t, "plain", ["throughput", "hold"])])
+    parts.append("### Plain RETR throughput and memory per idle session\n\n" + table(
+        ["target", "MB/s", "× direct", "× nginx", "proxy CPU s / GB",
+         "CPU × nginx", "busy load / proxy", "RSS KiB / idle session",
+         "PSS(anon) KiB / idle session", "RSS × nginx", "errors"], rows))
+
+    rows = []
+    for t in ts:
+        if t == "direct" or t in res.get("unavailable", {}):
+            continue
+        r = [f"**{t}**"]
+        for v in ("tls-ecdsa", "tls-rsa"):
+            full = HS(t, v, "handshake-full", "handshakes_per_s")
+            fcap = HS(t, v, "handshake-full", "handshakes_per_proxy_cpu_s")
+            res_ = HS(t, v, "handshake-resumed", "handshakes_per_s")
+            rcap = HS(t, v, "handshake-resumed", "handshakes_per_proxy_cpu_s")
+            share = HS(t, v, "handshake-resumed", "resumed_share")
+            r += [fmt(full), ratio(full, HS("nginx", v, "handshake-full", "handshakes_per_s")),
+                  fmt(fcap), ratio(fcap, HS("nginx", v, "handshake-full", "handshakes_per_proxy_cpu_s")),
+                  fmt(res_), fmt(rcap),
+                  "–" if share is None else f"{share * 100:.0f}%"]
+        rows.append(r)
+    hdr = ["target"]
+    for v in ("ECDSA", "RSA"):
+        hdr += [f"{v} full hs/s", "× nginx", f"{v} full hs / proxy CPU-s",
+                "× nginx", f"{v} resumed hs/s", "resumed hs / proxy CPU-s",
+                "resumed"]
+    parts.append("### TLS handshakes (implicit TLS, TLS 1.3)\n\n"
+                 "`hs/s` is what the client reached (see the note on the "
+                 "client below); `hs / proxy CPU-s` is handshakes per second "
+                 "of the proxy's own CPU time, i.e. what one proxy core "
+                 "sustains when the client is not the limit. `resumed` is the "
+                 "share of resumption attempts the proxy accepted.\n\n"
+                 + table(hdr, rows))
+
+    rows = []
+    for t in ts:
+        if t == "direct" or t in res.get("unavailable", {}):
+            continue
+        mb, cpu = T(t, "tls-ecdsa", "mb_per_s"), T(t, "tls-ecdsa", "cpu_s_per_gb")
+        rss, pss = H(t, "tls-ecdsa", "rss_kib_per_session"), H(t, "tls-ecdsa", "pss_kib_per_session")
+        rows.append([f"**{t}**", fmt(mb), ratio(mb, T("nginx", "tls-ecdsa", "mb_per_s")),
+                     fmt(cpu), ratio(cpu, T("nginx", "tls-ecdsa", "cpu_s_per_gb")),
+                     busy(res, t, "tls-ecdsa", "throughput"),
+                     fmt(rss), fmt(pss),
+                     ratio(rss, H("nginx", "tls-ecdsa", "rss_kib_per_session")),
+                     errors_of(res, t, "tls-ecdsa", ["throughput", "hold",
+                                                    "handshake-full",
+                                                    "handshake-resumed"])])
+    parts.append("### TLS RETR throughput and memory per idle TLS session (ECDSA)\n\n" + table(
+        ["target", "MB/s", "× nginx", "proxy CPU s / GB", "CPU × nginx",
+         "busy load / proxy", "RSS KiB / idle TLS session", "PSS(anon) KiB / idle TLS session",
+         "RSS × nginx", "errors"], rows))
+
+    unavail = res.get("unavailable", {})
+    if unavail:
+        parts.append("### Targets that did not run\n\n" + "\n".join(
+            f"- **{t}**: {why}" for t, why in unavail.items()))
+    failed = [r for r in res["runs"] if r["error"]]
+    if failed:
+        parts.append("### Failed runs\n\n" + "\n".join(
+            f"- {r['target']} {r['variant']} {r['workload']} #{r['rep']}: "
+            f"{r['error'][:300]}" for r in failed))
+
+    parts.append("### Issue 4 targets\n\n" + targets_md(res))
+    parts.append("### Plots\n\n" + "\n\n".join(
+        f"![{n}]({img_prefix}-{n}.png)" for n in
+        ("sessions", "throughput", "memory", "tls-handshakes")))
+    return "\n\n".join(parts)
+
+
+def check(label, value, limit, cmp):
+    if value is None or limit is None:
+        return f"| {label} | – | – | not measured |"
+    ok = value >= limit if cmp == ">=" else value <= limit
+    return (f"| {label} | {fmt(value)} | {cmp} {fmt(limit)} | "
+            f"{'**met**' if ok else '**missed**'} |")
+
+
+def targets_md(res):
+    g = lambda *a: get(res, *a)  # noqa: E731
+    rows = ["| target | popgate | needed | verdict |", "|---|---:|---:|---|"]
+
+    def mul(v, k):
+        return None if v is None else v * k
+
+    rows.append(check("plain RETR MB/s ≥ 0.9 × direct",
+                      g("popgate", "plain", "throughput", "mb_per_s"),
+                      mul(g("direct", "plain", "throughput", "mb_per_s"), .9), ">="))
+    rows.append(check("plain CPU s/GB ≤ 0.5 × nginx",
+                      g("popgate", "plain", "throughput", "cpu_s_per_gb"),
+                      mul(g("nginx", "plain", "throughput", "cpu_s_per_gb"), .5), "<="))
+    rows.append(check("plain sessions/s ≥ 1.5 × nginx",
+                      g("popgate", "plain", "sessions", "sessions_per_s"),
+                      mul(g("nginx", "plain", "sessions", "sessions_per_s"), 1.5), ">="))
+    rows.append(check("plain sessions/s ≥ 1.5 × dovecot-proxy",
+                      g("popgate", "plain", "sessions", "sessions_per_s"),
+                      mul(g("dovecot-proxy", "plain", "sessions", "sessions_per_s"), 1.5), ">="))
+    rows.append(check("CPU per session ≤ 0.6 × nginx (s / 1k sessions)",
+                      g("popgate", "plain", "sessions", "cpu_s_per_1k_sessions"),
+                      mul(g("nginx", "plain", "sessions", "cpu_s_per_1k_sessions"), .6), "<="))
+    for v, name in (("tls-ecdsa", "ECDSA"), ("tls-rsa", "RSA")):
+        rows.append(check(f"TLS full handshakes/s ≥ 1.2 × nginx ({name})",
+                          g("popgate", v, "handshake-full", "handshakes_per_s"),
+                          mul(g("nginx", v, "handshake-full", "handshakes_per_s"), 1.2), ">="))
+        rows.append(check(f"  same, per proxy CPU-second ({name})",
+                          g("popgate", v, "handshake-full", "handshakes_per_proxy_cpu_s"),
+                          mul(g("nginx", v, "handshake-full", "handshakes_per_proxy_cpu_s"), 1.2), ">="))
+        rows.append(check(f"resumed ≥ 3 × popgate full handshakes/s ({name})",
+                          g("popgate", v, "handshake-resumed", "handshakes_per_s"),
+                          mul(g("popgate", v, "handshake-full", "handshakes_per_s"), 3), ">="))
+        rows.append(check(f"  same, per proxy CPU-second ({name})",
+                          g("popgate", v, "handshake-resumed", "handshakes_per_proxy_cpu_s"),
+                          mul(g("popgate", v, "handshake-full", "handshakes_per_proxy_cpu_s"), 3), ">="))
+    rows.append(check("RSS per idle plain session ≤ 10 KiB",
+                      g("popgate", "plain", "hold", "rss_kib_per_session"), 10.0, "<="))
+    rows.append(check("RSS per idle TLS session ≤ 40 KiB",
+                      g("popgate", "tls-ecdsa", "hold", "rss_kib_per_session"), 40.0, "<="))
+    return "\n".join(rows)
+
+
+def header_md(res):
+    m = res["machine"]
+    s = res["settings"]
+    pk = res.get("packages", {})
+    lines = [
+        f"Run `{res['tag']}` ({res['started']} → {res['finished']}), "
+        f"command `{res['command']}`{' (QUICK: indicative only)' if res.get('quick') else ''}.",
+        "",
+        f"- Machine: {m['nproc']} CPUs ({m['cpu_model']}), "
+        f"{m['mem_bytes'] / 2**30:.0f} GiB, {m['distro']}, kernel {m['kernel']}"
+        + (f", {m['virtualization']}" if m.get("virtualization") else "")
+        + f"; load average at start {m['loadavg_at_start'][0]:.2f}.",
+        f"- popgate {m['popgate_commit']}; " + ", ".join(
+            f"{k} {v}" for k, v in pk.items()) + ".",
+        f"- {s['pinning']}; proxies run {s['proxy_workers']} worker(s) "
+        f"(popgate workers, nginx worker_processes, haproxy nbthread, "
+        f"Dovecot pop3-login processes); Perdition forks one process per "
+        f"connection.",
+        f"- Clients: {s['clients']}.",
+        f"- Each figure is the median of {s['reps']} run(s) of "
+        f"{s['duration_s']:g} s (handshakes {s['handshake_duration_s']:g} s); "
+        f"sessions with {s['sessions_concurrency']} connections over "
+        f"{s['users']} users and 1 KiB messages; throughput: "
+        f"{s['throughput_concurrency']} connections RETR a {s['big_message']} "
+        f"message over and over; handshakes: {s['handshake_connections']} "
+        f"connections; hold: {s['hold_plain']} plain / {s['hold_tls']} TLS "
+        f"idle logged-in sessions on a freshly started proxy. Repetitions "
+        f"are interleaved across targets; before each run the harness waits "
+        f"(at most {s.get('max_quiet_wait_s', 0):g} s) for the machine to "
+        f"use at most {s.get('quiet_cores', 0):g} cores.",
+        background_line(res),
+        "- Proxy CPU = utime+stime (+ reaped children) of every process of "
+        "the proxy from /proc, before/after each run. Memory = the proxy's "
+        "processes' RSS summed, and their anonymous+shmem PSS summed "
+        "(/proc/PID/smaps_rollup), delta over the held sessions / sessions. "
+        "For one-process proxies the two agree; for forking ones (Perdition: "
+        "one process per session) summed RSS counts every shared page once "
+        "per process and PSS(anon) is the fairer figure.",
+    ]
+    return "\n".join(lines)
+
+
+def background_line(res):
+    vals = sorted(run["metrics"].get("background_cores") for run in res["runs"]
+                  if isinstance(run.get("metrics", {}).get("background_cores"),
+                                (int, float)))
+    if not vals:
+        return "- Background load: not measured."
+    med = vals[len(vals) // 2]
+    return (f"- Background load (CPU used by other processes on the machine "
+            f"during the runs, in cores): median {med:.2f}, max {vals[-1]:.2f}"
+            + (" — a shared machine: treat the figures as indicative."
+               if med > 0.2 else "."))
+
+
+def plots(res, prefix):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ts = [t for t in targets_of(res) if t not in res.get("unavailable", {})]
+    proxies = [t for t in ts if t != "direct"]
+    sub = f"{res['tag']} · {res['machine']['nproc']} CPUs " \
+          f"{res['machine']['cpu_model']}" + (" · QUICK" if res.get("quick") else "")
+
+    def bars(ax, names, values, title, ylabel, log=False):
+        xs = range(len(names))
+        vals = [v if v is not None else 0 for v in values]
+        b = ax.bar(xs, vals, color=[COLORS.get(n, "#333") for n in names])
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels(names, rotation=20, ha="right")
+        ax.set_title(title, fontsize=11)
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log")
+        for rect, v in zip(b, values):
+            ax.annotate("n/a" if v is None else fmt(v),
+                        (rect.get_x() + rect.get_width() / 2, rect.get_height()),
+                        ha="center", va="bottom", fontsize=8)
+        ax.grid(axis="y", alpha=.3)
+        ax.margins(y=.15)
+
+    def grouped(ax, names, series, title, ylabel, log=False):
+        n = len(series)
+        width = 0.8 / n
+        shades = ["#444444", "#999999", "#2a6fb0", "#8fbce6"]
+        for i, (label, values) in enumerate(series):
+            xs = [x + (i - (n - 1) / 2) * width for x in range(len(names))]
+            vals = [v if v is not None else 0 for v in values]
+            b = ax.bar(xs, vals, width, label=label, color=shades[i % len(shades)])
+            for rect, v in zip(b, values):
+                ax.annotate("n/a" if v is None else fmt(v),
+                            (rect.get_x() + rect.get_width() / 2, rect.get_height()),
+                            ha="center", va="bottom", fontsize=7, rotation=90 if n > 2 else 0)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=20, ha="right")
+        for lbl in ax.get_xticklabels():
+            lbl.set_color(COLORS.get(lbl.get_text(), "#000"))
+        ax.set_title(title, fontsize=11)
+        ax.set_ylabel(ylabel)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(axis="y", alpha=.3)
+        ax.margins(y=.25)
+        ax.legend(fontsize=8)
+
+    g = lambda *a: get(res, *a)  # noqa: E731
+    out = []
+
+    fig, axs = plt.subplots(1, 2, figsize=(12, 4.8))
+    bars(axs[0], ts, [g(t, "plain", "sessions", "sessions_per_s") for t in ts],
+         "Plain sessions/s (login, STAT, QUIT) — higher is better", "sessions/s")
+    bars(axs[1], proxies, [g(t, "plain", "sessions", "cpu_s_per_1k_sessions") for t in proxies],
+         "Proxy CPU seconds per 1,000 sessions — lower is better", "CPU s / 1k sessions")
+    fig.suptitle(sub, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(f"{prefix}-sessions.png", dpi=110)
+    out.append(f"{prefix}-sessions.png")
+    plt.close(fig)
+
+    fig, axs = plt.subplots(1, 2, figsize=(12, 4.8))
+    grouped(axs[0], ts, [("plain", [g(t, "plain", "throughput", "mb_per_s") for t in ts]),
+                         ("TLS (Python client)", [g(t, "tls-ecdsa", "throughput", "mb_per_s") for t in ts])],
+            "RETR throughput, MB/s — higher is better", "MB/s")
+    grouped(axs[1], proxies, [("plain", [g(t, "plain", "throughput", "cpu_s_per_gb") for t in proxies]),
+                              ("TLS", [g(t, "tls-ecdsa", "throughput", "cpu_s_per_gb") for t in proxies])],
+            "Proxy CPU seconds per GB — lower is better (log)", "CPU s / GB", log=True)
+    fig.suptitle(sub, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(f"{prefix}-throughput.png", dpi=110)
+    out.append(f"{prefix}-throughput.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(1, 1, figsize=(9, 4.8))
+    grouped(ax, proxies, [("plain RSS", [g(t, "plain", "hold", "rss_kib_per_session") for t in proxies]),
+                          ("plain PSS(anon)", [g(t, "plain", "hold", "pss_kib_per_session") for t in proxies]),
+                          ("TLS RSS", [g(t, "tls-ecdsa", "hold", "rss_kib_per_session") for t in proxies]),
+                          ("TLS PSS(anon)", [g(t, "tls-ecdsa", "hold", "pss_kib_per_session") for t in proxies])],
+            "Memory per idle logged-in session, KiB (log) — lower is better", "KiB / session", log=True)
+    fig.suptitle(sub, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(f"{prefix}-memory.png", dpi=110)
+    out.append(f"{prefix}-memory.png")
+    plt.close(fig)
+
+    fig, axs = plt.subplots(1, 2, figsize=(13, 5))
+    series = []
+    cap = []
+    for v, name in (("tls-ecdsa", "ECDSA"), ("tls-rsa", "RSA")):
+        for wl, kind in (("handshake-full", "full"), ("handshake-resumed", "resumed")):
+            series.append((f"{name} {kind}", [g(t, v, wl, "handshakes_per_s") for t in proxies]))
+            cap.append((f"{name} {kind}", [g(t, v, wl, "handshakes_per_proxy_cpu_s") for t in proxies]))
+    grouped(axs[0], proxies, series, "TLS handshakes/s reached (client-limited)", "handshakes/s")
+    grouped(axs[1], proxies, cap, "Handshakes per proxy CPU-second (log) — higher is better",
+            "handshakes / CPU-s", log=True)
+    fig.suptitle(sub, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(f"{prefix}-tls-handshakes.png", dpi=110)
+    out.append(f"{prefix}-tls-handshakes.png")
+    plt.close(fig)
+    return out
+
+
+def write_all(jpath, update=None):
+    res = json.load(open(jpath))
+    base = jpath[:-5] if jpath.endswith(".json") else jpath
+    name = os.path.basename(base)
+    try:
+        plots(res, base)
+        plot_note = ""
+    except ImportError as e:
+        plot_note = f"\n\n(no plots: {e}; install python3-matplotlib)\n"
+    body = md_tables(res, name)
+    md = f"# bench/compare: {res['tag']}\n\n{header_md(res)}\n\n{body}{plot_note}\n"
+    with open(base + ".md", "w") as f:
+        f.write(md)
+    if update:
+        text = open(update).read()
+        b, e = "<!-- compare:begin -->", "<!-- compare:end -->"
+        if b in text and e in text:
+            rel = os.path.relpath(os.path.dirname(base), os.path.dirname(os.path.abspath(update)))
+            block = (f"{b}\n{header_md(res)}\n\n"
+                     f"{md_tables(res, os.path.join(rel, name))}\n{e}")
+            text = text[:text.index(b)] + block + text[text.index(e) + len(e):]
+            with open(update, "w") as f:
+                f.write(text)
+    return base + ".md"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    upd = None
+    if "--update" in sys.argv:
+        upd = sys.argv[sys.argv.index("--update") + 1]
+    print(write_all(sys.argv[1], upd))

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Runs bench/compare/run --quick against direct and popgate and checks that
+every workload produced a figure without errors and that the result files
+were written. Extra arguments are passed to bench/compare/run."""
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def main():
+    extra = sys.argv[1:]
+    out = extra[extra.index("--out") + 1]
+    tag = "smoke"
+    cmd = [os.path.join(REPO, "bench", "compare", "run"), "--quick",
+           "--no-install", "--no-build", "--targets", "direct,popgate",
+           "--duration", "0.5", "--max-quiet-wait", "0", "--tag", tag] + extra
+    print("+", " ".join(cmd), flush=True)
+    r = subprocess.run(cmd, timeout=220)
+    assert r.returncode == 0, f"bench/compare/run exited {r.returncode}"
+    res = json.load(open(os.path.join(out, f"{tag}.json")))
+    assert os.path.getsize(os.path.join(out, f"{tag}.md")) > 0
+    failed = [x for x in res["runs"] if x["error"]]
+    assert not failed, f"failed runs: {failed}"
+    assert not res["unavailable"], res["unavailable"]
+    m = res["medians"]
+    checks = [
+        ("direct", "plain", "sessions", "sessions_per_s"),
+        ("direct", "plain", "throughput", "mb_per_s"),
+        ("popgate", "plain", "sessions", "sessions_per_s"),
+        ("popgate", "plain", "sessions", "cpu_s_per_1k_sessions"),
+        ("popgate", "plain", "throughput", "mb_per_s"),
+        ("popgate", "plain", "hold", "held"),
+        ("popgate", "tls-ecdsa", "handshake-full", "handshakes_per_s"),
+        ("popgate", "tls-ecdsa", "handshake-resumed", "handshakes_per_s"),
+        ("popgate", "tls-ecdsa", "throughput", "mb_per_s"),
+        ("popgate", "tls-ecdsa", "hold", "held"),
+        ("popgate", "tls-rsa", "handshake-full", "handshakes_per_s"),
+    ]
+    for t, v, wl, k in checks:
+        val = m[t][v][wl][k]
+        assert isinstance(val, (int, float)) and val > 0, (t, v, wl, k, val)
+        assert m[t][v][wl]["errors"] == 0, (t, v, wl, m[t][v][wl])
+    share = m["popgate"]["tls-ecdsa"]["handshake-resumed"]["resumed_share"]
+    assert share > 0.9, f"popgate resumed only {share:.0%} of its tickets"
+    print("compare smoke: OK")
+
+
+if __name__ == "__main__":
+    main()
