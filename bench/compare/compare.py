@@ -647,10 +647,11 @@ def w_throughput(ctx, target, tls=False):
     }
 
 
-def w_handshake(ctx, target, resume):
+def w_handshake(ctx, target, resume, tls12=False):
     argv = pyclient(ctx, "handshake", target.tls_port, "--procs",
                     ctx.hs_procs, "--threads", ctx.hs_threads, "--duration",
-                    ctx.hs_duration, *(["--resume"] if resume else []))
+                    ctx.hs_duration, *(["--resume"] if resume else []),
+                    *(["--tls12"] if tls12 else []))
     raw, cpu, wall, load = measured(
         ctx, target, lambda: run_client(ctx, argv, ctx.hs_duration + 60))
     n = raw.get("handshakes", 0)
@@ -767,6 +768,8 @@ def bench_target(ctx, name, r):
                 wl = "handshake-resumed" if resume else "handshake-full"
                 record(ctx, t, "tls-ecdsa", wl, r,
                        lambda: w_handshake(ctx, t, resume))
+            record(ctx, t, "tls-ecdsa", "handshake-resumed-tls12", r,
+                   lambda: w_handshake(ctx, t, True, tls12=True))
             record(ctx, t, "tls-ecdsa", "throughput", r,
                    lambda: w_throughput(ctx, t, tls=True))
     finally:

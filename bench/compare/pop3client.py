@@ -33,8 +33,13 @@ import sys
 import time
 
 
+TLS12_ONLY = False
+
+
 def tls_context():
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if TLS12_ONLY:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     # The benchmark's certificates are self-signed: no chain check. The
     # handshake itself (key exchange, CertificateVerify) is done in full.
     ctx.check_hostname = False
@@ -313,6 +318,9 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--tls", action="store_true", help="implicit TLS")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--tls12", action="store_true",
+                    help="TLS 1.2 at most (its resumption skips the key "
+                         "exchange; TLS 1.3's psk_dhe_ke does not)")
     ap.add_argument("--procs", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1,
                     help="handshake/sessions: connections per process")
@@ -326,6 +334,8 @@ def main():
     ap.add_argument("--message", type=int, default=1)
     args = ap.parse_args()
 
+    global TLS12_ONLY
+    TLS12_ONLY = args.tls12
     if not ipaddress.ip_address(args.host).is_loopback:
         sys.exit("pop3client: loopback targets only")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -363,7 +373,8 @@ def main():
     cpu1 = os.times()
     out.update({"mode": args.mode, "client": "pop3client.py",
                 "target": f"{args.host}:{args.port}", "tls": args.tls,
-                "resume": args.resume, "procs": args.procs,
+                "resume": args.resume, "tls12": args.tls12,
+                "procs": args.procs,
                 "threads": args.threads,
                 "duration_s": wall, "errors": errors,
                 "errors_total": sum(errors.values()),
