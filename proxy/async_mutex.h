@@ -31,6 +31,7 @@ class AsyncMutex {
   };
 
   LockOp Lock() { return LockOp(*this); }
+  bool locked() const { return locked_; }
   // Hands the lock straight to the next waiter (resumed after this batch).
   void Unlock() {
     if (waiters_.empty()) {

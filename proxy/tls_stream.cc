@@ -39,18 +39,22 @@ Task<void> TlsStream::WaitAsync() {
   co_await Awaiter{*async_};
 }
 
+void TlsStream::ReleaseIdleBuffers() {
+  engine_->ReleaseBuffers();
+  // The send buffer keeps its capacity between records of a transfer and
+  // is freed only when no flush is using it.
+  if (!send_mu_.locked()) std::vector<char>().swap(sending_);
+}
+
 Task<int> TlsStream::Flush(absl::Duration timeout) {
   co_await send_mu_.Lock();
   int rc = 0;
   while (true) {
-    if (sending_.empty()) {
-      std::span<const char> out = engine_->PendingOutput();
-      if (out.empty()) break;
-      // Copied out so the engine may grow its buffer while we send.
-      sending_.assign(out.data(), out.size());
-      engine_->ConsumeOutput(out.size());
-    }
-    std::string_view left = sending_;
+    if (engine_->PendingOutput().empty()) break;
+    // Swapped out (not copied) so the engine may keep writing into its own
+    // buffer while this one is on the wire.
+    engine_->TakeOutput(sending_);
+    std::string_view left(sending_.data(), sending_.size());
     while (!left.empty()) {
       int n = co_await Send(ring_, fd_, left.data(), left.size(), timeout);
       if (n <= 0) {
@@ -62,7 +66,6 @@ Task<int> TlsStream::Flush(absl::Duration timeout) {
     sending_.clear();
     if (rc < 0) break;
   }
-  std::string().swap(sending_);  // idle sessions keep no send buffer
   send_mu_.Unlock();
   co_return rc;
 }
@@ -139,7 +142,7 @@ Task<int> TlsStream::Read(std::span<char> buf, absl::Duration timeout) {
         co_await WaitAsync();
         continue;
       case tls::TlsResult::kWantRead: {
-        engine_->ReleaseBuffers();  // about to wait: hold nothing
+        ReleaseIdleBuffers();  // about to wait: hold nothing
         int got = co_await Fill(timeout);
         if (got <= 0) co_return got;
         continue;
@@ -152,7 +155,7 @@ Task<int> TlsStream::WaitReadable(absl::Duration timeout) {
   if (engine_->PendingPlaintext() > 0 || engine_->BufferedCiphertext() > 0) {
     co_return 1;
   }
-  engine_->ReleaseBuffers();  // about to wait: hold nothing
+  ReleaseIdleBuffers();  // about to wait: hold nothing
   co_return co_await Fill(timeout);
 }
 

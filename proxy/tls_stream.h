@@ -12,6 +12,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "proxy/async_mutex.h"
 #include "proxy/buffer_ring.h"
@@ -46,13 +47,14 @@ class TlsStream final : public Stream {
   // Receives ciphertext into the engine. >0 bytes, 0 EOF, -errno.
   Task<int> Fill(absl::Duration timeout);
   Task<void> WaitAsync();
+  void ReleaseIdleBuffers();
 
   Ring& ring_;
   BufferRing& buffers_;
   int fd_;
   std::unique_ptr<tls::TlsEngine> engine_;
   AsyncMutex send_mu_;
-  std::string sending_;  // ciphertext being sent (empty when idle)
+  std::vector<char> sending_;  // ciphertext being sent (freed when idle)
 
   // Hand-off for private-key operations completing on a pool thread.
   struct AsyncState {

@@ -192,6 +192,16 @@ std::span<const char> TlsEngine::PendingOutput() const {
           bufs_->out.size() - bufs_->out_off};
 }
 
+void TlsEngine::TakeOutput(std::vector<char>& out) {
+  Buffers& b = *bufs_;
+  if (b.out_off > 0) {
+    b.out.erase(b.out.begin(), b.out.begin() + static_cast<ptrdiff_t>(b.out_off));
+    b.out_off = 0;
+  }
+  out.clear();
+  std::swap(out, b.out);
+}
+
 void TlsEngine::ConsumeOutput(size_t n) {
   Buffers& b = *bufs_;
   b.out_off += std::min(n, b.out.size() - b.out_off);

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -53,6 +54,10 @@ class TlsEngine {
   // Ciphertext waiting to be sent; after sending n bytes, ConsumeOutput(n).
   std::span<const char> PendingOutput() const;
   void ConsumeOutput(size_t n);
+  // Hands all pending ciphertext over by swapping buffers (no copy): `out`
+  // receives it, and its old storage (contents dropped, capacity kept) becomes
+  // the engine's output buffer.
+  void TakeOutput(std::vector<char>& out);
 
   // --- Application side.
   TlsResult Handshake();
