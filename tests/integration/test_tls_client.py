@@ -465,6 +465,13 @@ class VersionsAndLog(harness.IntegrationTestCase):
             self.assertIsNotNone(rec)
             self.assertEqual(rec["tls"], "TLSv1.2", rec)
 
+    def test_startup_tls_path_line(self):
+        recs = popgate.session_records(event="tls_path")
+        self.assertEqual(len(recs), 1, recs)
+        self.assertIs(recs[0]["ktls_available"], th.ktls_available(), recs[0])
+        # The kernel hand-off is not implemented (README): user space only.
+        self.assertEqual(recs[0]["path"], "userspace", recs[0])
+
     def test_tls11_and_older_refused(self):
         for v in ("-tls1_1", "-tls1"):
             r = th.s_client(popgate.ports["tls"], [v, "-cipher", "DEFAULT@SECLEVEL=0"],
