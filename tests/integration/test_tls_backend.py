@@ -16,6 +16,7 @@ certificate; one that requires a client certificate; one without TLS).
 * client_cert/client_key are presented to a backend that requires them.
 * DELE then disconnect deletes nothing over backend TLS; DELE+QUIT does."""
 
+import poplib
 import time
 import unittest
 
@@ -55,7 +56,8 @@ def setUpModule():
         }
         client = pki.leaf("popgate-client.test", ["popgate-client.test"], "ec")
         for key, cert in certs.items():
-            dove[key] = th.TlsDovecot(cert)
+            # "required" everywhere but one: Dovecot's `ssl = yes` too.
+            dove[key] = th.TlsDovecot(cert, ssl_mode="yes" if key == "wrongname" else "required")
         dove["clientcert"] = th.TlsDovecot(
             certs["good"],
             extra=(f"ssl_ca = <{ca}\nssl_verify_client_cert = yes\n"
@@ -188,6 +190,39 @@ class BackendTlsWorks(harness.IntegrationTestCase):
         # Includes a 3 MB message: TLS decrypt and re-encrypt on both legs.
         self.check_ok("implicit", client_tls=True)
         self.check_ok("stls", client_tls=True)
+
+    def test_real_clients_over_tls_to_tls_dovecot(self):
+        # curl pop3s:// (implicit to popgate, implicit to Dovecot, with the
+        # 3 MB message), poplib POP3_SSL and openssl s_client -starttls pop3
+        # (to a STLS Dovecot): every message byte for byte.
+        for i, m in enumerate(MSGS["implicit"], 1):
+            r = th.curl_tls(f"pop3s://127.0.0.1:{popgate.ports['tls']}/{i}",
+                            user_of("implicit"), PW, ["--cacert", pki.ca_file])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertBytesEqual(r.stdout, m, f"curl pop3s RETR {i}")
+        p = poplib.POP3_SSL(harness.LOOPBACK, popgate.ports["tls"],
+                            context=th.verifying_ctx(pki.ca_file), timeout=20)
+        try:
+            p.user(user_of("stls"))
+            p.pass_(PW)
+            for i, m in enumerate(MSGS["stls"], 1):
+                self.assertBytesEqual(harness.poplib_retr_bytes(p, i), m, f"poplib RETR {i}")
+        finally:
+            p.quit()
+        msgs = MSGS["ipname"]
+        cmds = f"USER {user_of('ipname')}\r\nPASS {PW}\r\n" + \
+            "".join(f"RETR {i}\r\n" for i in range(1, len(msgs) + 1)) + "QUIT\r\n"
+        r = th.s_client(popgate.ports["tls"], ["-CAfile", pki.ca_file, "-verify_return_error"],
+                        stdin=cmds.encode(), quiet=True)
+        self.assertEqual(r.returncode, 0, r.stderr[-1000:])
+        rd = th.BufferReader(r.stdout)
+        self.assertTrue(rd.reply().startswith(b"+OK"))   # greeting
+        self.assertTrue(rd.reply().startswith(b"+OK"))   # USER
+        self.assertTrue(rd.reply().startswith(b"+OK"))   # PASS (Dovecot's, over TLS)
+        for i, m in enumerate(msgs, 1):
+            _, body = rd.multi_reply()
+            self.assertBytesEqual(body, m, f"s_client RETR {i}")
+        self.assertTrue(rd.reply().startswith(b"+OK"))   # QUIT
 
     def test_verify_false_accepts_bad_certificates(self):
         for tenant in ("noverify-wrongname", "noverify-expired", "noverify-selfsigned"):

@@ -85,6 +85,10 @@ class CertificateBySni(harness.IntegrationTestCase):
                     info = self.served(sni, starttls=starttls)
                     self.assertEqual(info["cn"], cn, info["subject"])
                     self.assertEqual(info["key"], "ec")
+                    # ... and its SAN covers the name asked for.
+                    sans = [s.lower() for s in info["sans"]]
+                    self.assertTrue(sni.lower() in sans or
+                                    "*." + sni.lower().split(".", 1)[1] in sans, sans)
 
     def test_other_names_get_listener_certificate(self):
         # beta's sni_names replace the default (domains and *.domains);
