@@ -63,7 +63,9 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
       }
       have_pipe = true;
     }
-    int n = co_await Splice(ring, from, pipe.w.get(), chunk, kSpliceFlags);
+    auto [n, out] = co_await SplicePairOp(ring, from, pipe.w.get(),
+                                          pipe.r.get(), to, chunk,
+                                          kSpliceFlags);
     if (n == -EAGAIN) {
       pool.Release(std::move(pipe), /*empty=*/true);
       have_pipe = false;
@@ -81,6 +83,13 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
     pipe_empty = false;
     activity.last = absl::Now();
     unsigned left = static_cast<unsigned>(n);
+    if (out > 0) {
+      left -= static_cast<unsigned>(out);
+      bytes += static_cast<uint64_t>(out);
+    } else if (out != -EAGAIN) {
+      end = PumpEnd::kSinkError;
+      break;
+    }
     bool idle = false;
     while (left > 0) {
       int m = co_await Splice(ring, pipe.r.get(), to, left, kSpliceFlags);

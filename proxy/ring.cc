@@ -51,9 +51,7 @@ void Ring::LinkTimeout(io_uring_sqe* sqe, __kernel_timespec* ts) {
   sqe->flags |= IOSQE_IO_LINK;
   io_uring_sqe* t = io_uring_get_sqe(&ring_);
   if (t == nullptr) {
-    // The linked pair must be in one submission batch: the op is already in
-    // the SQ ring, so there is no way to make room without splitting it.
-    // Rings are sized generously, so this is a bug; fail loudly.
+    // Callers Reserve(2) first: the pair must reach the kernel together.
     std::terminate();
   }
   io_uring_prep_link_timeout(t, ts, 0);

@@ -47,6 +47,11 @@ class Ring {
 
   // Never returns null: submits pending SQEs to make room when full.
   io_uring_sqe* GetSqe();
+  // Makes sure the next `n` SQEs can be taken without a submission in
+  // between (linked SQEs must go to the kernel in one batch).
+  void Reserve(unsigned n) {
+    if (io_uring_sq_space_left(&ring_) < n) io_uring_submit(&ring_);
+  }
   // Adds a linked timeout to the SQE just taken (which gets IOSQE_IO_LINK).
   void LinkTimeout(io_uring_sqe* sqe, __kernel_timespec* ts);
 
@@ -104,6 +109,7 @@ class IoOp {
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
     completion_.handle = h;
+    if (has_timeout_) ring_.Reserve(2);
     io_uring_sqe* sqe = ring_.GetSqe();
     prep_(sqe);
     io_uring_sqe_set_data(sqe, &completion_);
@@ -158,6 +164,56 @@ inline auto Splice(Ring& r, int fd_in, int fd_out, unsigned len,
     io_uring_prep_splice(s, fd_in, -1, fd_out, -1, len, flags);
   });
 }
+
+// Two splices in one submission, hard-linked: `from` -> pipe, then pipe ->
+// `to`, so a chunk crosses the proxy with one trip through the ring instead
+// of two. The second runs even when the first moves nothing (a hard link
+// does not break), and with non-blocking pipes it then just reports EAGAIN.
+class SplicePairOp {
+ public:
+  SplicePairOp(Ring& ring, int from, int pipe_w, int pipe_r, int to,
+               unsigned len, unsigned flags)
+      : ring_(ring),
+        from_(from),
+        pipe_w_(pipe_w),
+        pipe_r_(pipe_r),
+        to_(to),
+        len_(len),
+        flags_(flags) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    handle_ = h;
+    for (Completion* c : {&in_, &out_}) {
+      c->callback = &SplicePairOp::OnDone;
+      c->ctx = this;
+    }
+    ring_.Reserve(2);
+    io_uring_sqe* a = ring_.GetSqe();
+    io_uring_prep_splice(a, from_, -1, pipe_w_, -1, len_, flags_);
+    io_uring_sqe_set_data(a, &in_);
+    a->flags |= IOSQE_IO_HARDLINK;
+    io_uring_sqe* b = io_uring_get_sqe(ring_.raw());
+    if (b == nullptr) std::terminate();  // rings are sized for pairs
+    io_uring_prep_splice(b, pipe_r_, -1, to_, -1, len_, flags_);
+    io_uring_sqe_set_data(b, &out_);
+  }
+  // {bytes into the pipe, bytes out of it} (or -errno each).
+  std::pair<int, int> await_resume() const noexcept {
+    return {in_.result, out_.result};
+  }
+
+ private:
+  static void OnDone(void* ctx, int, uint32_t) {
+    auto* self = static_cast<SplicePairOp*>(ctx);
+    if (++self->done_ == 2) self->handle_.resume();
+  }
+  Ring& ring_;
+  int from_, pipe_w_, pipe_r_, to_;
+  unsigned len_, flags_;
+  Completion in_, out_;
+  int done_ = 0;
+  std::coroutine_handle<> handle_;
+};
 
 inline auto PollFd(Ring& r, int fd, unsigned events,
                    std::optional<absl::Duration> timeout = std::nullopt) {
