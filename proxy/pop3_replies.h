@@ -51,6 +51,13 @@ inline constexpr std::string_view kStlsUnavailable =
     "-ERR STLS not available on this listener\r\n";
 inline constexpr std::string_view kAuthUnsupported =
     "-ERR Unsupported authentication mechanism\r\n";
+inline constexpr std::string_view kSaslContinue = "+ \r\n";
+inline constexpr std::string_view kSaslUsername = "+ VXNlcm5hbWU6\r\n";
+inline constexpr std::string_view kSaslPassword = "+ UGFzc3dvcmQ6\r\n";
+inline constexpr std::string_view kSaslCancelled =
+    "-ERR Authentication cancelled\r\n";
+inline constexpr std::string_view kSaslMalformed =
+    "-ERR [AUTH] Malformed SASL response\r\n";
 
 }  // namespace popgate::replies
 

@@ -23,6 +23,7 @@
 #include "proxy/pop3_command.h"
 #include "proxy/pop3_replies.h"
 #include "proxy/read_line.h"
+#include "proxy/sasl.h"
 #include "proxy/session_log.h"
 #include "proxy/stream.h"
 #include "proxy/tls/tls_engine.h"
@@ -121,7 +122,10 @@ Task<bool> StartClientTls(SessionState& s) {
 
 std::string CapaReply(const SessionState& s) {
   std::string capa(replies::kCapaHead);
-  if (s.PlaintextLoginAllowed()) capa += replies::kCapaUser;
+  if (s.PlaintextLoginAllowed()) {
+    capa += replies::kCapaUser;
+    capa += kSaslCapa;
+  }
   if (s.listener().tls == ListenerTls::kStartTls && !s.tls_active) {
     capa += replies::kCapaStls;
   }
@@ -257,6 +261,65 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
   co_return PassOutcome::kFailed;
 }
 
+enum class SaslStatus { kOk, kCancelled, kMalformed, kClientGone };
+
+// Reads one SASL client response line (base64, or "*" to cancel).
+Task<SaslStatus> ReadSaslLine(SessionState& s, std::string& out) {
+  std::string_view line;
+  LineStatus st = co_await ReadLine(*s.client, *s.reader, line,
+                                    s.snap->config.server.preauth_idle_timeout);
+  if (st == LineStatus::kTooLong) co_return SaslStatus::kMalformed;
+  if (st != LineStatus::kLine) co_return SaslStatus::kClientGone;
+  if (line == "*") co_return SaslStatus::kCancelled;
+  out = std::string(line);
+  co_return SaslStatus::kOk;
+}
+
+// RFC 5034 AUTH: runs the PLAIN or LOGIN exchange (with or without an
+// initial response) and yields the credentials. Payloads are never logged
+// and are wiped after use.
+Task<SaslStatus> SaslExchange(SessionState& s, SaslMechanism mech,
+                              std::string_view initial,
+                              SaslCredentials& creds) {
+  const absl::Duration idle = s.snap->config.server.preauth_idle_timeout;
+  std::string response(initial == "=" ? std::string_view() : initial);
+  if (mech == SaslMechanism::kPlain) {
+    if (initial.empty()) {
+      if (co_await s.client->WriteAll(replies::kSaslContinue, idle) < 0) {
+        co_return SaslStatus::kClientGone;
+      }
+      SaslStatus st = co_await ReadSaslLine(s, response);
+      if (st != SaslStatus::kOk) co_return st;
+    }
+    std::optional<SaslCredentials> c = DecodeSaslPlain(response);
+    explicit_bzero(response.data(), response.size());
+    if (!c) co_return SaslStatus::kMalformed;
+    creds = *std::move(c);
+    co_return SaslStatus::kOk;
+  }
+  // LOGIN: the initial response, if any, is the username.
+  if (initial.empty()) {
+    if (co_await s.client->WriteAll(replies::kSaslUsername, idle) < 0) {
+      co_return SaslStatus::kClientGone;
+    }
+    SaslStatus st = co_await ReadSaslLine(s, response);
+    if (st != SaslStatus::kOk) co_return st;
+  }
+  std::optional<std::string> user = DecodeBase64(response);
+  if (!user || user->empty()) co_return SaslStatus::kMalformed;
+  if (co_await s.client->WriteAll(replies::kSaslPassword, idle) < 0) {
+    co_return SaslStatus::kClientGone;
+  }
+  SaslStatus st = co_await ReadSaslLine(s, response);
+  if (st != SaslStatus::kOk) co_return st;
+  std::optional<std::string> password = DecodeBase64(response);
+  explicit_bzero(response.data(), response.size());
+  if (!password || password->empty()) co_return SaslStatus::kMalformed;
+  creds.user = *std::move(user);
+  creds.password = *std::move(password);
+  co_return SaslStatus::kOk;
+}
+
 // The AUTHORIZATION state. True once logged in to the backend.
 Task<bool> Authorize(SessionState& s) {
   const ServerConfig& cfg = s.snap->config.server;
@@ -351,10 +414,49 @@ Task<bool> Authorize(SessionState& s) {
           user.clear();
           if (!co_await StartClientTls(s)) co_return false;
           continue;
-        case Verb::kAuth:
-          reply = s.PlaintextLoginAllowed() ? replies::kAuthUnsupported
-                                            : replies::kPlaintextRefused;
-          break;
+        case Verb::kAuth: {
+          if (!s.PlaintextLoginAllowed()) {
+            reply = replies::kPlaintextRefused;
+            break;
+          }
+          if (cmd.arg.empty()) {
+            reply = kSaslMechanismList;
+            break;
+          }
+          size_t sp = cmd.arg.find(' ');
+          std::optional<SaslMechanism> mech =
+              ParseSaslMechanism(cmd.arg.substr(0, sp));
+          if (!mech) {
+            reply = replies::kAuthUnsupported;
+            ++invalid;
+            break;
+          }
+          std::string_view initial =
+              sp == std::string_view::npos ? std::string_view()
+                                           : cmd.arg.substr(sp + 1);
+          SaslCredentials creds;
+          SaslStatus st = co_await SaslExchange(s, *mech, initial, creds);
+          if (st == SaslStatus::kClientGone) {
+            s.rec.result = "client_closed";
+            co_return false;
+          }
+          if (st == SaslStatus::kCancelled) {
+            reply = replies::kSaslCancelled;
+            break;
+          }
+          if (st == SaslStatus::kMalformed) {
+            reply = replies::kSaslMalformed;
+            ++invalid;
+            break;
+          }
+          user.clear();
+          PassOutcome outcome = co_await HandlePass(s, creds.user,
+                                                    creds.password);
+          Wipe(creds.password);
+          if (outcome == PassOutcome::kLoggedIn) co_return true;
+          if (outcome != PassOutcome::kFailed) co_return false;
+          continue;
+        }
         case Verb::kNoop:
         case Verb::kUnknown:
           reply = replies::kUnknownCommand;
