@@ -80,11 +80,13 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
     }
     auto s = std::make_unique<TlsStream>(ring, *tls.buffers, r.fd.get(),
                                          *std::move(engine));
-    int hrc = co_await s->Handshake(remaining());
+    int hrc =
+        co_await s->Handshake(std::min(remaining(), tls.handshake_timeout));
     if (hrc < 0) {
-      r.error = hrc == -EPROTO
-                    ? "tls: " + s->engine().error()
-                    : std::string("tls handshake: ") + strerror(-hrc);
+      r.error = hrc == -EPROTO      ? "tls: " + s->engine().error()
+                : hrc == -ECANCELED ? std::string("tls handshake timeout")
+                                    : std::string("tls handshake: ") +
+                                          strerror(-hrc);
       co_return nullptr;
     }
     co_return std::unique_ptr<Stream>(std::move(s));

@@ -25,6 +25,7 @@ struct BackendTlsParams {
   std::shared_ptr<const tls::ClientContext> ctx;
   std::string name;  // SNI and the name verified in the certificate
   BufferRing* buffers = nullptr;
+  absl::Duration handshake_timeout = absl::Seconds(10);
 };
 
 struct BackendLoginResult {

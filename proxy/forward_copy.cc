@@ -21,6 +21,10 @@ enum class CopyEnd { kEof, kSourceError, kSinkError, kIdle };
 struct Activity {
   absl::Time last;
   absl::Duration idle_timeout;
+  // Directions that ended with a clean EOF. Once one side has finished, a
+  // reset from the other is how many clients end a session (QUIT, +OK,
+  // close without close_notify): not an error.
+  int eofs = 0;
 };
 
 // Passes a FIN on: close_notify first when the sink is TLS.
@@ -65,6 +69,11 @@ Detached RunCopy(Stream& from, Stream& to, uint64_t& bytes,
                  Activity& activity, CopyEnd& end, JoinCounter& join, int cut_a,
                  int cut_b) {
   end = co_await Copy(from, to, bytes, activity);
+  if (end == CopyEnd::kEof) {
+    ++activity.eofs;
+  } else if (activity.eofs > 0 && end != CopyEnd::kIdle) {
+    end = CopyEnd::kEof;
+  }
   if (end != CopyEnd::kEof) {
     ::shutdown(cut_a, SHUT_RDWR);
     ::shutdown(cut_b, SHUT_RDWR);

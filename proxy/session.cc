@@ -210,6 +210,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
       tls.name = snap.backend_tls_names[route->tenant_index]
                                        [route->backend_index];
       tls.buffers = &s.worker.buffers();
+      tls.handshake_timeout = snap.config.tls.handshake_timeout;
       BackendLoginResult login = co_await LoginToBackend(
           s.ring, addr, route->backend_user, password, cfg.backend_timeout,
           cfg.backend_auth_timeout, tls, &s.live.backend_fd);
