@@ -23,11 +23,16 @@ constexpr size_t kMaxResponse = 512;
 
 const char* Describe(LineStatus s) {
   switch (s) {
-    case LineStatus::kLine: return "line";
-    case LineStatus::kTooLong: return "overlong response";
-    case LineStatus::kEof: return "connection closed";
-    case LineStatus::kTimeout: return "timeout";
-    case LineStatus::kError: return "read error";
+    case LineStatus::kLine:
+      return "line";
+    case LineStatus::kTooLong:
+      return "overlong response";
+    case LineStatus::kEof:
+      return "connection closed";
+    case LineStatus::kTimeout:
+      return "timeout";
+    case LineStatus::kError:
+      return "read error";
   }
   return "?";
 }
@@ -40,13 +45,10 @@ void Wipe(std::string& s) {
 
 }  // namespace
 
-Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
-                                        std::string_view user,
-                                        std::string_view password,
-                                        absl::Duration connect_timeout,
-                                        absl::Duration auth_timeout,
-                                        const BackendTlsParams& tls,
-                                        int* fd_slot) {
+Task<BackendLoginResult> LoginToBackend(
+    Ring& ring, const SocketAddress& addr, std::string_view user,
+    std::string_view password, absl::Duration connect_timeout,
+    absl::Duration auth_timeout, const BackendTlsParams& tls, int* fd_slot) {
   BackendLoginResult r;
   r.fd.Reset(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!r.fd.valid()) {
@@ -58,8 +60,8 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
   setsockopt(r.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
   absl::Time deadline = absl::Now() + connect_timeout;
-  int rc = co_await Connect(ring, r.fd.get(), addr.get(), addr.len,
-                            connect_timeout);
+  int rc =
+      co_await Connect(ring, r.fd.get(), addr.get(), addr.len, connect_timeout);
   if (rc < 0) {
     r.error = rc == -ECANCELED ? std::string("connect timeout")
                                : absl::StrCat("connect: ", strerror(-rc));
@@ -83,10 +85,10 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
     int hrc =
         co_await s->Handshake(std::min(remaining(), tls.handshake_timeout));
     if (hrc < 0) {
-      r.error = hrc == -EPROTO      ? "tls: " + s->engine().error()
-                : hrc == -ECANCELED ? std::string("tls handshake timeout")
-                                    : std::string("tls handshake: ") +
-                                          strerror(-hrc);
+      r.error = hrc == -EPROTO ? "tls: " + s->engine().error()
+                : hrc == -ECANCELED
+                    ? std::string("tls handshake timeout")
+                    : std::string("tls handshake: ") + strerror(-hrc);
       co_return nullptr;
     }
     co_return std::unique_ptr<Stream>(std::move(s));

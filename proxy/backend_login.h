@@ -2,19 +2,18 @@
 #ifndef POPGATE_PROXY_BACKEND_LOGIN_H_
 #define POPGATE_PROXY_BACKEND_LOGIN_H_
 
+#include <memory>
 #include <string>
 #include <string_view>
-
-#include <memory>
 
 #include "absl/time/time.h"
 #include "proxy/buffer_ring.h"
 #include "proxy/config.h"
 #include "proxy/ring.h"
-#include "proxy/stream.h"
-#include "proxy/tls/tls_context.h"
 #include "proxy/socket_address.h"
+#include "proxy/stream.h"
 #include "proxy/task.h"
+#include "proxy/tls/tls_context.h"
 #include "proxy/unique_fd.h"
 
 namespace popgate {
@@ -47,13 +46,10 @@ struct BackendLoginResult {
 // can cut it at shutdown. `connect_timeout` bounds connect, greeting, STLS
 // and the USER reply; `auth_timeout` the PASS reply (backends delay failed
 // logins on purpose, so this one is longer).
-Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
-                                        std::string_view user,
-                                        std::string_view password,
-                                        absl::Duration connect_timeout,
-                                        absl::Duration auth_timeout,
-                                        const BackendTlsParams& tls,
-                                        int* fd_slot);
+Task<BackendLoginResult> LoginToBackend(
+    Ring& ring, const SocketAddress& addr, std::string_view user,
+    std::string_view password, absl::Duration connect_timeout,
+    absl::Duration auth_timeout, const BackendTlsParams& tls, int* fd_slot);
 
 }  // namespace popgate
 

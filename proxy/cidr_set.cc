@@ -34,7 +34,8 @@ absl::StatusOr<CidrSet> CidrSet::Parse(const std::vector<std::string>& nets) {
       n.v4 = false;
       n.bits = 128;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("bad network '", text, "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad network '", text, "'"));
     }
     if (slash != std::string::npos) {
       std::string bits = text.substr(slash + 1);

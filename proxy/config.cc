@@ -154,9 +154,8 @@ class Parser {
     Config config;
     config.path = std::string(name_);
 
-    if (absl::Status s =
-            CheckKeys(root, {"server", "tls", "listener", "tenant"},
-                      "at top level");
+    if (absl::Status s = CheckKeys(
+            root, {"server", "tls", "listener", "tenant"}, "at top level");
         !s.ok()) {
       return s;
     }
@@ -446,10 +445,10 @@ class Parser {
   absl::Status ParseBackendTls(const toml::node& node, TenantConfig& tenant) {
     absl::StatusOr<const toml::table*> table = GetTable(node, "backend_tls");
     if (!table.ok()) return table.status();
-    if (absl::Status s = CheckKeys(**table,
-                                   {"mode", "verify", "ca_file", "name",
-                                    "client_cert", "client_key"},
-                                   "in backend_tls");
+    if (absl::Status s = CheckKeys(
+            **table,
+            {"mode", "verify", "ca_file", "name", "client_cert", "client_key"},
+            "in backend_tls");
         !s.ok()) {
       return s;
     }
@@ -465,8 +464,9 @@ class Parser {
       } else if (*mode == "implicit") {
         b.mode = BackendTls::kImplicit;
       } else {
-        return Error(LineOf(*v), "backend_tls 'mode' must be \"none\", "
-                                 "\"starttls\" or \"implicit\"");
+        return Error(LineOf(*v),
+                     "backend_tls 'mode' must be \"none\", "
+                     "\"starttls\" or \"implicit\"");
       }
     }
     if (const toml::node* v = t.get("verify")) {
@@ -487,8 +487,9 @@ class Parser {
     const toml::node* cc = t.get("client_cert");
     const toml::node* ck = t.get("client_key");
     if ((cc == nullptr) != (ck == nullptr)) {
-      return Error(LineOf(t), "backend_tls needs both 'client_cert' and "
-                              "'client_key', or neither");
+      return Error(LineOf(t),
+                   "backend_tls needs both 'client_cert' and "
+                   "'client_key', or neither");
     }
     if (cc != nullptr) {
       absl::StatusOr<std::string> c = GetPath(*cc, "client_cert");
@@ -565,11 +566,11 @@ class Parser {
   }
 
   absl::Status ParseTenant(const toml::table& t, TenantConfig& tenant) {
-    if (absl::Status s = CheckKeys(
-            t,
-            {"name", "domains", "username", "auth", "passwd_file", "backends",
-             "sni_names", "certificates", "backend_tls"},
-            "in [[tenant]]");
+    if (absl::Status s =
+            CheckKeys(t,
+                      {"name", "domains", "username", "auth", "passwd_file",
+                       "backends", "sni_names", "certificates", "backend_tls"},
+                      "in [[tenant]]");
         !s.ok()) {
       return s;
     }
@@ -681,8 +682,8 @@ class Parser {
         std::string_view bare = *name;
         if (bare.starts_with("*.")) bare.remove_prefix(2);
         if (!IsValidDomain(bare)) {
-          return Error(LineOf(n), absl::StrCat("invalid TLS name ",
-                                               Quote(*name)));
+          return Error(LineOf(n),
+                       absl::StrCat("invalid TLS name ", Quote(*name)));
         }
         tenant.sni_names.push_back(*std::move(name));
       }
@@ -740,11 +741,10 @@ class Parser {
       return Error(LineOf(*node), "at least one [[listener]] is required");
     }
     for (const toml::table* l : *listeners) {
-      if (absl::Status s =
-              CheckKeys(*l,
-                        {"address", "default_tenant", "tls", "certificates",
-                         "plaintext_auth"},
-                        "in [[listener]]");
+      if (absl::Status s = CheckKeys(*l,
+                                     {"address", "default_tenant", "tls",
+                                      "certificates", "plaintext_auth"},
+                                     "in [[listener]]");
           !s.ok()) {
         return s;
       }
@@ -787,8 +787,9 @@ class Parser {
         } else if (*mode == "implicit") {
           listener.tls = ListenerTls::kImplicit;
         } else {
-          return Error(LineOf(*v), "'tls' must be \"none\", \"starttls\" "
-                                   "or \"implicit\"");
+          return Error(LineOf(*v),
+                       "'tls' must be \"none\", \"starttls\" "
+                       "or \"implicit\"");
         }
       }
       if (const toml::node* v = l->get("certificates")) {
@@ -796,10 +797,10 @@ class Parser {
         if (!certs.ok()) return certs.status();
         listener.certificates = *std::move(certs);
       }
-      if (listener.tls != ListenerTls::kNone &&
-          listener.certificates.empty()) {
-        return Error(LineOf(*l), "a TLS listener needs 'certificates' (served "
-                                 "when no tenant's name matches the SNI)");
+      if (listener.tls != ListenerTls::kNone && listener.certificates.empty()) {
+        return Error(LineOf(*l),
+                     "a TLS listener needs 'certificates' (served "
+                     "when no tenant's name matches the SNI)");
       }
       if (const toml::node* v = l->get("plaintext_auth")) {
         absl::StatusOr<std::string> p = GetString(*v, "plaintext_auth");
@@ -811,8 +812,9 @@ class Parser {
         } else if (*p == "never") {
           listener.plaintext_auth = PlaintextAuth::kNever;
         } else {
-          return Error(LineOf(*v), "'plaintext_auth' must be \"trusted\", "
-                                   "\"always\" or \"never\"");
+          return Error(LineOf(*v),
+                       "'plaintext_auth' must be \"trusted\", "
+                       "\"always\" or \"never\"");
         }
       }
       config.listeners.push_back(std::move(listener));

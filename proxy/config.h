@@ -15,9 +15,9 @@
 namespace popgate {
 
 struct ServerConfig {
-  int workers = 0;                  // 0 = one per online CPU
-  int auth_threads = 2;             // hash pool size
-  int max_auth_failures = 3;        // per connection, then close
+  int workers = 0;            // 0 = one per online CPU
+  int auth_threads = 2;       // hash pool size
+  int max_auth_failures = 3;  // per connection, then close
   absl::Duration preauth_idle_timeout = absl::Seconds(60);
   // Connect, greeting, STLS and the USER reply from a backend.
   absl::Duration backend_timeout = absl::Seconds(10);

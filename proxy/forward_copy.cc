@@ -5,9 +5,8 @@
 
 #include <memory>
 
-#include "proxy/tls_stream.h"
-
 #include "proxy/join.h"
+#include "proxy/tls_stream.h"
 
 namespace popgate {
 namespace {
@@ -65,9 +64,8 @@ Task<CopyEnd> Copy(Stream& from, Stream& to, uint64_t& bytes,
   }
 }
 
-Detached RunCopy(Stream& from, Stream& to, uint64_t& bytes,
-                 Activity& activity, CopyEnd& end, JoinCounter& join, int cut_a,
-                 int cut_b) {
+Detached RunCopy(Stream& from, Stream& to, uint64_t& bytes, Activity& activity,
+                 CopyEnd& end, JoinCounter& join, int cut_a, int cut_b) {
   end = co_await Copy(from, to, bytes, activity);
   if (end == CopyEnd::kEof) {
     ++activity.eofs;
@@ -83,8 +81,8 @@ Detached RunCopy(Stream& from, Stream& to, uint64_t& bytes,
 
 }  // namespace
 
-Task<ForwardStats> ForwardCopy(Ring& /*ring*/, Stream& client,
-                               Stream& backend, absl::Duration idle_timeout) {
+Task<ForwardStats> ForwardCopy(Ring& /*ring*/, Stream& client, Stream& backend,
+                               absl::Duration idle_timeout) {
   ForwardStats stats;
   Activity activity{absl::Now(), idle_timeout};
   JoinCounter join(2);

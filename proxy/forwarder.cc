@@ -5,10 +5,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-
-#include "proxy/pipe_pool.h"
-
 #include "proxy/join.h"
+#include "proxy/pipe_pool.h"
 
 namespace popgate {
 namespace {
@@ -63,9 +61,8 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
       }
       have_pipe = true;
     }
-    auto [n, out] = co_await SplicePairOp(ring, from, pipe.w.get(),
-                                          pipe.r.get(), to, chunk,
-                                          kSpliceFlags);
+    auto [n, out] = co_await SplicePairOp(
+        ring, from, pipe.w.get(), pipe.r.get(), to, chunk, kSpliceFlags);
     if (n == -EAGAIN) {
       pool.Release(std::move(pipe), /*empty=*/true);
       have_pipe = false;
@@ -118,9 +115,9 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
   co_return end;
 }
 
-Detached RunPump(Ring& ring, PipePool& pool, int from, int to,
-                 uint64_t& bytes, Activity& activity, PumpEnd& end, JoinCounter& join,
-                 int cut_a, int cut_b) {
+Detached RunPump(Ring& ring, PipePool& pool, int from, int to, uint64_t& bytes,
+                 Activity& activity, PumpEnd& end, JoinCounter& join, int cut_a,
+                 int cut_b) {
   end = co_await Pump(ring, pool, from, to, bytes, activity);
   if (end != PumpEnd::kEof) {
     // One side is broken: end the other direction too.
@@ -141,17 +138,17 @@ Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool, int client_fd,
   }
   JoinCounter join(2);
   PumpEnd up_end = PumpEnd::kEof, down_end = PumpEnd::kEof;
-  RunPump(ring, pool, client_fd, backend_fd, stats.client_to_backend,
-          activity, up_end, join, client_fd, backend_fd);
-  RunPump(ring, pool, backend_fd, client_fd, stats.backend_to_client,
-          activity, down_end, join, client_fd, backend_fd);
+  RunPump(ring, pool, client_fd, backend_fd, stats.client_to_backend, activity,
+          up_end, join, client_fd, backend_fd);
+  RunPump(ring, pool, backend_fd, client_fd, stats.backend_to_client, activity,
+          down_end, join, client_fd, backend_fd);
   co_await join.Wait();
   if (up_end == PumpEnd::kIdle || down_end == PumpEnd::kIdle) {
     stats.end = "idle_timeout";
-  } else if (up_end == PumpEnd::kPipeError ||
-             down_end == PumpEnd::kPipeError) {
+  } else if (up_end == PumpEnd::kPipeError || down_end == PumpEnd::kPipeError) {
     stats.end = "pipe_error";
-  } else if (up_end == PumpEnd::kSourceError || down_end == PumpEnd::kSinkError) {
+  } else if (up_end == PumpEnd::kSourceError ||
+             down_end == PumpEnd::kSinkError) {
     stats.end = "client_error";
   } else if (down_end == PumpEnd::kSourceError ||
              up_end == PumpEnd::kSinkError) {

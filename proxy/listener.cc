@@ -17,15 +17,14 @@ absl::StatusOr<UniqueFd> OpenListener(const SocketAddress& addr, int backlog) {
   int one = 1;
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
-    return absl::InternalError(
-        absl::StrCat("SO_REUSEPORT: ", strerror(errno)));
+    return absl::InternalError(absl::StrCat("SO_REUSEPORT: ", strerror(errno)));
   }
   if (addr.family() == AF_INET6) {
     setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
   }
   if (::bind(fd.get(), addr.get(), addr.len) < 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "bind ", addr.ToString(), ": ", strerror(errno)));
+    return absl::UnavailableError(
+        absl::StrCat("bind ", addr.ToString(), ": ", strerror(errno)));
   }
   if (::listen(fd.get(), backlog) < 0) {
     return absl::InternalError(absl::StrCat("listen: ", strerror(errno)));

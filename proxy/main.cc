@@ -30,11 +30,11 @@ namespace popgate {
 namespace {
 
 void LogEvent(const std::string& event, const std::string& detail) {
-  std::string line = absl::StrCat(
-      "{\"time\":\"",
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                       absl::UTCTimeZone()),
-      "\",\"event\":\"", event, "\"", detail, "}\n");
+  std::string line =
+      absl::StrCat("{\"time\":\"",
+                   absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                    absl::UTCTimeZone()),
+                   "\",\"event\":\"", event, "\"", detail, "}\n");
   // Main thread only: a blocking write here stalls no session.
   fwrite(line.data(), 1, line.size(), stderr);
   fflush(stderr);
@@ -197,7 +197,8 @@ int Serve(const std::string& path) {
         // The running config stays in force.
         LogEvent("reload_failed",
                  absl::StrCat(",\"error\":\"",
-                              JsonEscape(std::string(next.status().message())), "\""));
+                              JsonEscape(std::string(next.status().message())),
+                              "\""));
         continue;
       }
       if ((*next)->config.listeners.size() !=

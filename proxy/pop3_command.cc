@@ -8,8 +8,8 @@ Command ParseCommand(std::string_view line) {
   Command cmd;
   size_t sp = line.find(' ');
   cmd.keyword = line.substr(0, sp);
-  cmd.arg = sp == std::string_view::npos ? std::string_view()
-                                         : line.substr(sp + 1);
+  cmd.arg =
+      sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
   struct Entry {
     std::string_view name;
     Verb verb;

@@ -94,10 +94,10 @@ void Ring::RunOnce(absl::Duration max_wait) {
   if (!deferred_.empty()) max_wait = absl::ZeroDuration();
   __kernel_timespec ts = ToKernelTimespec(max_wait);
   io_uring_cqe* cqe = nullptr;
-  int rc = max_wait == absl::ZeroDuration()
-               ? io_uring_submit(&ring_)
-               : io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts,
-                                                  nullptr);
+  int rc =
+      max_wait == absl::ZeroDuration()
+          ? io_uring_submit(&ring_)
+          : io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
   if (rc < 0 && rc != -ETIME && rc != -EINTR) return;
   // Copy the batch out first: resuming coroutines queues new SQEs and may
   // even run the loop's own helpers, so the CQ must be consumed already.

@@ -230,7 +230,8 @@ inline auto ShutdownFd(Ring& r, int fd, int how) {
 // Completes after `d` (result -ETIME is the normal outcome).
 class SleepOp {
  public:
-  SleepOp(Ring& ring, absl::Duration d) : ring_(ring), ts_(ToKernelTimespec(d)) {}
+  SleepOp(Ring& ring, absl::Duration d)
+      : ring_(ring), ts_(ToKernelTimespec(d)) {}
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
     completion_.handle = h;

@@ -79,7 +79,7 @@ struct SessionState {
   std::unique_ptr<Stream> client;
   bool tls_active = false;
   bool trusted_client = false;
-  std::string sni_tenant;  // tenant chosen by the TLS SNI name
+  std::string sni_tenant;              // tenant chosen by the TLS SNI name
   std::unique_ptr<LineReader> reader;  // freed once forwarding starts
   SessionRecord rec;
   LiveSession live;
@@ -106,8 +106,8 @@ Task<bool> StartClientTls(SessionState& s) {
   if (rc < 0) {
     s.rec.result = rc == -EPROTO
                        ? "tls_handshake_failed: " + stream->engine().error()
-                       : rc == -ECANCELED ? std::string("tls_handshake_timeout")
-                                          : std::string("client_closed");
+                   : rc == -ECANCELED ? std::string("tls_handshake_timeout")
+                                      : std::string("client_closed");
     co_return false;
   }
   tls::TlsEngine& e = stream->engine();
@@ -188,15 +188,14 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
         // A per-tenant file may list bare local parts, as Dovecot's often do.
         entry = file->Find(route->user.local);
       }
-      ok = co_await RunOnPool(s.worker.hash_pool(), s.ring,
-                              [entry, &password]() -> bool {
-                                if (entry == nullptr) {
-                                  auth::BurnVerificationTime();
-                                  return false;
-                                }
-                                return auth::VerifyPassword(
-                                    entry->scheme, entry->hash, password);
-                              });
+      ok = co_await RunOnPool(
+          s.worker.hash_pool(), s.ring, [entry, &password]() -> bool {
+            if (entry == nullptr) {
+              auth::BurnVerificationTime();
+              return false;
+            }
+            return auth::VerifyPassword(entry->scheme, entry->hash, password);
+          });
     } else {
       ok = true;  // the backend's answer to PASS is the verdict
     }
@@ -207,8 +206,8 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
       BackendTlsParams tls;
       tls.mode = tenant.backend_tls.mode;
       tls.ctx = snap.backend_tls[route->tenant_index];
-      tls.name = snap.backend_tls_names[route->tenant_index]
-                                       [route->backend_index];
+      tls.name =
+          snap.backend_tls_names[route->tenant_index][route->backend_index];
       tls.buffers = &s.worker.buffers();
       tls.handshake_timeout = snap.config.tls.handshake_timeout;
       BackendLoginResult login = co_await LoginToBackend(
@@ -230,7 +229,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
           login.fd.Reset();
           s.rec.result = absl::StrCat("backend_unavailable: ", login.error);
           co_await s.client->WriteAll(replies::kBackendUnavailable,
-                                     cfg.preauth_idle_timeout);
+                                      cfg.preauth_idle_timeout);
           co_return PassOutcome::kUnavailable;
         }
         case BackendLoginResult::Outcome::kRefused:
@@ -251,7 +250,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
   if (s.rec.auth_failures >= cfg.max_auth_failures) {
     s.rec.result = "too_many_auth_failures";
     co_await s.client->WriteAll(replies::kTooManyFailures,
-                               cfg.preauth_idle_timeout);
+                                cfg.preauth_idle_timeout);
     co_return PassOutcome::kClientGone;
   }
   s.rec.result = "auth_failed";
@@ -432,9 +431,9 @@ Task<bool> Authorize(SessionState& s) {
             ++invalid;
             break;
           }
-          std::string_view initial =
-              sp == std::string_view::npos ? std::string_view()
-                                           : cmd.arg.substr(sp + 1);
+          std::string_view initial = sp == std::string_view::npos
+                                         ? std::string_view()
+                                         : cmd.arg.substr(sp + 1);
           SaslCredentials creds;
           SaslStatus st = co_await SaslExchange(s, *mech, initial, creds);
           if (st == SaslStatus::kClientGone) {
@@ -451,8 +450,8 @@ Task<bool> Authorize(SessionState& s) {
             break;
           }
           user.clear();
-          PassOutcome outcome = co_await HandlePass(s, creds.user,
-                                                    creds.password);
+          PassOutcome outcome =
+              co_await HandlePass(s, creds.user, creds.password);
           Wipe(creds.password);
           if (outcome == PassOutcome::kLoggedIn) co_return true;
           if (outcome != PassOutcome::kFailed) co_return false;
@@ -550,10 +549,9 @@ Detached RunSession(Worker& worker, UniqueFd client, int listener_index) {
   socklen_t peer_len = sizeof(peer);
   if (getpeername(client.get(), reinterpret_cast<sockaddr*>(&peer),
                   &peer_len) == 0) {
-    s->rec.client =
-        SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&peer),
-                                    peer_len)
-            .ToString();
+    s->rec.client = SocketAddress::FromSockaddr(
+                        reinterpret_cast<sockaddr*>(&peer), peer_len)
+                        .ToString();
   }
   int one = 1;
   setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

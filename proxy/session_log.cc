@@ -10,11 +10,21 @@ std::string JsonEscape(std::string_view s) {
   out.reserve(s.size() + 2);
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c >= 0x7f) {
           out += absl::StrFormat("\\u%04x", c);
@@ -36,11 +46,10 @@ std::string FormatSessionLog(const SessionRecord& r, absl::Time end) {
       "\",\"bytes_in\":", r.bytes_in, ",\"bytes_out\":", r.bytes_out,
       ",\"auth_failures\":", r.auth_failures, ",\"forwarding\":\"",
       JsonEscape(r.forwarding), "\",\"tls\":\"", JsonEscape(r.tls),
-      "\",\"tls_resumed\":", r.tls_resumed ? "true" : "false",
-      ",\"sni\":\"", JsonEscape(r.sni), "\",\"backend_tls\":\"",
-      JsonEscape(r.backend_tls), "\",\"duration_ms\":",
-      absl::ToInt64Milliseconds(end - r.start), ",\"result\":\"",
-      JsonEscape(r.result), "\"}\n");
+      "\",\"tls_resumed\":", r.tls_resumed ? "true" : "false", ",\"sni\":\"",
+      JsonEscape(r.sni), "\",\"backend_tls\":\"", JsonEscape(r.backend_tls),
+      "\",\"duration_ms\":", absl::ToInt64Milliseconds(end - r.start),
+      ",\"result\":\"", JsonEscape(r.result), "\"}\n");
 }
 
 }  // namespace popgate

@@ -13,10 +13,10 @@ namespace popgate {
 
 struct SessionRecord {
   absl::Time start;
-  std::string client;   // "1.2.3.4:5678"
+  std::string client;  // "1.2.3.4:5678"
   std::string tenant;
-  std::string user;     // canonical if it resolved, else as sent (escaped)
-  std::string backend;  // "host:port" once chosen
+  std::string user;        // canonical if it resolved, else as sent (escaped)
+  std::string backend;     // "host:port" once chosen
   uint64_t bytes_in = 0;   // client -> backend, after login
   uint64_t bytes_out = 0;  // backend -> client, after login
   int auth_failures = 0;

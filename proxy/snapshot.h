@@ -21,7 +21,7 @@ namespace popgate {
 
 // Long-lived things a snapshot's TLS contexts use, owned by main.
 struct SnapshotDeps {
-  auth::HashPool* sign_pool = nullptr;  // RSA signing for handshakes
+  auth::HashPool* sign_pool = nullptr;           // RSA signing for handshakes
   std::shared_ptr<tls::TicketKeys> ticket_keys;  // null: no tickets
 };
 

@@ -39,25 +39,23 @@ absl::StatusOr<SocketAddress> ResolveHostPort(std::string_view host_port) {
   if (!host_port.empty() && host_port.front() == '[') {
     size_t close = host_port.find("]:");
     if (close == std::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("bad address '", std::string(host_port),
-                       "': want [v6]:port"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bad address '", std::string(host_port), "': want [v6]:port"));
     }
     host = host_port.substr(1, close - 1);
     port = host_port.substr(close + 2);
   } else {
     size_t colon = host_port.rfind(':');
     if (colon == std::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("bad address '", std::string(host_port),
-                       "': want host:port"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bad address '", std::string(host_port), "': want host:port"));
     }
     host = host_port.substr(0, colon);
     port = host_port.substr(colon + 1);
   }
   int port_num = 0;
-  if (host.empty() || !absl::SimpleAtoi(std::string(port), &port_num) || port_num < 0 ||
-      port_num > 65535) {
+  if (host.empty() || !absl::SimpleAtoi(std::string(port), &port_num) ||
+      port_num < 0 || port_num > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("bad address '", std::string(host_port), "'"));
   }

@@ -78,8 +78,8 @@ Task<int> TlsStream::Fill(absl::Duration timeout) {
   if (r.result == -ENOBUFS) {
     // Every provided buffer is in use: fall back to a private one.
     std::unique_ptr<char[]> buf(new char[BufferRing::kBufferSize]);
-    int n = co_await Recv(ring_, fd_, buf.get(), BufferRing::kBufferSize,
-                          timeout);
+    int n =
+        co_await Recv(ring_, fd_, buf.get(), BufferRing::kBufferSize, timeout);
     if (n > 0) engine_->FeedCiphertext({buf.get(), static_cast<size_t>(n)});
     co_return n;
   }

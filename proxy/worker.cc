@@ -6,7 +6,6 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
-
 #include "proxy/session.h"
 
 namespace popgate {
@@ -32,7 +31,9 @@ Worker::Worker(int index, SnapshotStore& store, auth::HashPool& pool,
 
 Worker::~Worker() { Join(); }
 
-void Worker::Start() { thread_ = std::thread([this] { Run(); }); }
+void Worker::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void Worker::Join() {
   if (thread_.joinable()) thread_.join();
@@ -120,7 +121,8 @@ void Worker::Log(std::string line) {
 void Worker::Run() {
   // The ring is created on its own thread: it is single-issuer.
   if (absl::Status s = ring_.Init(kRingEntries); !s.ok()) {
-    std::fprintf(stderr, "{\"event\":\"fatal\",\"worker\":%d,\"error\":\"%s\"}\n",
+    std::fprintf(stderr,
+                 "{\"event\":\"fatal\",\"worker\":%d,\"error\":\"%s\"}\n",
                  index_, std::string(s.message()).c_str());
     std::abort();
   }

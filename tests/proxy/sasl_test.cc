@@ -59,7 +59,8 @@ TEST(SaslTest, Base64RefusesGarbage) {
 }
 
 TEST(SaslTest, PlainWithAndWithoutAuthzid) {
-  auto c = DecodeSaslPlain(B64(std::string("\0alice@example.com\0s3cr et", 26)));
+  auto c =
+      DecodeSaslPlain(B64(std::string("\0alice@example.com\0s3cr et", 26)));
   ASSERT_TRUE(c);
   EXPECT_EQ(c->user, "alice@example.com");
   EXPECT_EQ(c->password, "s3cr et");
@@ -75,8 +76,8 @@ TEST(SaslTest, PlainRefusesActingAsSomeoneElse) {
 TEST(SaslTest, PlainRefusesMalformed) {
   EXPECT_FALSE(DecodeSaslPlain(B64("no nuls at all")));
   EXPECT_FALSE(DecodeSaslPlain(B64(std::string("\0onlyone", 8))));
-  EXPECT_FALSE(DecodeSaslPlain(B64(std::string("\0\0pw", 4))));      // no user
-  EXPECT_FALSE(DecodeSaslPlain(B64(std::string("\0bob\0", 5))));     // no pw
+  EXPECT_FALSE(DecodeSaslPlain(B64(std::string("\0\0pw", 4))));       // no user
+  EXPECT_FALSE(DecodeSaslPlain(B64(std::string("\0bob\0", 5))));      // no pw
   EXPECT_FALSE(DecodeSaslPlain(B64(std::string("\0bob\0p\0w", 8))));  // NUL
   EXPECT_FALSE(DecodeSaslPlain("not base64!"));
 }
