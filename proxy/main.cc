@@ -201,10 +201,20 @@ int Serve(const std::string& path) {
                               "\""));
         continue;
       }
-      if ((*next)->config.listeners.size() !=
-          store.Get()->config.listeners.size()) {
-        LogEvent("reload_warning",
-                 ",\"warning\":\"listener changes need a restart\"");
+      // The sockets stay as they are; sessions index listeners by
+      // position, so a reload may change a listener's settings (TLS
+      // certificates, default tenant...) but not the list of addresses.
+      const auto& old_listeners = store.Get()->config.listeners;
+      const auto& new_listeners = (*next)->config.listeners;
+      bool same = old_listeners.size() == new_listeners.size();
+      for (size_t i = 0; same && i < new_listeners.size(); ++i) {
+        same = old_listeners[i].address == new_listeners[i].address;
+      }
+      if (!same) {
+        LogEvent("reload_failed",
+                 ",\"error\":\"listener addresses changed: that needs a "
+                 "restart; the running config stays in force\"");
+        continue;
       }
       grace = (*next)->config.server.shutdown_grace;
       store.Set(*std::move(next));

@@ -1,7 +1,8 @@
-// A session reads like the protocol: greet, answer AUTHORIZATION-state
-// commands until a USER/PASS pair authenticates, log in to the user's
+// A session reads like the protocol: (TLS handshake on an implicit-TLS
+// listener,) greet, answer AUTHORIZATION-state commands (CAPA, STLS, USER,
+// PASS, AUTH, QUIT) until a login authenticates, log in to the user's
 // backend, relay its +OK, hand over whatever the client pipelined, then
-// splice both ways until both sides are done.
+// forward both ways (splice, or copy through TLS) until both sides are done.
 #include "proxy/session.h"
 
 #include <netinet/in.h>
