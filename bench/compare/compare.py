@@ -727,22 +727,35 @@ def w_hold(ctx, target, tls):
 
 
 def record(ctx, target, variant, workload, rep, fn):
-    t0 = time.monotonic()
-    try:
-        raw, m = fn()
-        err = None
-    except Exception as e:  # noqa: BLE001 - recorded, the run goes on
-        raw, m, err = {}, {}, f"{type(e).__name__}: {e}"
-    run = {"target": target.name, "variant": variant, "workload": workload,
-           "rep": rep, "metrics": m, "raw": raw, "error": err,
-           "seconds": round(time.monotonic() - t0, 2)}
-    ctx.runs.append(run)
-    brief = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                      for k, v in m.items()
-                      if k not in ("loadavg", "bytes", "sessions",
-                                   "handshakes") and v is not None)
-    log(f"{target.name:13s} {variant:9s} {workload:16s} #{rep}: "
-        f"{err or brief}")
+    """Runs one measurement. A run during which other processes used more
+    than --max-background cores is kept in the JSON but marked discarded and
+    run again (at most --retries times)."""
+    for attempt in range(ctx.retries + 1):
+        t0 = time.monotonic()
+        try:
+            raw, m = fn()
+            err = None
+        except Exception as e:  # noqa: BLE001 - recorded, the run goes on
+            raw, m, err = {}, {}, f"{type(e).__name__}: {e}"
+        bg = m.get("background_cores")
+        discard = (err is None and isinstance(bg, (int, float)) and
+                   bg > ctx.max_background and attempt < ctx.retries)
+        run = {"target": target.name, "variant": variant,
+               "workload": workload, "rep": rep, "attempt": attempt + 1,
+               "discarded": discard, "metrics": m, "raw": raw, "error": err,
+               "seconds": round(time.monotonic() - t0, 2)}
+        ctx.runs.append(run)
+        brief = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in m.items()
+            if k not in ("loadavg", "bytes", "sessions", "handshakes")
+            and v is not None)
+        log(f"{target.name:13s} {variant:9s} {workload:16s} #{rep}: "
+            f"{err or brief}"
+            + (f"  [DISCARDED: background load {bg:.2f} cores; again]"
+               if discard else ""))
+        if not discard:
+            return run
     return run
 
 
@@ -804,7 +817,7 @@ def bench_target(ctx, name, r):
 def medians(runs):
     groups = {}
     for run in runs:
-        if run["error"]:
+        if run["error"] or run.get("discarded"):
             continue
         key = (run["target"], run["variant"], run["workload"])
         groups.setdefault(key, []).append(run["metrics"])
@@ -1010,9 +1023,18 @@ def main():
     ap.add_argument("--pyclient", action="store_true",
                     help="use pop3client.py even where loadgen works")
     ap.add_argument("--keep-tmp", action="store_true")
+    ap.add_argument("--update-md", metavar="FILE",
+                    help="also refresh the tables between <!-- compare:begin "
+                         "--> and <!-- compare:end --> in FILE (e.g. "
+                         "BENCHMARKS.md)")
     ap.add_argument("--quiet-cores", type=float, default=0.3,
                     help="before each run wait until the machine uses at "
                          "most this many cores (shared machines)")
+    ap.add_argument("--max-background", type=float, default=0.25,
+                    help="a run during which other processes used more than "
+                         "this many cores is discarded and run again")
+    ap.add_argument("--retries", type=int, default=2,
+                    help="... at most this many times (then it is kept)")
     ap.add_argument("--max-quiet-wait", type=float, default=8.0,
                     help="... but at most this many seconds")
     args = ap.parse_args()
@@ -1020,8 +1042,8 @@ def main():
     ctx = Ctx()
     ctx.quick = args.quick
     ctx.reps = args.reps or (1 if args.quick else 3)
-    ctx.duration = args.duration or (1.0 if args.quick else 5.0)
-    ctx.hs_duration = args.duration or (1.0 if args.quick else 4.0)
+    ctx.duration = args.duration or (1.0 if args.quick else 4.0)
+    ctx.hs_duration = args.duration or (1.0 if args.quick else 3.0)
     ctx.users = 5000
     ctx.sessions_concurrency = 32
     ctx.throughput_concurrency = 4
@@ -1031,6 +1053,8 @@ def main():
     ctx.big = "8m" if args.quick else "32m"
     ctx.no_tls = args.no_tls
     ctx.quiet_cores = args.quiet_cores
+    ctx.max_background = args.max_background
+    ctx.retries = args.retries
     ctx.max_quiet_wait = min(3.0, args.max_quiet_wait) if args.quick else args.max_quiet_wait
     ctx.force_pyclient = args.pyclient
     ctx.py = sys.executable
@@ -1137,6 +1161,8 @@ def main():
             "hold_plain": ctx.hold, "hold_tls": ctx.hold_tls,
             "tls": "TLS 1.3 (client default), self-signed ECDSA P-256 and RSA-2048",
             "quiet_cores": ctx.quiet_cores,
+            "max_background_cores": ctx.max_background,
+            "retries": ctx.retries,
             "max_quiet_wait_s": ctx.max_quiet_wait,
         },
         "targets": targets,
@@ -1149,7 +1175,7 @@ def main():
     with open(jpath, "w") as f:
         json.dump(result, f, indent=1, sort_keys=False)
     log("wrote", jpath)
-    md = report.write_all(jpath)
+    md = report.write_all(jpath, args.update_md)
     log("wrote", md)
     print(open(md).read())
 

@@ -316,16 +316,22 @@ def header_md(res):
 
 
 def background_line(res):
-    vals = sorted(run["metrics"].get("background_cores") for run in res["runs"]
+    kept = [run for run in res["runs"] if not run.get("discarded")]
+    vals = sorted(run["metrics"].get("background_cores") for run in kept
                   if isinstance(run.get("metrics", {}).get("background_cores"),
                                 (int, float)))
+    ndisc = len(res["runs"]) - len(kept)
+    s = res.get("settings", {})
+    disc = (f" {ndisc} run(s) were discarded and repeated because other "
+            f"processes used more than {s.get('max_background_cores', 0):g} "
+            f"cores meanwhile (they stay in the JSON, marked)." if ndisc else "")
     if not vals:
         return "- Background load: not measured."
     med = vals[len(vals) // 2]
     return (f"- Background load (CPU used by other processes on the machine "
             f"during the runs, in cores): median {med:.2f}, max {vals[-1]:.2f}"
             + (" — a shared machine: treat the figures as indicative."
-               if med > 0.2 else "."))
+               if med > 0.2 else ".") + disc)
 
 
 def plots(res, prefix):
