@@ -5,6 +5,9 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <memory>
+#include <string_view>
+
 #include "proxy/join.h"
 #include "proxy/pipe_pool.h"
 
@@ -12,6 +15,8 @@ namespace popgate {
 namespace {
 
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+// Bursts up to this size are copied through user space (see Pump).
+constexpr size_t kSmallCopy = 16 * 1024;
 
 enum class PumpEnd { kEof, kSourceError, kSinkError, kPipeError, kIdle };
 
@@ -33,10 +38,33 @@ Task<int> WaitFor(Ring& ring, int fd, unsigned events, Activity& activity) {
   }
 }
 
+// Sends all of `data` on a non-blocking socket, waiting for room as needed.
+// 0, -ETIME when the session went idle meanwhile, or -errno.
+Task<int> SendAll(Ring& ring, int fd, std::string_view data,
+                  Activity& activity) {
+  while (!data.empty()) {
+    int n = co_await Send(ring, fd, data.data(), data.size());
+    if (n == -EAGAIN) {
+      int ev = co_await WaitFor(ring, fd, POLLOUT, activity);
+      if (ev == -ETIME) co_return -ETIME;
+      if (ev < 0 || (ev & (POLLERR | POLLHUP))) co_return -EPIPE;
+      continue;
+    }
+    if (n <= 0) co_return n == 0 ? -EPIPE : n;
+    data.remove_prefix(static_cast<size_t>(n));
+    activity.last = absl::Now();
+  }
+  co_return 0;
+}
+
 // Moves bytes `from` -> `to` until EOF or error. Waits for readability with
-// a poll (holding neither a pipe nor a kernel thread: a splice that blocked
-// would park an io-wq worker per idle session), then splices chunk after
-// chunk while data keeps coming.
+// a poll (holding neither a buffer, a pipe nor a kernel thread: a splice
+// that blocked would park an io-wq worker per idle session). Then:
+// - POP3 commands and short replies are a few bytes each. The kernel runs
+//   every splice on an io-wq thread, so splicing them would cost two thread
+//   hand-offs per line; a recv and a send on the ring run inline instead.
+// - A burst that fills that small buffer (a RETR) is spliced, chunk after
+//   chunk, while data keeps coming: mail bodies never enter user space.
 Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
                    uint64_t& bytes, Activity& activity) {
   const unsigned chunk = static_cast<unsigned>(pool.pipe_size());
@@ -55,6 +83,27 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
         end = PumpEnd::kSourceError;
         break;
       }
+      std::unique_ptr<char[]> small(new char[kSmallCopy]);
+      int got = co_await Recv(ring, from, small.get(), kSmallCopy);
+      if (got == -EAGAIN) continue;  // woken without data after all
+      if (got == 0) {
+        ::shutdown(to, SHUT_WR);  // half-close: pass the FIN on
+        end = PumpEnd::kEof;
+        break;
+      }
+      if (got < 0) {
+        end = PumpEnd::kSourceError;
+        break;
+      }
+      activity.last = absl::Now();
+      int rc = co_await SendAll(
+          ring, to, {small.get(), static_cast<size_t>(got)}, activity);
+      if (rc < 0) {
+        end = rc == -ETIME ? PumpEnd::kIdle : PumpEnd::kSinkError;
+        break;
+      }
+      bytes += static_cast<uint64_t>(got);
+      if (static_cast<size_t>(got) < kSmallCopy) continue;  // burst over
       if (!pool.Acquire(pipe)) {
         end = PumpEnd::kPipeError;
         break;
