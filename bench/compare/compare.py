@@ -125,13 +125,20 @@ class Procs:
     def __init__(self):
         self.started = []  # (name, Popen)
 
-    def start(self, name, argv, cpus=None, log_path=None, **kw):
+    def start(self, name, argv, cpus=None, log_path=None, nofile=None,
+              **kw):
         if cpus:
             argv = ["taskset", "-c", ",".join(map(str, cpus))] + argv
         out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        pre = None
+        if nofile:
+            def pre():
+                import resource
+                _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
         p = subprocess.Popen(argv, stdout=kw.pop("stdout", out),
                              stderr=kw.pop("stderr", out),
-                             stdin=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL, preexec_fn=pre,
                              start_new_session=True, **kw)
         self.started.append((name, p))
         return p
@@ -383,7 +390,10 @@ backend synth
 
 class Perdition(Target):
     """perdition.pop3 has one listener per daemon: two daemons (plain and
-    POP3S); both are its roots."""
+    POP3S); both are its roots. Started with the soft descriptor limit a
+    systemd unit gives it (1024): each forked child closes every descriptor
+    up to the limit (about 9,000 close() calls per session at 20,000)."""
+    NOFILE = 1024
     name = "perdition"
 
     def __init__(self, ctx):
@@ -406,12 +416,14 @@ class Perdition(Target):
                       "--ssl_mode", "ssl_listen", "--ssl_cert_file", crt,
                       "--ssl_key_file", key,
                       "--pid_file", os.path.join(d, "pop3s.pid")],
-            cpus=self.ctx.proxy_cpus, log_path=os.path.join(d, "pop3s.log"))
+            cpus=self.ctx.proxy_cpus, log_path=os.path.join(d, "pop3s.log"),
+            nofile=self.NOFILE)
         return self.ctx.procs.start(
             "perdition-pop3",
             common + ["-b", f"127.0.0.1:{self.plain_port}",
                       "--pid_file", os.path.join(d, "pop3.pid")],
-            cpus=self.ctx.proxy_cpus, log_path=os.path.join(d, "pop3.log"))
+            cpus=self.ctx.proxy_cpus, log_path=os.path.join(d, "pop3.log"),
+            nofile=self.NOFILE)
 
     def stop(self):
         super().stop()

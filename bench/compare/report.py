@@ -382,8 +382,9 @@ def plots(res, prefix):
         if log:
             ax.set_yscale("log")
         ax.grid(axis="y", alpha=.3)
-        ax.margins(y=.25)
-        ax.legend(fontsize=8)
+        ax.margins(y=.32)
+        ax.legend(fontsize=8, loc="upper center", ncol=min(n, 4),
+                  frameon=False)
 
     g = lambda *a: get(res, *a)  # noqa: E731
     out = []
