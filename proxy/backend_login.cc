@@ -12,6 +12,7 @@
 #include "proxy/stream.h"
 #include "proxy/tls/tls_engine.h"
 #include "proxy/tls_stream.h"
+#include "proxy/wipe.h"
 
 namespace popgate {
 namespace {
@@ -35,12 +36,6 @@ const char* Describe(LineStatus s) {
       return "read error";
   }
   return "?";
-}
-
-// Wipes a string's bytes before it is freed: it held a password.
-void Wipe(std::string& s) {
-  explicit_bzero(s.data(), s.size());
-  s.clear();
 }
 
 }  // namespace

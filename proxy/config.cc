@@ -650,16 +650,9 @@ class Parser {
                                              " has auth = \"file\" but no "
                                              "'passwd_file'"));
       }
-      absl::StatusOr<std::string> file = GetString(*passwd, "passwd_file");
+      absl::StatusOr<std::string> file = GetPath(*passwd, "passwd_file");
       if (!file.ok()) return file.status();
-      if (file->empty() || file->find('\0') != std::string::npos) {
-        return Error(LineOf(*passwd), "'passwd_file' must be a path");
-      }
-      std::filesystem::path p(*file);
-      if (p.is_relative() && !base_dir_.empty()) {
-        p = std::filesystem::path(base_dir_) / p;
-      }
-      tenant.passwd_file = p.lexically_normal().string();
+      tenant.passwd_file = *std::move(file);
       tenant.passwd_file_line = LineOf(*passwd);
     } else if (passwd != nullptr) {
       // Silently ignoring it would hide that the file is not being used.

@@ -5,6 +5,8 @@
 
 #include <array>
 
+#include "proxy/wipe.h"
+
 namespace popgate {
 
 std::optional<SaslMechanism> ParseSaslMechanism(std::string_view name) {
@@ -73,7 +75,7 @@ std::optional<SaslCredentials> DecodeSaslPlain(std::string_view base64) {
   // authorisation as somebody else.
   if (!authzid.empty() && authzid != authcid) return std::nullopt;
   SaslCredentials c{std::string(authcid), std::string(password)};
-  explicit_bzero(raw->data(), raw->size());
+  Wipe(*raw);
   return c;
 }
 

@@ -29,6 +29,7 @@
 #include "proxy/stream.h"
 #include "proxy/tls/tls_engine.h"
 #include "proxy/tls_stream.h"
+#include "proxy/wipe.h"
 #include "proxy/worker.h"
 
 namespace popgate {
@@ -132,11 +133,6 @@ std::string CapaReply(const SessionState& s) {
   }
   capa += replies::kCapaTail;
   return capa;
-}
-
-void Wipe(std::string& s) {
-  explicit_bzero(s.data(), s.size());
-  s.clear();
 }
 
 // A backend's -ERR, relayed with a response code the client can act on:
@@ -293,7 +289,7 @@ Task<SaslStatus> SaslExchange(SessionState& s, SaslMechanism mech,
       if (st != SaslStatus::kOk) co_return st;
     }
     std::optional<SaslCredentials> c = DecodeSaslPlain(response);
-    explicit_bzero(response.data(), response.size());
+    Wipe(response);
     if (!c) co_return SaslStatus::kMalformed;
     creds = *std::move(c);
     co_return SaslStatus::kOk;
@@ -314,7 +310,7 @@ Task<SaslStatus> SaslExchange(SessionState& s, SaslMechanism mech,
   SaslStatus st = co_await ReadSaslLine(s, response);
   if (st != SaslStatus::kOk) co_return st;
   std::optional<std::string> password = DecodeBase64(response);
-  explicit_bzero(response.data(), response.size());
+  Wipe(response);
   if (!password || password->empty()) co_return SaslStatus::kMalformed;
   creds.user = *std::move(user);
   creds.password = *std::move(password);
