@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "proxy/forward_activity.h"
 #include "proxy/join.h"
 #include "proxy/tls_stream.h"
 
@@ -17,15 +18,6 @@ constexpr size_t kChunk = 64 * 1024;
 
 enum class CopyEnd { kEof, kSourceError, kSinkError, kIdle };
 
-struct Activity {
-  absl::Time last;
-  absl::Duration idle_timeout;
-  // Directions that ended with a clean EOF. Once one side has finished, a
-  // reset from the other is how many clients end a session (QUIT, +OK,
-  // close without close_notify): not an error.
-  int eofs = 0;
-};
-
 // Passes a FIN on: close_notify first when the sink is TLS.
 Task<void> HalfClose(Stream& to) {
   if (auto* t = dynamic_cast<TlsStream*>(&to)) {
@@ -35,9 +27,9 @@ Task<void> HalfClose(Stream& to) {
 }
 
 Task<CopyEnd> Copy(Stream& from, Stream& to, uint64_t& bytes,
-                   Activity& activity) {
+                   ForwardActivity& activity) {
   while (true) {
-    absl::Duration left = activity.last + activity.idle_timeout - absl::Now();
+    absl::Duration left = activity.Left();
     if (left <= absl::ZeroDuration()) co_return CopyEnd::kIdle;
     // Wait with no buffer held: idle sessions cost no chunk memory.
     int ready = co_await from.WaitReadable(left);
@@ -54,25 +46,23 @@ Task<CopyEnd> Copy(Stream& from, Stream& to, uint64_t& bytes,
       co_return CopyEnd::kEof;
     }
     if (n < 0) co_return CopyEnd::kSourceError;
-    activity.last = absl::Now();
+    activity.Touch();
     if (co_await to.WriteAll({buf.get(), static_cast<size_t>(n)},
                              activity.idle_timeout) < 0) {
       co_return CopyEnd::kSinkError;
     }
     bytes += static_cast<uint64_t>(n);
-    activity.last = absl::Now();
+    activity.Touch();
   }
 }
 
-Detached RunCopy(Stream& from, Stream& to, uint64_t& bytes, Activity& activity,
-                 CopyEnd& end, JoinCounter& join, int cut_a, int cut_b) {
+Detached RunCopy(Stream& from, Stream& to, uint64_t& bytes,
+                 ForwardActivity& activity, CopyEnd& end, JoinCounter& join,
+                 int cut_a, int cut_b) {
   end = co_await Copy(from, to, bytes, activity);
-  if (end == CopyEnd::kEof) {
-    ++activity.eofs;
-  } else if (activity.eofs > 0 && end != CopyEnd::kIdle) {
+  if (activity.EndedCleanly(end == CopyEnd::kEof, end == CopyEnd::kIdle)) {
     end = CopyEnd::kEof;
-  }
-  if (end != CopyEnd::kEof) {
+  } else {
     ::shutdown(cut_a, SHUT_RDWR);
     ::shutdown(cut_b, SHUT_RDWR);
   }
@@ -84,7 +74,7 @@ Detached RunCopy(Stream& from, Stream& to, uint64_t& bytes, Activity& activity,
 Task<ForwardStats> ForwardCopy(Ring& /*ring*/, Stream& client, Stream& backend,
                                absl::Duration idle_timeout) {
   ForwardStats stats;
-  Activity activity{absl::Now(), idle_timeout};
+  ForwardActivity activity(idle_timeout);
   JoinCounter join(2);
   CopyEnd up = CopyEnd::kEof, down = CopyEnd::kEof;
   RunCopy(client, backend, stats.client_to_backend, activity, up, join,

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string_view>
 
+#include "proxy/forward_activity.h"
 #include "proxy/join.h"
 #include "proxy/pipe_pool.h"
 
@@ -21,16 +22,12 @@ constexpr size_t kSmallCopy = 16 * 1024;
 enum class PumpEnd { kEof, kSourceError, kSinkError, kPipeError, kIdle };
 
 // Shared by both directions: a session is idle only when neither moves.
-struct Activity {
-  absl::Time last;
-  absl::Duration idle_timeout;
-};
-
 // Waits for `events` on `fd`, for as long as the session as a whole is not
 // idle. Returns the poll result, or -ETIME once the session is idle.
-Task<int> WaitFor(Ring& ring, int fd, unsigned events, Activity& activity) {
+Task<int> WaitFor(Ring& ring, int fd, unsigned events,
+                  ForwardActivity& activity) {
   while (true) {
-    absl::Duration left = activity.last + activity.idle_timeout - absl::Now();
+    absl::Duration left = activity.Left();
     if (left <= absl::ZeroDuration()) co_return -ETIME;
     int ev = co_await PollFd(ring, fd, events, left);
     if (ev != -ECANCELED) co_return ev;
@@ -41,7 +38,7 @@ Task<int> WaitFor(Ring& ring, int fd, unsigned events, Activity& activity) {
 // Sends all of `data` on a non-blocking socket, waiting for room as needed.
 // 0, -ETIME when the session went idle meanwhile, or -errno.
 Task<int> SendAll(Ring& ring, int fd, std::string_view data,
-                  Activity& activity) {
+                  ForwardActivity& activity) {
   while (!data.empty()) {
     int n = co_await Send(ring, fd, data.data(), data.size());
     if (n == -EAGAIN) {
@@ -52,7 +49,7 @@ Task<int> SendAll(Ring& ring, int fd, std::string_view data,
     }
     if (n <= 0) co_return n == 0 ? -EPIPE : n;
     data.remove_prefix(static_cast<size_t>(n));
-    activity.last = absl::Now();
+    activity.Touch();
   }
   co_return 0;
 }
@@ -66,7 +63,7 @@ Task<int> SendAll(Ring& ring, int fd, std::string_view data,
 // - A burst that fills that small buffer (a RETR) is spliced, chunk after
 //   chunk, while data keeps coming: mail bodies never enter user space.
 Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
-                   uint64_t& bytes, Activity& activity) {
+                   uint64_t& bytes, ForwardActivity& activity) {
   const unsigned chunk = static_cast<unsigned>(pool.pipe_size());
   Pipe pipe;
   bool have_pipe = false;
@@ -95,7 +92,7 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
         end = PumpEnd::kSourceError;
         break;
       }
-      activity.last = absl::Now();
+      activity.Touch();
       int rc = co_await SendAll(
           ring, to, {small.get(), static_cast<size_t>(got)}, activity);
       if (rc < 0) {
@@ -127,7 +124,7 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
       break;
     }
     pipe_empty = false;
-    activity.last = absl::Now();
+    activity.Touch();
     unsigned left = static_cast<unsigned>(n);
     if (out > 0) {
       left -= static_cast<unsigned>(out);
@@ -152,7 +149,7 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
       if (m <= 0) break;
       left -= static_cast<unsigned>(m);
       bytes += static_cast<uint64_t>(m);
-      activity.last = absl::Now();
+      activity.Touch();
     }
     if (left > 0) {
       end = idle ? PumpEnd::kIdle : PumpEnd::kSinkError;
@@ -165,10 +162,12 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
 }
 
 Detached RunPump(Ring& ring, PipePool& pool, int from, int to, uint64_t& bytes,
-                 Activity& activity, PumpEnd& end, JoinCounter& join, int cut_a,
-                 int cut_b) {
+                 ForwardActivity& activity, PumpEnd& end, JoinCounter& join,
+                 int cut_a, int cut_b) {
   end = co_await Pump(ring, pool, from, to, bytes, activity);
-  if (end != PumpEnd::kEof) {
+  if (activity.EndedCleanly(end == PumpEnd::kEof, end == PumpEnd::kIdle)) {
+    end = PumpEnd::kEof;
+  } else {
     // One side is broken: end the other direction too.
     ::shutdown(cut_a, SHUT_RDWR);
     ::shutdown(cut_b, SHUT_RDWR);
@@ -181,7 +180,7 @@ Detached RunPump(Ring& ring, PipePool& pool, int from, int to, uint64_t& bytes,
 Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool, int client_fd,
                                  int backend_fd, absl::Duration idle_timeout) {
   ForwardStats stats;
-  Activity activity{absl::Now(), idle_timeout};
+  ForwardActivity activity(idle_timeout);
   for (int fd : {client_fd, backend_fd}) {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   }
