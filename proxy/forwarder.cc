@@ -11,6 +11,7 @@
 #include "proxy/forward_activity.h"
 #include "proxy/join.h"
 #include "proxy/pipe_pool.h"
+#include "proxy/tls/ktls_socket.h"
 
 namespace popgate {
 namespace {
@@ -20,6 +21,28 @@ constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 constexpr size_t kSmallCopy = 16 * 1024;
 
 enum class PumpEnd { kEof, kSourceError, kSinkError, kPipeError, kIdle };
+
+// One side of the forwarding; `ktls`: a TLS connection handed to the kernel.
+struct End {
+  int fd;
+  bool ktls;
+};
+
+// Passes a FIN on. A kernel-TLS peer gets a close_notify first, as the
+// user-space path would send (clients may treat a bare FIN as truncation).
+void HalfClose(const End& to) {
+  if (to.ktls) tls::SendKernelTlsCloseNotify(to.fd);
+  ::shutdown(to.fd, SHUT_WR);
+}
+
+// A read from a kernel-TLS socket fails (EIO from recv, EINVAL from
+// splice) when the next record is not application data. The client's
+// close_notify is its clean end; anything else ends the session.
+bool IsCleanKtlsEnd(const End& from, int err) {
+  if (!from.ktls || (err != -EIO && err != -EINVAL)) return false;
+  return tls::ReadKernelTlsControlRecord(from.fd) ==
+         tls::KtlsControl::kCloseNotify;
+}
 
 // Shared by both directions: a session is idle only when neither moves.
 // Waits for `events` on `fd`, for as long as the session as a whole is not
@@ -62,8 +85,10 @@ Task<int> SendAll(Ring& ring, int fd, std::string_view data,
 //   hand-offs per line; a recv and a send on the ring run inline instead.
 // - A burst that fills that small buffer (a RETR) is spliced, chunk after
 //   chunk, while data keeps coming: mail bodies never enter user space.
-Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
+Task<PumpEnd> Pump(Ring& ring, PipePool& pool, End from_end, End to_end,
                    uint64_t& bytes, ForwardActivity& activity) {
+  const int from = from_end.fd;
+  const int to = to_end.fd;
   const unsigned chunk = static_cast<unsigned>(pool.pipe_size());
   Pipe pipe;
   bool have_pipe = false;
@@ -83,8 +108,8 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
       std::unique_ptr<char[]> small(new char[kSmallCopy]);
       int got = co_await Recv(ring, from, small.get(), kSmallCopy);
       if (got == -EAGAIN) continue;  // woken without data after all
-      if (got == 0) {
-        ::shutdown(to, SHUT_WR);  // half-close: pass the FIN on
+      if (got == 0 || IsCleanKtlsEnd(from_end, got)) {
+        HalfClose(to_end);
         end = PumpEnd::kEof;
         break;
       }
@@ -114,8 +139,8 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
       have_pipe = false;
       continue;
     }
-    if (n == 0) {
-      ::shutdown(to, SHUT_WR);  // half-close: pass the FIN on
+    if (n == 0 || IsCleanKtlsEnd(from_end, n)) {
+      HalfClose(to_end);
       end = PumpEnd::kEof;
       break;
     }
@@ -161,7 +186,7 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, int from, int to,
   co_return end;
 }
 
-Detached RunPump(Ring& ring, PipePool& pool, int from, int to, uint64_t& bytes,
+Detached RunPump(Ring& ring, PipePool& pool, End from, End to, uint64_t& bytes,
                  ForwardActivity& activity, PumpEnd& end, JoinCounter& join,
                  int cut_a, int cut_b) {
   end = co_await Pump(ring, pool, from, to, bytes, activity);
@@ -178,7 +203,8 @@ Detached RunPump(Ring& ring, PipePool& pool, int from, int to, uint64_t& bytes,
 }  // namespace
 
 Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool, int client_fd,
-                                 int backend_fd, absl::Duration idle_timeout) {
+                                 int backend_fd, absl::Duration idle_timeout,
+                                 bool client_ktls) {
   ForwardStats stats;
   ForwardActivity activity(idle_timeout);
   for (int fd : {client_fd, backend_fd}) {
@@ -186,9 +212,11 @@ Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool, int client_fd,
   }
   JoinCounter join(2);
   PumpEnd up_end = PumpEnd::kEof, down_end = PumpEnd::kEof;
-  RunPump(ring, pool, client_fd, backend_fd, stats.client_to_backend, activity,
+  const End client{client_fd, client_ktls};
+  const End backend{backend_fd, false};
+  RunPump(ring, pool, client, backend, stats.client_to_backend, activity,
           up_end, join, client_fd, backend_fd);
-  RunPump(ring, pool, backend_fd, client_fd, stats.backend_to_client, activity,
+  RunPump(ring, pool, backend, client, stats.backend_to_client, activity,
           down_end, join, client_fd, backend_fd);
   co_await join.Wait();
   if (up_end == PumpEnd::kIdle || down_end == PumpEnd::kIdle) {

@@ -28,8 +28,12 @@ struct ForwardStats {
 // Backpressure: each direction reads again only after its pipe has drained
 // to the other side. Pipes come from `pool` only while bytes are in flight.
 // `idle_timeout`: no byte either way for this long ends the session.
+// `client_ktls`: the client's TLS was handed to the kernel (TlsStream::
+// HandOffToKernel): its close_notify counts as EOF and it gets one before
+// our FIN.
 Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool, int client_fd,
-                                 int backend_fd, absl::Duration idle_timeout);
+                                 int backend_fd, absl::Duration idle_timeout,
+                                 bool client_ktls = false);
 
 }  // namespace popgate
 

@@ -20,6 +20,7 @@
 #include "proxy/listener.h"
 #include "proxy/session_log.h"
 #include "proxy/snapshot.h"
+#include "proxy/tls/ktls_socket.h"
 #include "proxy/worker.h"
 
 #ifndef POPGATE_VERSION
@@ -52,18 +53,6 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> LoadSnapshot(
   absl::StatusOr<Config> config = LoadConfig(path);
   if (!config.ok()) return config.status();
   return Snapshot::Build(*std::move(config), deps);
-}
-
-// Kernel TLS needs the "tls" TCP upper-layer protocol; without it every TLS
-// session is encrypted in user space.
-bool KernelTlsAvailable() {
-  FILE* f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "r");
-  if (f == nullptr) return false;
-  char buf[256] = {};
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  std::string ulps(buf, n);
-  return ulps.find("tls") != std::string::npos;
 }
 
 int CheckConfig(const std::string& path) {
@@ -112,6 +101,9 @@ int Serve(const std::string& path) {
   auth::HashPool sign_pool(cores);
   SnapshotDeps deps;
   deps.sign_pool = &sign_pool;
+  // Kernel TLS needs the "tls" TCP upper-layer protocol; without it every
+  // TLS session is encrypted in user space.
+  deps.kernel_tls = tls::KernelTlsAvailable();
   if (first->tls.session_tickets) {
     absl::StatusOr<std::shared_ptr<tls::TicketKeys>> keys =
         tls::TicketKeys::Create(first->tls.ticket_key_rotation,
@@ -176,13 +168,12 @@ int Serve(const std::string& path) {
                                      "\",\"workers\":", workers,
                                      ",\"listeners\":[", listening, "]"));
   {
-    bool ktls = KernelTlsAvailable();
+    // "ktls": client TLS sessions go to the kernel after login where they
+    // can (the session log says which did and why others did not).
     LogEvent("tls_path",
-             absl::StrCat(",\"ktls_available\":", ktls ? "true" : "false",
-                          // The key hand-off to the kernel is not built yet
-                          // (this BoringSSL cannot export TLS 1.3 traffic
-                          // secrets), so TLS is always encrypted here.
-                          ",\"path\":\"userspace\""));
+             absl::StrCat(
+                 ",\"ktls_available\":", deps.kernel_tls ? "true" : "false",
+                 ",\"path\":\"", snap->use_ktls ? "ktls" : "userspace", "\""));
   }
   absl::Duration grace = config.server.shutdown_grace;
   snap.reset();

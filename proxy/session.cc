@@ -473,6 +473,27 @@ Task<bool> Authorize(SessionState& s) {
   }
 }
 
+// Client TLS to the kernel, so the session can be spliced: true if handed
+// over, false to stay in user space (ktls_fallback says why), an error if
+// the connection broke on the way (the kernel took one direction only).
+// Only towards a plain backend: with TLS on both sides the copy path runs
+// anyway.
+absl::StatusOr<bool> HandClientTlsToKernel(SessionState& s) {
+  auto& tls = static_cast<TlsStream&>(*s.client);
+  if (!s.backend_stream->IsPlainSocket()) {
+    tls.engine().ForgetSecrets();
+    s.rec.ktls_fallback = "backend uses TLS";
+    return false;
+  }
+  absl::Status st = tls.HandOffToKernel();
+  if (st.ok()) return true;
+  if (st.code() == absl::StatusCode::kFailedPrecondition) {
+    s.rec.ktls_fallback = std::string(st.message());
+    return false;
+  }
+  return st;
+}
+
 // After the backend's +OK: relay it, deliver what the client pipelined
 // behind PASS (in order, before any later byte), then splice.
 Task<void> Forward(SessionState& s) {
@@ -493,18 +514,30 @@ Task<void> Forward(SessionState& s) {
   }
   // An idle forwarded session should cost little: drop pre-login state.
   const absl::Duration idle = s.snap->config.server.forward_idle_timeout;
+  const bool use_ktls = s.snap->use_ktls;
   s.reader.reset();
   s.snap.reset();
   std::string().swap(s.backend_reply);
   std::string().swap(s.backend_leftover);
+  bool client_ktls = false;
+  if (use_ktls && !s.client->IsPlainSocket()) {
+    absl::StatusOr<bool> handed = HandClientTlsToKernel(s);
+    if (!handed.ok()) {
+      s.rec.ktls_fallback = std::string(handed.status().message());
+      s.rec.result = "ktls_error";
+      co_return;
+    }
+    client_ktls = *handed;
+  }
   ForwardStats stats;
-  if (s.client->IsPlainSocket() && s.backend_stream->IsPlainSocket()) {
-    s.rec.forwarding = "splice";
+  if ((s.client->IsPlainSocket() || client_ktls) &&
+      s.backend_stream->IsPlainSocket()) {
+    s.rec.forwarding = client_ktls ? "ktls-splice" : "splice";
     stats = co_await ForwardSplice(s.ring, s.worker.pipes(), s.client_fd,
-                                   s.backend.get(), idle);
+                                   s.backend.get(), idle, client_ktls);
   } else {
-    // Kernel TLS would let TLS sessions splice too; where the kernel has no
-    // "tls" ULP (checked at start-up) bytes are re-encrypted here.
+    // TLS that stays in user space (no kernel TLS here, or it could not
+    // take this session): bytes are decrypted and re-encrypted here.
     s.rec.forwarding = "copy";
     stats = co_await ForwardCopy(s.ring, *s.client, *s.backend_stream, idle);
   }

@@ -45,7 +45,12 @@ std::string FormatSessionLog(const SessionRecord& r, absl::Time end) {
       JsonEscape(r.user), "\",\"backend\":\"", JsonEscape(r.backend),
       "\",\"bytes_in\":", r.bytes_in, ",\"bytes_out\":", r.bytes_out,
       ",\"auth_failures\":", r.auth_failures, ",\"forwarding\":\"",
-      JsonEscape(r.forwarding), "\",\"tls\":\"", JsonEscape(r.tls),
+      JsonEscape(r.forwarding),
+      "\",\"ktls\":", r.forwarding == "ktls-splice" ? "true" : "false",
+      r.ktls_fallback.empty() ? ""
+                              : absl::StrCat(",\"ktls_fallback\":\"",
+                                             JsonEscape(r.ktls_fallback), "\""),
+      ",\"tls\":\"", JsonEscape(r.tls),
       "\",\"tls_resumed\":", r.tls_resumed ? "true" : "false", ",\"sni\":\"",
       JsonEscape(r.sni), "\",\"backend_tls\":\"", JsonEscape(r.backend_tls),
       "\",\"duration_ms\":", absl::ToInt64Milliseconds(end - r.start),

@@ -20,8 +20,12 @@ struct SessionRecord {
   uint64_t bytes_in = 0;   // client -> backend, after login
   uint64_t bytes_out = 0;  // backend -> client, after login
   int auth_failures = 0;
-  std::string forwarding;  // "splice", "copy" or "" if never forwarded
-  std::string tls;         // client side: "TLSv1.3" or "" for plain
+  // "splice", "ktls-splice" (client TLS handed to the kernel, then
+  // spliced), "copy" (TLS in user space) or "" if never forwarded.
+  std::string forwarding;
+  // Why a TLS session that could have gone to the kernel did not.
+  std::string ktls_fallback;
+  std::string tls;  // client side: "TLSv1.3" or "" for plain
   bool tls_resumed = false;
   std::string sni;
   std::string backend_tls;  // "TLSv1.3" or "" for plain

@@ -23,6 +23,7 @@ std::string HostOf(const std::string& address) {
 absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::Build(
     Config config, const SnapshotDeps& deps) {
   auto snap = std::make_shared<Snapshot>();
+  snap->use_ktls = deps.kernel_tls && config.tls.ktls;
   std::vector<routing::TenantSpec> specs;
   for (const TenantConfig& t : config.tenants) specs.push_back(t.spec);
   absl::StatusOr<routing::RoutingTable> table =
@@ -82,6 +83,7 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::Build(
     }
     opts.sign_pool = deps.sign_pool;
     opts.ticket_keys = config.tls.session_tickets ? deps.ticket_keys : nullptr;
+    opts.capture_traffic_secrets = snap->use_ktls;
     absl::StatusOr<std::shared_ptr<const tls::ServerContext>> ctx =
         tls::ServerContext::Build(opts);
     if (!ctx.ok()) {

@@ -23,6 +23,7 @@ namespace popgate {
 struct SnapshotDeps {
   auth::HashPool* sign_pool = nullptr;           // RSA signing for handshakes
   std::shared_ptr<tls::TicketKeys> ticket_keys;  // null: no tickets
+  bool kernel_tls = false;  // the kernel has the "tls" TCP ULP
 };
 
 struct Snapshot {
@@ -41,6 +42,9 @@ struct Snapshot {
   std::vector<std::shared_ptr<const tls::ClientContext>> backend_tls;
   std::vector<std::vector<std::string>> backend_tls_names;
   CidrSet trusted_networks;
+  // Hand client TLS sessions to the kernel after login (config allows it
+  // and the kernel can).
+  bool use_ktls = false;
 
   // Loads passwd-files, certificates and keys, resolves addresses
   // (blocking: main thread only).

@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "proxy/tls/ktls_socket.h"
+
 namespace popgate {
 
 TlsStream::TlsStream(Ring& ring, BufferRing& buffers, int fd,
@@ -164,6 +166,22 @@ Task<int> TlsStream::WriteAll(std::string_view data, absl::Duration timeout) {
     co_return -EPROTO;
   }
   co_return co_await Flush(timeout);
+}
+
+absl::Status TlsStream::HandOffToKernel() {
+  if (send_mu_.locked() || !sending_.empty()) {
+    return absl::FailedPreconditionError("a send is in flight");
+  }
+  absl::StatusOr<tls::KtlsMaterial> material = engine_->ExportForKernel();
+  engine_->ForgetSecrets();  // in `material` now, wiped when it goes
+  if (!material.ok()) return material.status();
+  absl::Status s = tls::InstallKernelTls(fd_, *material);
+  if (s.ok()) {
+    // BoringSSL's state is stale from here on: free it (and its memory).
+    engine_.reset();
+    std::vector<char>().swap(sending_);
+  }
+  return s;
 }
 
 Task<void> TlsStream::Close(absl::Duration timeout) {

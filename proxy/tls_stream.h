@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "proxy/async_mutex.h"
 #include "proxy/buffer_ring.h"
 #include "proxy/stream.h"
@@ -39,6 +40,13 @@ class TlsStream final : public Stream {
   bool IsPlainSocket() const override { return false; }
 
   tls::TlsEngine& engine() { return *engine_; }
+
+  // Gives the connection to kernel TLS (proxy/tls/ktls_socket.h): from then
+  // on the socket reads and writes plaintext and this stream, whose engine
+  // is freed, must not be used again. Call only when no read or write is in
+  // flight. FailedPrecondition: nothing changed, carry on with this stream;
+  // any other error: the connection is unusable.
+  absl::Status HandOffToKernel();
   // Ciphertext fed in but not yet consumed: after STLS, bytes the client
   // pipelined in plaintext must be discarded, not decrypted.
   Task<int> Flush(absl::Duration timeout);

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "proxy/tls/async_private_key.h"
+#include "proxy/tls/traffic_secrets.h"
 
 namespace popgate::tls {
 
@@ -17,6 +18,7 @@ struct ConnState {
   std::string sni_tenant;  // set by certificate selection
   std::string last_alert;  // "sent fatal alert: ..." for error messages
   std::unique_ptr<AsyncSigner> signer;  // server side with a sign pool
+  TrafficSecrets secrets;  // filled only where kernel TLS may take over
 };
 
 // Attaches `state` to `ssl` (not owned).

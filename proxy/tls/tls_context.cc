@@ -19,6 +19,7 @@
 #include "proxy/tls/conn_state.h"
 #include "proxy/tls/server_context_impl.h"
 #include "proxy/tls/tls_errors.h"
+#include "proxy/tls/traffic_secrets.h"
 
 namespace popgate::tls {
 namespace {
@@ -172,6 +173,7 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Build(
     SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
     SSL_CTX_set_num_tickets(c, 0);
   }
+  if (options.capture_traffic_secrets) CaptureTrafficSecrets(c);
   return std::shared_ptr<const ServerContext>(std::move(ctx));
 }
 
@@ -188,6 +190,7 @@ absl::StatusOr<std::shared_ptr<const ClientContext>> ClientContext::Build(
   }
   SSL_CTX* c = ctx->ctx_;
   if (absl::Status s = ConfigureProtocol(c); !s.ok()) return s;
+  if (options.capture_traffic_secrets) CaptureTrafficSecrets(c);
 
   if (options.verify) {
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);

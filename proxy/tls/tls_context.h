@@ -41,6 +41,9 @@ struct ServerTlsOptions {
   auth::HashPool* sign_pool = nullptr;
   std::shared_ptr<TicketKeys> ticket_keys;  // null: tickets disabled
   absl::Duration session_lifetime = absl::Hours(12);
+  // Keep the TLS 1.3 traffic secrets so kernel TLS can take over after the
+  // login (set only where the kernel has the "tls" ULP).
+  bool capture_traffic_secrets = false;
 };
 
 class ServerContext {
@@ -66,6 +69,7 @@ struct ClientTlsOptions {
   bool verify = true;        // verify the backend's certificate and name
   std::string ca_file;       // PEM bundle; empty = system default paths
   CertKeyFiles client_cert;  // optional (both empty = none)
+  bool capture_traffic_secrets = false;  // as in ServerTlsOptions
 };
 
 class ClientContext {

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "proxy/tls/async_private_key.h"
 #include "proxy/tls/conn_state.h"
+#include "proxy/tls/ktls_material.h"
 #include "proxy/tls/server_context_impl.h"
 #include "proxy/tls/tls_context.h"
 #include "proxy/tls/tls_errors.h"
@@ -23,9 +24,41 @@ namespace popgate::tls {
 
 namespace {
 
+// Follows the record framing of the bytes handed to BoringSSL, so that we
+// know whether it holds the start of a record it could not finish yet
+// (it reads header and body as far as they go). Kernel TLS can take over
+// reading only at a record boundary.
+class RecordTracker {
+ public:
+  void Consume(const char* p, size_t n) {
+    while (n > 0) {
+      if (body_left_ > 0) {
+        size_t t = std::min(n, body_left_);
+        body_left_ -= t;
+        p += t;
+        n -= t;
+        continue;
+      }
+      header_[header_got_++] = static_cast<uint8_t>(*p++);
+      --n;
+      if (header_got_ == sizeof(header_)) {
+        body_left_ = static_cast<size_t>(header_[3]) << 8 | header_[4];
+        header_got_ = 0;
+      }
+    }
+  }
+  bool AtBoundary() const { return header_got_ == 0 && body_left_ == 0; }
+
+ private:
+  uint8_t header_[5] = {};  // type, version (2), length (2)
+  size_t header_got_ = 0;
+  size_t body_left_ = 0;
+};
+
 // Ciphertext in both directions. Vectors rather than a fixed BIO pair so
 // that they can grow to a whole flight and be freed when idle.
 struct CipherBuffers {
+  RecordTracker read_framing;  // what BoringSSL has taken from `in`
   std::vector<char> in;
   size_t in_off = 0;  // consumed prefix of `in`
   std::vector<char> out;
@@ -57,6 +90,7 @@ int BioRead(BIO* bio, char* out, int len) {
   }
   size_t n = std::min(avail, static_cast<size_t>(len));
   std::memcpy(out, b->in.data() + b->in_off, n);
+  b->read_framing.Consume(b->in.data() + b->in_off, n);
   b->in_off += n;
   if (b->in_off == b->in.size()) {
     b->in.clear();  // keeps capacity; ReleaseBuffers frees it
@@ -195,7 +229,8 @@ std::span<const char> TlsEngine::PendingOutput() const {
 void TlsEngine::TakeOutput(std::vector<char>& out) {
   Buffers& b = *bufs_;
   if (b.out_off > 0) {
-    b.out.erase(b.out.begin(), b.out.begin() + static_cast<ptrdiff_t>(b.out_off));
+    b.out.erase(b.out.begin(),
+                b.out.begin() + static_cast<ptrdiff_t>(b.out_off));
     b.out_off = 0;
   }
   out.clear();
@@ -340,6 +375,21 @@ std::string_view TlsEngine::cipher() const {
   const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
   return c != nullptr ? SSL_CIPHER_get_name(c) : "";
 }
+
+absl::StatusOr<KtlsMaterial> TlsEngine::ExportForKernel() const {
+  if (!handshake_done()) {
+    return absl::FailedPreconditionError("handshake not done");
+  }
+  // The kernel continues from the next record on the wire: nothing may be
+  // waiting here in either direction, not even half a record inside SSL.
+  if (!PendingOutput().empty() || BufferedCiphertext() > 0 ||
+      SSL_has_pending(ssl_) || !bufs_->read_framing.AtBoundary()) {
+    return absl::FailedPreconditionError("bytes buffered in user space");
+  }
+  return ExportKtlsMaterial(ssl_, impl_->state.secrets, SSL_is_server(ssl_));
+}
+
+void TlsEngine::ForgetSecrets() { impl_->state.secrets.Wipe(); }
 
 bool TlsEngine::resumed() const { return SSL_session_reused(ssl_) == 1; }
 

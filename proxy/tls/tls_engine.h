@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "proxy/tls/ktls_material.h"
 
 typedef struct ssl_st SSL;
 
@@ -94,6 +95,14 @@ class TlsEngine {
   // The tenant the SNI name selected (server side; "" if none).
   std::string_view sni_tenant() const;
   const std::string& error() const { return error_; }
+
+  // --- Kernel TLS hand-off (contexts built with capture_traffic_secrets).
+  // The keys and record sequence numbers the kernel needs to carry on from
+  // here. FailedPrecondition (stay in user space) while any byte waits in
+  // either direction here, or for what the kernel cannot take.
+  absl::StatusOr<KtlsMaterial> ExportForKernel() const;
+  // Wipes the captured traffic secrets (once handed over or not wanted).
+  void ForgetSecrets();
   SSL* ssl() { return ssl_; }
 
  private:

@@ -36,5 +36,21 @@ TEST(SessionLogTest, OneLineWithAllFields) {
   }
 }
 
+TEST(SessionLogTest, SaysWhetherKernelTlsCarriedTheSession) {
+  SessionRecord r;
+  r.forwarding = "ktls-splice";
+  std::string line = FormatSessionLog(r, absl::FromUnixSeconds(1));
+  EXPECT_NE(line.find("\"ktls\":true"), std::string::npos) << line;
+  EXPECT_EQ(line.find("ktls_fallback"), std::string::npos) << line;
+
+  r.forwarding = "copy";
+  r.ktls_fallback = "bytes buffered in user space";
+  line = FormatSessionLog(r, absl::FromUnixSeconds(1));
+  EXPECT_NE(line.find("\"ktls\":false"), std::string::npos) << line;
+  EXPECT_NE(line.find("\"ktls_fallback\":\"bytes buffered in user space\""),
+            std::string::npos)
+      << line;
+}
+
 }  // namespace
 }  // namespace popgate
