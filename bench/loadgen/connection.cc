@@ -146,10 +146,7 @@ void Connection::OnComplete(int result) {
                             &error)) {
         return FailTransport(error);
       }
-      if (step_ == Step::kAwaitEof) {  // nothing more is expected; drop it
-        ArmRecv();
-        return;
-      }
+      if (step_ == Step::kAwaitEof) return AwaitEof();  // drop the bytes
       pending_ = plaintext;
       if (step_ == Step::kHandshake && transport_->handshake_done()) {
         return OnHandshakeDone();
@@ -381,9 +378,7 @@ void Connection::OnResponse() {
             static_cast<uint64_t>(NowNs() - start_ns_));
       }
       ++host_->stats().sessions;
-      step_ = Step::kAwaitEof;
-      pending_ = {};
-      return ArmRecv();
+      return AwaitEof();
     case Step::kIdle:
     case Step::kConnect:
     case Step::kHandshake:
@@ -434,6 +429,25 @@ void Connection::SendRetr() {
   }
   Command("RETR " + std::to_string(retr_number_), Step::kRetr,
           ResponseParser::Kind::kMultiLine, &verifier_);
+}
+
+void Connection::AwaitEof() {
+  step_ = Step::kAwaitEof;
+  pending_ = {};
+  // The server closes first (its TIME_WAIT, as with plain POP3). A TLS
+  // server that ended with close_notify may wait for ours before it closes
+  // the socket (nginx waits up to 3 s, which would cap a connection at one
+  // session per 3 s): answer it, then wait for the EOF.
+  if (transport_ == tls_.get() && tls_->peer_closed() &&
+      !tls_->close_notify_sent()) {
+    std::string error;
+    // The session already succeeded (QUIT got +OK): a failure to answer
+    // only ends it now, without an error.
+    if (!tls_->SendCloseNotify(&error)) return Finish();
+    out_wire_ = transport_->TakeWire();
+    return ContinueSend();  // then ReadResponse(): nothing pending, a recv
+  }
+  ArmRecv();
 }
 
 void Connection::Finish() {

@@ -97,6 +97,8 @@ class Connection final : public Completion {
   // Switches to TLS and sends the ClientHello.
   void BeginTls();
   void OnHandshakeDone();
+  // After QUIT's +OK: waits for the server to close the connection.
+  void AwaitEof();
   void Finish();
   void Close();
 

@@ -171,6 +171,12 @@ int Main(int argc, char** argv) {
     const int64_t hold_start = NowNs();
     const int64_t hold_ns = static_cast<int64_t>(options.duration_s * kNsPerS);
     const int64_t held_at_sample = shared.held.load();
+    // The cue for a caller that samples the target's memory itself (e.g.
+    // a forking server's whole process tree) and then ends the hold early
+    // with SIGINT.
+    std::fprintf(stderr, "loadgen: holding %lld sessions\n",
+                 static_cast<long long>(held_at_sample));
+    std::fflush(stderr);
     // Sample the target's memory mid-hold, once it has settled.
     SleepUntil(hold_start + hold_ns / 2, shared);
     if (!options.pids.empty()) {

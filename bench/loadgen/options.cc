@@ -445,7 +445,9 @@ object on stdout and a summary on stderr.
   --concurrency C       connections open at once (default 10); in hold mode,
                         logins in flight at once
   --duration T          seconds (default 10, max 3600); in hold mode, how
-                        long the sessions stay idle
+                        long the sessions stay idle ("loadgen: holding N
+                        sessions" on stderr marks its start; SIGINT ends it
+                        early, QUITs them and reports)
   --sessions N          sessions mode: stop after N sessions (whichever of
                         N and T comes first); hold mode: sessions to hold
   --threads N           threads, each with its own io_uring (default 1)

@@ -202,6 +202,14 @@ int TlsTransport::OnNewSession(SSL* ssl, SSL_SESSION* session) {
   return 1;
 }
 
+bool TlsTransport::SendCloseNotify(std::string* error) {
+  close_notify_sent_ = true;
+  ERR_clear_error();
+  int ret = SSL_shutdown(ssl_);
+  if (ret < 0) return Fail("TLS shutdown failed", ret, error);
+  return true;
+}
+
 void TlsTransport::Release() {
   if (ssl_ != nullptr) {
     SSL_free(ssl_);  // and its BIO
@@ -217,6 +225,7 @@ bool TlsTransport::Reset(TlsSession* slot, std::string* error) {
   out_.clear();
   out_taken_ = 0;
   peer_closed_ = false;
+  close_notify_sent_ = false;
   ERR_clear_error();
   ssl_ = SSL_new(client_->ctx());
   if (ssl_ == nullptr) {

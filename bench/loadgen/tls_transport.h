@@ -113,6 +113,10 @@ class TlsTransport final : public Transport {
   std::string_view version() const;
   // The server sent close_notify.
   bool peer_closed() const { return peer_closed_; }
+  // Queues our close_notify (TakeWire()) in answer to the server's: some
+  // servers wait for it before they close the socket (nginx: up to 3 s).
+  bool SendCloseNotify(std::string* error);
+  bool close_notify_sent() const { return close_notify_sent_; }
 
   // Bytes held for this connection outside BoringSSL (tests, sizing).
   size_t BufferCapacity() const { return out_.capacity() + plain_cap_; }
@@ -136,6 +140,7 @@ class TlsTransport final : public Transport {
   std::unique_ptr<char[]> plain_;
   size_t plain_cap_ = 0;
   bool peer_closed_ = false;
+  bool close_notify_sent_ = false;
 };
 
 }  // namespace popgate::loadgen

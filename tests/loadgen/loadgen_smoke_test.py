@@ -9,6 +9,7 @@ by its PID, whatever happens.
 import argparse
 import json
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -56,6 +57,37 @@ def run(loadgen, port, *args, expect_ok=True):
     return report
 
 
+def hold_until_cue_then_interrupt(loadgen, port):
+    """bench/compare's hold: wait for the "holding N sessions" cue on
+    stderr, then end the (long) hold early with SIGINT: every held session
+    must still QUIT cleanly and the report come out at once."""
+    cmd = [loadgen, "--target", f"127.0.0.1:{port}", "--password", "pw",
+           "--io-timeout", "5", "--mode", "hold", "--sessions", "30",
+           "--concurrency", "8", "--duration", "300"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        cue = None
+        for line in proc.stderr:
+            if line.startswith("loadgen: holding"):
+                cue = line
+                break
+        assert cue == "loadgen: holding 30 sessions\n", repr(cue)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        sys.stderr.write(f"$ {' '.join(cmd[1:])}  (SIGINT after the cue)\n"
+                         f"{cue}{err}")
+        assert time.monotonic() - t0 < 10, "SIGINT did not end the hold"
+        assert proc.returncode == 0, f"exit {proc.returncode}"
+        r = json.loads(out)
+        assert r["held"] == 30 and r["errors_total"] == 0, r
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--synth", required=True)
@@ -82,6 +114,8 @@ def main():
                 "--duration", "0.5", "--pid", str(synth.pid))
         assert r["held"] == 50, r
         assert r["rss_per_session_bytes"] is not None, r
+
+        hold_until_cue_then_interrupt(a.loadgen, port)
 
         # A fast wrong answer is an error, not speed.
         r = run(a.loadgen, port, "--mode", "throughput", "--concurrency",
