@@ -62,6 +62,19 @@ def busy(res, t, v, wl):
     return f"{f(a)} / {f(b)}"
 
 
+def client_of(run):
+    """Which client ran a run: recorded since loadgen took over the TLS
+    workloads; older files only have pop3client.py's own "client" key."""
+    return (run.get("client") or run.get("raw", {}).get("client")
+            or "loadgen")
+
+
+def py_tls(res):
+    """True if pop3client.py (CPU-bound on the load core) ran any TLS run."""
+    return any(client_of(r) == "pop3client.py" for r in res["runs"]
+               if r["variant"].startswith("tls") and not r["error"])
+
+
 def targets_of(res):
     ts = [t for t in ORDER if t in res.get("targets", ORDER)]
     return ts
@@ -176,8 +189,10 @@ def md_tables(res, img_prefix):
                             "resumed", "TLS 1.3 resumed ÷ full (per CPU-s)",
                             "TLS 1.2 resumed ÷ TLS 1.3 full (per CPU-s)"], rows))
     parts.append("### TLS handshakes (implicit TLS, TLS 1.3)\n\n"
-                 "`hs/s` is what the client reached (see the note on the "
-                 "client below); `hs / proxy CPU-s` is handshakes per second "
+                 "`hs/s` is what the client reached (the Clients note above "
+                 "says which client; a run's `busy_load_cpu` / "
+                 "`busy_proxy_cpu` in the JSON say which side was the "
+                 "limit); `hs / proxy CPU-s` is handshakes per second "
                  "of the proxy's own CPU time, i.e. what one proxy core "
                  "sustains when the client is not the limit. `resumed` is the "
                  "share of resumption attempts the proxy accepted.\n\n"
@@ -196,7 +211,8 @@ def md_tables(res, img_prefix):
                      ratio(rss, H("nginx", "tls-ecdsa", "rss_kib_per_session")),
                      errors_of(res, t, "tls-ecdsa", ["throughput", "hold",
                                                     "handshake-full",
-                                                    "handshake-resumed"])])
+                                                    "handshake-resumed",
+                                                    "handshake-resumed-tls12"])])
     parts.append("### TLS RETR throughput and memory per idle TLS session (ECDSA)\n\n" + table(
         ["target", "MB/s", "× nginx", "proxy CPU s / GB", "CPU × nginx",
          "busy load / proxy", "RSS KiB / idle TLS session", "PSS(anon) KiB / idle TLS session",
@@ -402,7 +418,7 @@ def plots(res, prefix):
 
     fig, axs = plt.subplots(1, 2, figsize=(12, 4.8))
     grouped(axs[0], ts, [("plain", [g(t, "plain", "throughput", "mb_per_s") for t in ts]),
-                         ("TLS (Python client)", [g(t, "tls-ecdsa", "throughput", "mb_per_s") for t in ts])],
+                         ("TLS (Python client)" if py_tls(res) else "TLS", [g(t, "tls-ecdsa", "throughput", "mb_per_s") for t in ts])],
             "RETR throughput, MB/s — higher is better", "MB/s")
     grouped(axs[1], proxies, [("plain", [g(t, "plain", "throughput", "cpu_s_per_gb") for t in proxies]),
                               ("TLS", [g(t, "tls-ecdsa", "throughput", "cpu_s_per_gb") for t in proxies])],
@@ -432,7 +448,9 @@ def plots(res, prefix):
         for wl, kind in (("handshake-full", "full"), ("handshake-resumed", "resumed")):
             series.append((f"{name} {kind}", [g(t, v, wl, "handshakes_per_s") for t in proxies]))
             cap.append((f"{name} {kind}", [g(t, v, wl, "handshakes_per_proxy_cpu_s") for t in proxies]))
-    grouped(axs[0], proxies, series, "TLS handshakes/s reached (client-limited)", "handshakes/s")
+    grouped(axs[0], proxies, series, "TLS handshakes/s reached"
+            + (" (Python client: client-limited)" if py_tls(res) else
+               " — higher is better"), "handshakes/s")
     grouped(axs[1], proxies, cap, "Handshakes per proxy CPU-second (log) — higher is better",
             "handshakes / CPU-s", log=True)
     fig.suptitle(sub, fontsize=9)
