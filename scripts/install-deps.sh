@@ -8,6 +8,8 @@ PKGS=(
   libcrypt-dev libargon2-dev libgtest-dev libgmock-dev libbenchmark-dev
   # Test peers: real clients and a real Dovecot backend.
   curl python3 fetchmail dovecot-pop3d dovecot-core whois openssl
+  # tests/ktls_vm: a VM whose kernel has kernel TLS (this host's has none).
+  qemu-system-x86 busybox-static kmod
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -26,6 +26,9 @@ DOVE_MSGS = [make_message(500 + i, s) for i, s in enumerate([220, 999, 5000, 655
 DEL_CASES = ["quit", "close", "rst", "notify"]
 DEL_SIZES = [300, 1200, 2500]
 BIG = 20 * 1024 * 1024
+# Where the kernel has the "tls" ULP, client TLS sessions are spliced after
+# the kernel takes their keys (tests/ktls_vm runs this module on such a kernel).
+TLS_FORWARDING = "ktls-splice" if th.ktls_available() else "copy"
 BIG_SYNTH_USER = "big@big.example"
 BIG_DOVE_USER = "big@dove.example"
 BIG_DOVE_MSG = make_big_message(77, BIG)
@@ -374,7 +377,7 @@ class BigOverTls(harness.IntegrationTestCase):
         self.assertLess(elapsed, 20, "20 MB over TLS took too long")
         rec = popgate.wait_for_user_record(user, timeout=5)
         self.assertTrue(rec, "no session log line")
-        self.assertEqual(rec[-1]["forwarding"], "copy")
+        self.assertEqual(rec[-1]["forwarding"], TLS_FORWARDING)
         self.assertGreater(rec[-1]["bytes_out"], len(want))
 
     def test_synth_20mb_implicit(self):
@@ -405,7 +408,7 @@ class VersionsAndLog(harness.IntegrationTestCase):
             rec = popgate.record_after(mark, event="session", client=client_addr)
             self.assertIsNotNone(rec, f"no session log line for {client_addr}")
             self.assertEqual(rec["tls"], "TLSv1.3", rec)
-            self.assertEqual(rec["forwarding"], "copy", rec)
+            self.assertEqual(rec["forwarding"], TLS_FORWARDING, rec)
             self.assertFalse(rec["tls_resumed"], rec)
             self.assertEqual(rec["backend_tls"], "", rec)
             self.assertEqual(rec["user"], SYNTH_USER, rec)
@@ -469,8 +472,8 @@ class VersionsAndLog(harness.IntegrationTestCase):
         recs = popgate.session_records(event="tls_path")
         self.assertEqual(len(recs), 1, recs)
         self.assertIs(recs[0]["ktls_available"], th.ktls_available(), recs[0])
-        # The kernel hand-off is not implemented (README): user space only.
-        self.assertEqual(recs[0]["path"], "userspace", recs[0])
+        self.assertEqual(recs[0]["path"], "ktls" if th.ktls_available() else "userspace",
+                         recs[0])
 
     def test_tls11_and_older_refused(self):
         for v in ("-tls1_1", "-tls1"):
