@@ -130,6 +130,13 @@ const LoadedGroup* CertSelector::ForName(std::string_view sni) const {
   return &groups_[0];
 }
 
+const LoadedCert* CertSelector::Preinstalled() const {
+  for (const LoadedCert& c : groups_[0].certs) {
+    if (c.key_type == EVP_PKEY_EC) return &c;
+  }
+  return nullptr;
+}
+
 bool ClientAcceptsEcdsa(const SSL_CLIENT_HELLO* hello, const LoadedCert& cert) {
   std::vector<uint16_t> sigalgs;
   // Without the extension a TLS 1.2 client implies SHA-1 only; we do not

@@ -34,6 +34,13 @@ class CertSelector {
   // matches. Null only if there is no default group and nothing matched.
   const LoadedGroup* ForName(std::string_view sni) const;
 
+  // The certificate most handshakes get: the default group's first ECDSA
+  // one (null if it has none). The server SSL_CTX carries it, so every
+  // connection starts with it and selection replaces it only when the
+  // client needs another; setting a certificate per connection makes
+  // BoringSSL parse the leaf's key and compare it with the private key.
+  const LoadedCert* Preinstalled() const;
+
  private:
   std::vector<LoadedGroup> groups_;  // groups_[0] = default (may be empty)
   absl::flat_hash_map<std::string, size_t> exact_;     // "mail.example.com"

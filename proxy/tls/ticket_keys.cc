@@ -1,7 +1,9 @@
 #include "proxy/tls/ticket_keys.h"
 
+#include <openssl/cipher.h>
 #include <openssl/digest.h>
 #include <openssl/hkdf.h>
+#include <openssl/hmac.h>
 #include <openssl/mem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -24,6 +26,13 @@ constexpr char kSalt[] = "popgate session ticket keys v1";
 constexpr size_t kCacheSize = 4;
 
 }  // namespace
+
+struct TicketKeys::Prepared {
+  int64_t period = 0;
+  TicketKey key;
+  bssl::ScopedHMAC_CTX hmac;  // keyed with key.hmac_key; wiped on cleanup
+  ~Prepared() { OPENSSL_cleanse(&key, sizeof(key)); }
+};
 
 absl::StatusOr<std::shared_ptr<TicketKeys>> TicketKeys::Create(
     absl::Duration rotation, const std::string& key_file) {
@@ -59,10 +68,8 @@ absl::StatusOr<std::shared_ptr<TicketKeys>> TicketKeys::Create(
   return keys;
 }
 
-TicketKeys::~TicketKeys() {
-  OPENSSL_cleanse(secret_.data(), secret_.size());
-  for (auto& [period, key] : cache_) OPENSSL_cleanse(&key, sizeof(key));
-}
+// Cached keys wipe themselves when their last user lets go.
+TicketKeys::~TicketKeys() { OPENSSL_cleanse(secret_.data(), secret_.size()); }
 
 absl::Time TicketKeys::Now() const {
   std::lock_guard<std::mutex> lock(clock_mu_);
@@ -98,40 +105,82 @@ TicketKey TicketKeys::Derive(int64_t period) const {
   return key;
 }
 
-TicketKey TicketKeys::KeyForPeriod(int64_t period) {
+std::shared_ptr<const TicketKeys::Prepared> TicketKeys::KeyForPeriod(
+    int64_t period) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [p, key] : cache_) {
-    if (p == period) return key;
+  for (const auto& p : cache_) {
+    if (p->period == period) return p;
   }
-  TicketKey key = Derive(period);
+  auto p = std::make_shared<Prepared>();
+  p->period = period;
+  p->key = Derive(period);
+  if (!HMAC_Init_ex(p->hmac.get(), p->key.hmac_key.data(),
+                    p->key.hmac_key.size(), EVP_sha256(), nullptr)) {
+    return nullptr;  // allocation failure: the callback fails the ticket
+  }
   if (cache_.size() >= kCacheSize) {
     // Evict the oldest period: time only moves forward.
     auto oldest = cache_.begin();
     for (auto it = cache_.begin(); it != cache_.end(); ++it) {
-      if (it->first < oldest->first) oldest = it;
+      if ((*it)->period < (*oldest)->period) oldest = it;
     }
-    OPENSSL_cleanse(&oldest->second, sizeof(oldest->second));
     cache_.erase(oldest);
   }
-  cache_.emplace_back(period, key);
-  return key;
+  cache_.push_back(p);
+  return p;
 }
 
-TicketKey TicketKeys::Current(absl::Time now) {
-  return KeyForPeriod(Period(now));
-}
-
-std::optional<TicketKey> TicketKeys::Find(const uint8_t name[16],
-                                          absl::Time now, bool* renew) {
+std::shared_ptr<const TicketKeys::Prepared> TicketKeys::FindPrepared(
+    const uint8_t name[16], absl::Time now, bool* renew) {
   int64_t current = Period(now);
   for (int64_t p = current; p >= current - 2; --p) {
-    TicketKey key = KeyForPeriod(p);
-    if (CRYPTO_memcmp(key.name.data(), name, key.name.size()) == 0) {
+    std::shared_ptr<const Prepared> key = KeyForPeriod(p);
+    if (key != nullptr &&
+        CRYPTO_memcmp(key->key.name.data(), name, key->key.name.size()) == 0) {
       *renew = p != current;
       return key;
     }
   }
-  return std::nullopt;
+  return nullptr;
+}
+
+TicketKey TicketKeys::Current(absl::Time now) {
+  std::shared_ptr<const Prepared> p = KeyForPeriod(Period(now));
+  return p != nullptr ? p->key : TicketKey{};
+}
+
+std::optional<TicketKey> TicketKeys::Find(const uint8_t name[16],
+                                          absl::Time now, bool* renew) {
+  std::shared_ptr<const Prepared> p = FindPrepared(name, now, renew);
+  if (p == nullptr) return std::nullopt;
+  return p->key;
+}
+
+int TicketKeys::InitTicketCrypto(uint8_t key_name[16], uint8_t* iv,
+                                 EVP_CIPHER_CTX* cipher_ctx, HMAC_CTX* hmac_ctx,
+                                 int encrypt) {
+  absl::Time now = Now();
+  if (encrypt) {
+    std::shared_ptr<const Prepared> p = KeyForPeriod(Period(now));
+    if (p == nullptr) return -1;
+    std::memcpy(key_name, p->key.name.data(), p->key.name.size());
+    if (!RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_256_cbc())) ||
+        !EVP_EncryptInit_ex(cipher_ctx, EVP_aes_256_cbc(), nullptr,
+                            p->key.aes_key.data(), iv) ||
+        !HMAC_CTX_copy_ex(hmac_ctx, p->hmac.get())) {
+      return -1;
+    }
+    return 1;
+  }
+  bool renew = false;
+  std::shared_ptr<const Prepared> p = FindPrepared(key_name, now, &renew);
+  if (p == nullptr) return 0;  // unknown or expired key: full handshake
+  if (!EVP_DecryptInit_ex(cipher_ctx, EVP_aes_256_cbc(), nullptr,
+                          p->key.aes_key.data(), iv) ||
+      !HMAC_CTX_copy_ex(hmac_ctx, p->hmac.get())) {
+    return -1;
+  }
+  return renew ? 2 : 1;
 }
 
 }  // namespace popgate::tls

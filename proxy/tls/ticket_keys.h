@@ -6,6 +6,8 @@
 #ifndef POPGATE_PROXY_TLS_TICKET_KEYS_H_
 #define POPGATE_PROXY_TLS_TICKET_KEYS_H_
 
+#include <openssl/base.h>
+
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -40,6 +42,14 @@ class TicketKeys {
   std::optional<TicketKey> Find(const uint8_t name[16], absl::Time now,
                                 bool* renew);
 
+  // The body of the SSL_CTX_set_tlsext_ticket_key_cb callback (same
+  // arguments and return values): AES-256-CBC + HMAC-SHA256 under the key
+  // of Now(). The HMAC key schedule is done once per key, not per ticket:
+  // `hmac_ctx` is a copy of a context keyed when the key was derived.
+  int InitTicketCrypto(uint8_t key_name[16], uint8_t* iv,
+                       EVP_CIPHER_CTX* cipher_ctx, HMAC_CTX* hmac_ctx,
+                       int encrypt);
+
   ~TicketKeys();  // wipes the secret and derived keys
   TicketKeys(const TicketKeys&) = delete;
   TicketKeys& operator=(const TicketKeys&) = delete;
@@ -51,18 +61,25 @@ class TicketKeys {
   void SetClockForTesting(std::function<absl::Time()> clock);
 
  private:
+  // A derived key with its HMAC context already keyed. Immutable once
+  // built, so workers copy from it concurrently without a lock; shared so
+  // that eviction never frees one still being copied.
+  struct Prepared;
+
   TicketKeys() = default;
   TicketKey Derive(int64_t period) const;
   int64_t Period(absl::Time now) const;
-  TicketKey KeyForPeriod(int64_t period);
+  std::shared_ptr<const Prepared> KeyForPeriod(int64_t period);
+  std::shared_ptr<const Prepared> FindPrepared(const uint8_t name[16],
+                                               absl::Time now, bool* renew);
 
   absl::Duration rotation_;
   mutable std::mutex clock_mu_;
   std::function<absl::Time()> clock_;
   std::array<uint8_t, 32> secret_{};
   std::mutex mu_;
-  // Small cache of derived keys by period.
-  std::vector<std::pair<int64_t, TicketKey>> cache_;
+  // Small cache of derived keys (current, 2 previous, 1 spare).
+  std::vector<std::shared_ptr<const Prepared>> cache_;
 };
 
 }  // namespace popgate::tls

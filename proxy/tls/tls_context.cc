@@ -1,10 +1,6 @@
 #include "proxy/tls/tls_context.h"
 
-#include <openssl/cipher.h>
-#include <openssl/digest.h>
 #include <openssl/err.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
@@ -86,7 +82,8 @@ enum ssl_select_cert_result_t SelectCertificate(const SSL_CLIENT_HELLO* hello) {
         !SSL_set_signing_algorithm_prefs(ssl, algs.data(), algs.size())) {
       return ssl_select_cert_error;
     }
-  } else if (!SSL_set_chain_and_key(ssl, cert.chain_ptrs.data(),
+  } else if (&cert != impl->certs.Preinstalled() &&
+             !SSL_set_chain_and_key(ssl, cert.chain_ptrs.data(),
                                     cert.chain_ptrs.size(), cert.key.get(),
                                     nullptr)) {
     return ssl_select_cert_error;
@@ -101,30 +98,8 @@ int TicketKeyCallback(SSL* ssl, uint8_t* key_name, uint8_t* iv,
                       int encrypt) {
   ServerContext::Impl* impl = GetImpl(ssl);
   if (impl == nullptr || impl->ticket_keys == nullptr) return -1;
-  TicketKeys& keys = *impl->ticket_keys;
-  absl::Time now = keys.Now();
-  if (encrypt) {
-    TicketKey key = keys.Current(now);
-    std::copy(key.name.begin(), key.name.end(), key_name);
-    RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_256_cbc()));
-    if (!EVP_EncryptInit_ex(cipher_ctx, EVP_aes_256_cbc(), nullptr,
-                            key.aes_key.data(), iv) ||
-        !HMAC_Init_ex(hmac_ctx, key.hmac_key.data(), key.hmac_key.size(),
-                      EVP_sha256(), nullptr)) {
-      return -1;
-    }
-    return 1;
-  }
-  bool renew = false;
-  std::optional<TicketKey> key = keys.Find(key_name, now, &renew);
-  if (!key) return 0;  // unknown or expired key: full handshake
-  if (!EVP_DecryptInit_ex(cipher_ctx, EVP_aes_256_cbc(), nullptr,
-                          key->aes_key.data(), iv) ||
-      !HMAC_Init_ex(hmac_ctx, key->hmac_key.data(), key->hmac_key.size(),
-                    EVP_sha256(), nullptr)) {
-    return -1;
-  }
-  return renew ? 2 : 1;
+  return impl->ticket_keys->InitTicketCrypto(key_name, iv, cipher_ctx, hmac_ctx,
+                                             encrypt);
 }
 
 uint32_t Seconds(absl::Duration d) {
@@ -155,6 +130,15 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Build(
   if (absl::Status s = ConfigureProtocol(c); !s.ok()) return s;
   SSL_CTX_set_ex_data(c, ServerImplIndex(), ctx->impl_.get());
   SSL_CTX_set_select_certificate_cb(c, &SelectCertificate);
+  // Every connection starts with the certificate most clients get, so that
+  // SelectCertificate sets one only for the others (see Preinstalled()).
+  if (const LoadedCert* pre = ctx->impl_->certs.Preinstalled();
+      pre != nullptr && !SSL_CTX_set_chain_and_key(c, pre->chain_ptrs.data(),
+                                                   pre->chain_ptrs.size(),
+                                                   pre->key.get(), nullptr)) {
+    return absl::InvalidArgumentError("cert_file " + pre->cert_file +
+                                      ": cannot use: " + DrainErrorQueue());
+  }
   // BoringSSL servers never renegotiate and answer a client's renegotiation
   // attempt with a no_renegotiation alert: nothing to switch off.
 
@@ -169,6 +153,12 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Build(
         std::min(options.session_lifetime, 2 * options.ticket_keys->rotation());
     SSL_CTX_set_timeout(c, Seconds(lifetime));
     SSL_CTX_set_session_psk_dhe_timeout(c, Seconds(lifetime));
+    // One TLS 1.3 ticket per handshake, not BoringSSL's default two: each
+    // costs a session copy, its encryption and a record. A POP3 client has
+    // one connection per mailbox at a time (RFC 1939 locks the maildrop),
+    // and the ticket each handshake brings is the one its next connection
+    // offers, so a second ticket would go unused.
+    SSL_CTX_set_num_tickets(c, 1);
   } else {
     SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
     SSL_CTX_set_num_tickets(c, 0);
