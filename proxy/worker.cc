@@ -97,25 +97,54 @@ void Worker::BeginStop() {
 }
 
 void Worker::Log(std::string line) {
-  // The string lives on the heap until the write completes.
-  struct PendingLog {
-    Worker* worker;
-    std::string text;
-    Completion completion;
-  };
-  auto* p = new PendingLog{this, std::move(line), {}};
-  p->completion.ctx = p;
-  p->completion.callback = [](void* ctx, int, uint32_t) {
-    auto* p = static_cast<PendingLog*>(ctx);
-    --p->worker->pending_logs_;
-    delete p;
-  };
-  ++pending_logs_;
+  // A stuck stderr must not eat memory: past 4 MiB waiting, lines are
+  // dropped (and the drop is said once the queue drains).
+  constexpr size_t kMaxQueued = 4 << 20;
+  if (log_queue_.size() + line.size() > kMaxQueued) {
+    ++dropped_logs_;
+    return;
+  }
+  log_queue_ += line;
+  if (log_writing_.empty()) FlushLog();
+}
+
+void Worker::FlushLog() {
+  if (log_queue_.empty() && dropped_logs_ > 0) {
+    log_queue_ = absl::StrCat(
+        "{\"event\":\"warning\",\"worker\":", index_,
+        ",\"warning\":\"log lines dropped\",\"count\":", dropped_logs_, "}\n");
+    dropped_logs_ = 0;
+  }
+  if (log_queue_.empty()) return;
+  // Writes to a pipe are atomic only up to PIPE_BUF (4 KiB): cut at the
+  // last whole line within it so lines of several workers never interleave.
+  constexpr size_t kAtomicWrite = 4096;
+  size_t n = log_queue_.size();
+  if (n > kAtomicWrite) {
+    size_t nl = log_queue_.rfind('\n', kAtomicWrite - 1);
+    n = nl == std::string::npos ? log_queue_.find('\n') + 1 : nl + 1;
+    if (n == 0) n = log_queue_.size();  // no newline at all
+  }
+  log_writing_.assign(log_queue_, 0, n);
+  log_queue_.erase(0, n);
+  log_done_.ctx = this;
+  log_done_.callback = &Worker::OnLogWritten;
   io_uring_sqe* sqe = ring_.GetSqe();
   // offset -1: append at the file position (stderr may be a file or pipe).
-  io_uring_prep_write(sqe, STDERR_FILENO, p->text.data(),
-                      static_cast<unsigned>(p->text.size()), -1);
-  io_uring_sqe_set_data(sqe, &p->completion);
+  io_uring_prep_write(sqe, STDERR_FILENO, log_writing_.data(),
+                      static_cast<unsigned>(log_writing_.size()), -1);
+  io_uring_sqe_set_data(sqe, &log_done_);
+}
+
+void Worker::OnLogWritten(void* ctx, int result, uint32_t /*flags*/) {
+  auto* w = static_cast<Worker*>(ctx);
+  if (result > 0 && static_cast<size_t>(result) < w->log_writing_.size()) {
+    // Short write: the rest goes first next time.
+    w->log_queue_.insert(0, w->log_writing_, static_cast<size_t>(result));
+  }
+  // On an error the lines are lost: there is nowhere else to say so.
+  w->log_writing_.clear();
+  w->FlushLog();
 }
 
 void Worker::Run() {
@@ -138,7 +167,7 @@ void Worker::Run() {
     ring_.RunOnce(absl::Seconds(1));
     if (stop_requested_.load() && !stopping_) BeginStop();
     if (!stopping_) continue;
-    if (sessions_.empty() && pending_logs_ == 0) {
+    if (sessions_.empty() && log_writing_.empty() && log_queue_.empty()) {
       bool any_armed = false;
       for (auto& a : acceptors_) any_armed |= a->armed;
       if (!any_armed) break;

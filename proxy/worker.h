@@ -48,6 +48,8 @@ class Worker {
   void Register(LiveSession* s) { sessions_.insert(s); }
   void Unregister(LiveSession* s) { sessions_.erase(s); }
   // Writes a line to stderr through the ring (never blocks the worker).
+  // Lines that come while a write is in flight go out together in the next
+  // one: under load one write carries many session lines.
   void Log(std::string line);
 
  private:
@@ -65,6 +67,8 @@ class Worker {
   void ArmAccept(Acceptor& a);
   static void OnAccept(void* ctx, int result, uint32_t flags);
   static void OnRetry(void* ctx, int result, uint32_t flags);
+  void FlushLog();
+  static void OnLogWritten(void* ctx, int result, uint32_t flags);
   void BeginStop();
 
   int index_;
@@ -79,7 +83,10 @@ class Worker {
   BufferRing buffers_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   absl::flat_hash_set<LiveSession*> sessions_;
-  int pending_logs_ = 0;
+  std::string log_queue_;    // lines waiting for the next write
+  std::string log_writing_;  // the write in flight (empty: none)
+  Completion log_done_;
+  uint64_t dropped_logs_ = 0;
   std::thread thread_;
   std::atomic<bool> stop_requested_{false};
   std::atomic<int64_t> deadline_unix_ns_{0};
