@@ -13,8 +13,8 @@
 #
 # Usage: bench/tools/tls_handshake_profile.sh BUILD_DIR [N] [TOP]
 #   N    handshakes in the long run (default 200; the short run is N/4)
-#   TOP  also print the TOP functions by inclusive cost per handshake of
-#        each long run (default 0 = none)
+#   TOP  also print the TOP named functions by inclusive cost per
+#        handshake of each long run (default 0 = none)
 # With TLS_PROFILE_KEEP=DIR, each long run's callgrind dump is kept there as
 # CASE.cg (for callgrind_annotate --inclusive=yes --tree=calling).
 # Needs valgrind (callgrind_control), openssl (for the demo certificates),
@@ -139,6 +139,11 @@ for spec in "full-tls1.3|--tls-version 1.3" \
     callgrind_annotate --inclusive=yes --threshold=100 "$tmp/last.cg" 2>/dev/null |
       awk -v n="$n" -v top="$top" '
         /^-+$/ {sep++; next}
+        # Skip the thread/event-loop frames every cost sits under, and
+        # BoringSSL internals (Debian strips them: only addresses).
+        /clone|start_thread|_M_run|Worker::Run|Ring::RunOnce|TOTALS|\?\?\?:0x/ {
+          next
+        }
         sep >= 3 && $1 ~ /^[0-9,]+$/ && shown < top {
           ir = $1; gsub(",", "", ir); $1 = ""
           printf "    %12d  %s\n", ir / n, substr($0, 2); shown++
