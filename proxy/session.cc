@@ -583,8 +583,7 @@ Detached RunSession(Worker& worker, UniqueFd client, int listener_index) {
                         reinterpret_cast<sockaddr*>(&peer), peer_len)
                         .ToString();
   }
-  int one = 1;
-  setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  // TCP_NODELAY comes from the listening socket (OpenListener).
   s->trusted_client = peer_len > 0 && s->snap->trusted_networks.Contains(
                                           reinterpret_cast<sockaddr*>(&peer));
 
