@@ -113,6 +113,9 @@ void Connection::OnComplete(int result) {
   Io io = io_;
   io_ = Io::kNone;
   if (result < 0) {
+    // After QUIT's +OK the session has succeeded; a reset now is how some
+    // servers close (our close_notify reached a socket already closed).
+    if (step_ == Step::kAwaitEof && !aborted_) return Finish();
     if (io == Io::kConnect && result != -ECANCELED) {
       Fail(ErrorKind::kConnect);
     } else {
@@ -437,15 +440,18 @@ void Connection::AwaitEof() {
   // The server closes first (its TIME_WAIT, as with plain POP3). A TLS
   // server that ended with close_notify may wait for ours before it closes
   // the socket (nginx waits up to 3 s, which would cap a connection at one
-  // session per 3 s): answer it, then wait for the EOF.
+  // session per 3 s): answer it, then wait for the EOF. Best effort, one
+  // non-blocking send: the session already succeeded (QUIT got +OK), and a
+  // server that closed at once answers it with a reset (see OnComplete).
   if (transport_ == tls_.get() && tls_->peer_closed() &&
       !tls_->close_notify_sent()) {
     std::string error;
-    // The session already succeeded (QUIT got +OK): a failure to answer
-    // only ends it now, without an error.
     if (!tls_->SendCloseNotify(&error)) return Finish();
-    out_wire_ = transport_->TakeWire();
-    return ContinueSend();  // then ReadResponse(): nothing pending, a recv
+    std::string_view wire = transport_->TakeWire();
+    if (::send(fd_.get(), wire.data(), wire.size(),
+               MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+      return Finish();
+    }
   }
   ArmRecv();
 }
