@@ -8,6 +8,7 @@
 #include <memory>
 #include <string_view>
 
+#include "proxy/buffer_ring.h"
 #include "proxy/forward_activity.h"
 #include "proxy/join.h"
 #include "proxy/pipe_pool.h"
@@ -19,6 +20,25 @@ namespace {
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 // Bursts up to this size are copied through user space (see Pump).
 constexpr size_t kSmallCopy = 16 * 1024;
+constexpr size_t kProvidedSize = BufferRing::kBufferSize;
+
+// A provided buffer taken by a receive, given back to the ring when done.
+class ProvidedLease {
+ public:
+  ProvidedLease(BufferRing* ring, int id) : ring_(ring), id_(id) {}
+  ~ProvidedLease() {
+    if (id_ >= 0) ring_->Recycle(static_cast<uint16_t>(id_));
+  }
+  ProvidedLease(const ProvidedLease&) = delete;
+  ProvidedLease& operator=(const ProvidedLease&) = delete;
+  const char* data() const {
+    return id_ >= 0 ? ring_->Get(static_cast<uint16_t>(id_)) : nullptr;
+  }
+
+ private:
+  BufferRing* ring_;
+  int id_;
+};
 
 enum class PumpEnd { kEof, kSourceError, kSinkError, kPipeError, kIdle };
 
@@ -85,8 +105,9 @@ Task<int> SendAll(Ring& ring, int fd, std::string_view data,
 //   hand-offs per line; a recv and a send on the ring run inline instead.
 // - A burst that fills that small buffer (a RETR) is spliced, chunk after
 //   chunk, while data keeps coming: mail bodies never enter user space.
-Task<PumpEnd> Pump(Ring& ring, PipePool& pool, End from_end, End to_end,
-                   uint64_t& bytes, ForwardActivity& activity) {
+Task<PumpEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
+                   End from_end, End to_end, uint64_t& bytes,
+                   ForwardActivity& activity) {
   const int from = from_end.fd;
   const int to = to_end.fd;
   const unsigned chunk = static_cast<unsigned>(pool.pipe_size());
@@ -96,17 +117,40 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, End from_end, End to_end,
   PumpEnd end = PumpEnd::kEof;
   while (true) {
     if (!have_pipe) {
-      int ev = co_await WaitFor(ring, from, POLLIN | POLLRDHUP, activity);
-      if (ev == -ETIME) {
-        end = PumpEnd::kIdle;
-        break;
+      // The next bytes go into a small buffer. Preferably one of the
+      // worker's provided buffers: the kernel picks it only when data
+      // arrives, so waiting holds none, and it takes one operation instead
+      // of a poll and a recv. When they are all in use: poll, then recv
+      // into a private buffer.
+      ProvidedRecv pr{-ENOBUFS, -1};
+      if (buffers != nullptr && buffers->ready()) {
+        absl::Duration left = activity.Left();
+        if (left <= absl::ZeroDuration()) {
+          end = PumpEnd::kIdle;
+          break;
+        }
+        pr = co_await RecvProvided(ring, *buffers, from, left);
+        // Timed out: the other direction may have been busy meanwhile.
+        if (pr.result == -ECANCELED) continue;
       }
-      if (ev < 0) {
-        end = PumpEnd::kSourceError;
-        break;
+      ProvidedLease lease(buffers, pr.buffer);
+      std::unique_ptr<char[]> small;
+      const char* data = lease.data();
+      int got = pr.result;
+      if (got == -ENOBUFS) {
+        int ev = co_await WaitFor(ring, from, POLLIN | POLLRDHUP, activity);
+        if (ev == -ETIME) {
+          end = PumpEnd::kIdle;
+          break;
+        }
+        if (ev < 0) {
+          end = PumpEnd::kSourceError;
+          break;
+        }
+        small.reset(new char[kSmallCopy]);
+        data = small.get();
+        got = co_await Recv(ring, from, small.get(), kSmallCopy);
       }
-      std::unique_ptr<char[]> small(new char[kSmallCopy]);
-      int got = co_await Recv(ring, from, small.get(), kSmallCopy);
       if (got == -EAGAIN) continue;  // woken without data after all
       if (got == 0 || IsCleanKtlsEnd(from_end, got)) {
         HalfClose(to_end);
@@ -118,14 +162,17 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, End from_end, End to_end,
         break;
       }
       activity.Touch();
-      int rc = co_await SendAll(
-          ring, to, {small.get(), static_cast<size_t>(got)}, activity);
+      int rc = co_await SendAll(ring, to, {data, static_cast<size_t>(got)},
+                                activity);
       if (rc < 0) {
         end = rc == -ETIME ? PumpEnd::kIdle : PumpEnd::kSinkError;
         break;
       }
       bytes += static_cast<uint64_t>(got);
-      if (static_cast<size_t>(got) < kSmallCopy) continue;  // burst over
+      // A read that did not fill its buffer: the burst is over.
+      if (static_cast<size_t>(got) < (small ? kSmallCopy : kProvidedSize)) {
+        continue;
+      }
       if (!pool.Acquire(pipe)) {
         end = PumpEnd::kPipeError;
         break;
@@ -186,10 +233,10 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, End from_end, End to_end,
   co_return end;
 }
 
-Detached RunPump(Ring& ring, PipePool& pool, End from, End to, uint64_t& bytes,
-                 ForwardActivity& activity, PumpEnd& end, JoinCounter& join,
-                 int cut_a, int cut_b) {
-  end = co_await Pump(ring, pool, from, to, bytes, activity);
+Detached RunPump(Ring& ring, PipePool& pool, BufferRing* buffers, End from,
+                 End to, uint64_t& bytes, ForwardActivity& activity,
+                 PumpEnd& end, JoinCounter& join, int cut_a, int cut_b) {
+  end = co_await Pump(ring, pool, buffers, from, to, bytes, activity);
   if (activity.EndedCleanly(end == PumpEnd::kEof, end == PumpEnd::kIdle)) {
     end = PumpEnd::kEof;
   } else {
@@ -202,7 +249,8 @@ Detached RunPump(Ring& ring, PipePool& pool, End from, End to, uint64_t& bytes,
 
 }  // namespace
 
-Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool, int client_fd,
+Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool,
+                                 BufferRing* buffers, int client_fd,
                                  int backend_fd, absl::Duration idle_timeout,
                                  bool client_ktls) {
   ForwardStats stats;
@@ -214,10 +262,10 @@ Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool, int client_fd,
   PumpEnd up_end = PumpEnd::kEof, down_end = PumpEnd::kEof;
   const End client{client_fd, client_ktls};
   const End backend{backend_fd, false};
-  RunPump(ring, pool, client, backend, stats.client_to_backend, activity,
-          up_end, join, client_fd, backend_fd);
-  RunPump(ring, pool, backend, client, stats.backend_to_client, activity,
-          down_end, join, client_fd, backend_fd);
+  RunPump(ring, pool, buffers, client, backend, stats.client_to_backend,
+          activity, up_end, join, client_fd, backend_fd);
+  RunPump(ring, pool, buffers, backend, client, stats.backend_to_client,
+          activity, down_end, join, client_fd, backend_fd);
   co_await join.Wait();
   if (up_end == PumpEnd::kIdle || down_end == PumpEnd::kIdle) {
     stats.end = "idle_timeout";

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "proxy/buffer_ring.h"
 #include "proxy/pipe_pool.h"
 #include "proxy/ring.h"
 #include "proxy/task.h"
@@ -31,7 +32,10 @@ struct ForwardStats {
 // `client_ktls`: the client's TLS was handed to the kernel (TlsStream::
 // HandOffToKernel): its close_notify counts as EOF and it gets one before
 // our FIN.
-Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool, int client_fd,
+// `buffers` (may be null): the worker's provided receive buffers, used for
+// the short lines between bursts.
+Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool,
+                                 BufferRing* buffers, int client_fd,
                                  int backend_fd, absl::Duration idle_timeout,
                                  bool client_ktls = false);
 

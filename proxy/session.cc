@@ -533,8 +533,9 @@ Task<void> Forward(SessionState& s) {
   if ((s.client->IsPlainSocket() || client_ktls) &&
       s.backend_stream->IsPlainSocket()) {
     s.rec.forwarding = client_ktls ? "ktls-splice" : "splice";
-    stats = co_await ForwardSplice(s.ring, s.worker.pipes(), s.client_fd,
-                                   s.backend.get(), idle, client_ktls);
+    stats =
+        co_await ForwardSplice(s.ring, s.worker.pipes(), &s.worker.buffers(),
+                               s.client_fd, s.backend.get(), idle, client_ktls);
   } else {
     // TLS that stays in user space (no kernel TLS here, or it could not
     // take this session): bytes are decrypted and re-encrypted here.

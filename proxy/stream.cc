@@ -14,6 +14,11 @@ Task<int> PlainStream::WaitReadable(absl::Duration timeout) {
 }
 
 Task<int> PlainStream::WriteAll(std::string_view data, absl::Duration timeout) {
+  if (data.empty()) co_return 0;
+  // Usually all of it fits now; the timed send is only for the rest.
+  int first = co_await SendNow(ring_, fd_, data.data(), data.size());
+  if (first > 0) data.remove_prefix(static_cast<size_t>(first));
+  if (first < 0 && first != -EAGAIN) co_return first;
   while (!data.empty()) {
     int n = co_await Send(ring_, fd_, data.data(), data.size(), timeout);
     if (n < 0) co_return n;

@@ -57,6 +57,13 @@ Task<int> TlsStream::Flush(absl::Duration timeout) {
     // buffer while this one is on the wire.
     engine_->TakeOutput(sending_);
     std::string_view left(sending_.data(), sending_.size());
+    // Usually all of it fits now; the timed send is only for the rest.
+    int first = co_await SendNow(ring_, fd_, left.data(), left.size());
+    if (first > 0) left.remove_prefix(static_cast<size_t>(first));
+    if (first < 0 && first != -EAGAIN) {
+      rc = first;
+      left = {};
+    }
     while (!left.empty()) {
       int n = co_await Send(ring_, fd_, left.data(), left.size(), timeout);
       if (n <= 0) {
