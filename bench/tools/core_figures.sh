@@ -7,35 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin="${1:-build/release}"
-tmp="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-bash scripts/make-demo-certs.sh "$tmp/tls" >/dev/null
-
-"$bin/bench/pop3-synth" --listen 127.0.0.1:17001 --generated-users 6000 \
-  --generated-domain example.com --generated-password pass --messages 2 \
-  --sizes 100m,10m >/dev/null &
-pids+=($!)
-cat >"$tmp/popgate.toml" <<TOML
-[server]
-workers = 2
-[[listener]]
-address = "127.0.0.1:17110"
-[[listener]]
-address = "127.0.0.1:17995"
-tls = "implicit"
-certificates = [ { cert = "$tmp/tls/ecdsa.pem", key = "$tmp/tls/ecdsa.key" } ]
-[[tenant]]
-name = "bench"
-domains = ["example.com"]
-auth = "backend"
-backends = [ { address = "127.0.0.1:17001" } ]
-TOML
+source bench/tools/lib.sh
+bench_init
+bench_certs
+bench_synth 17001 6000 100m,10m
+bench_config "$tmp/popgate.toml" 17001 2 \
+  '[[listener]]' 'address = "127.0.0.1:17110"' "$(bench_tls_listener 17995)"
 start_popgate() {
   "$bin/proxy/popgate" --config "$tmp/popgate.toml" 2>>"$tmp/popgate.log" &
   pg=$!

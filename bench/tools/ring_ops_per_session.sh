@@ -11,29 +11,10 @@ cd "$(dirname "$0")/../.."
 bin="${1:-build/release}"
 sessions="${2:-20000}"
 command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)" >&2; exit 2; }
-tmp="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-"$bin/bench/pop3-synth" --listen 127.0.0.1:27301 --generated-users 6000 \
-  --generated-domain example.com --generated-password pass --messages 2 \
-  --sizes 4k,10k >/dev/null 2>&1 &
-pids+=($!)
-cat >"$tmp/popgate.toml" <<TOML
-[server]
-workers = 1
-[[listener]]
-address = "127.0.0.1:27310"
-[[tenant]]
-name = "bench"
-domains = ["example.com"]
-auth = "backend"
-backends = [ { address = "127.0.0.1:27301" } ]
-TOML
+source bench/tools/lib.sh
+bench_init
+bench_synth 27301 6000 4k,10k
+bench_config "$tmp/popgate.toml" 27301 1 '[[listener]]' 'address = "127.0.0.1:27310"'
 "$bin/proxy/popgate" --config "$tmp/popgate.toml" 2>"$tmp/popgate.log" >/dev/null &
 pg=$!
 pids+=($pg)

@@ -9,35 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin="$(cd "${1:-build/release}" && pwd)"
 n="${2:-1000}"
-tmp="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-bash scripts/make-demo-certs.sh "$tmp/tls" >/dev/null
-"$bin/bench/pop3-synth" --listen 127.0.0.1:27401 --generated-users 2000 \
-  --generated-domain example.com --generated-password pass --messages 1 \
-  --sizes 1k >/dev/null 2>&1 &
-pids+=($!)
+source bench/tools/lib.sh
+bench_init
+bench_certs
+bench_synth 27401 2000 1k
 measure() {  # $1 = true|false for [tls] ktls
-  cat >"$tmp/popgate.toml" <<TOML
-[server]
-workers = 1
-[tls]
-ktls = $1
-[[listener]]
-address = "127.0.0.1:27495"
-tls = "implicit"
-certificates = [ { cert = "$tmp/tls/ecdsa.pem", key = "$tmp/tls/ecdsa.key" } ]
-[[tenant]]
-name = "bench"
-domains = ["example.com"]
-auth = "backend"
-backends = [ { address = "127.0.0.1:27401" } ]
-TOML
+  bench_config "$tmp/popgate.toml" 27401 1 "$(printf '[tls]\nktls = %s' "$1")" \
+    "$(bench_tls_listener 27495)"
   "$bin/proxy/popgate" --config "$tmp/popgate.toml" 2>"$tmp/popgate.log" &
   local pg=$!
   sleep 1

@@ -70,6 +70,22 @@ int SetDirection(int fd, int direction, const KtlsMaterial& m,
   return -1;
 }
 
+// One record's payload plus room for the one-byte record-type control
+// message the kernel uses to tell (and be told) a record's content type.
+struct RecordMsg {
+  RecordMsg(unsigned char* data, size_t len) : iov{data, len} {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+  }
+  RecordMsg(const RecordMsg&) = delete;
+  RecordMsg& operator=(const RecordMsg&) = delete;
+  struct iovec iov;
+  struct msghdr msg = {};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(unsigned char))] = {};
+};
+
 std::string Errno(const char* what) {
   return std::string(what) + ": " + strerror(errno);
 }
@@ -105,16 +121,10 @@ absl::Status InstallKernelTls(int fd, const KtlsMaterial& m) {
 
 KtlsControl ReadKernelTlsControlRecord(int fd) {
   unsigned char payload[64];
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(unsigned char))];
-  struct iovec iov = {payload, sizeof(payload)};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+  RecordMsg rm(payload, sizeof(payload));
+  ssize_t n = recvmsg(fd, &rm.msg, MSG_DONTWAIT);
   if (n < 0) return KtlsControl::kNone;
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&rm.msg);
   if (cmsg == nullptr || cmsg->cmsg_level != SOL_TLS ||
       cmsg->cmsg_type != TLS_GET_RECORD_TYPE) {
     return KtlsControl::kOtherRecord;
@@ -128,19 +138,13 @@ KtlsControl ReadKernelTlsControlRecord(int fd) {
 
 bool SendKernelTlsCloseNotify(int fd) {
   unsigned char alert[2] = {kAlertWarning, kAlertCloseNotify};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(unsigned char))] = {};
-  struct iovec iov = {alert, sizeof(alert)};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  RecordMsg rm(alert, sizeof(alert));
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&rm.msg);
   cmsg->cmsg_level = SOL_TLS;
   cmsg->cmsg_type = TLS_SET_RECORD_TYPE;
   cmsg->cmsg_len = CMSG_LEN(sizeof(unsigned char));
   *CMSG_DATA(cmsg) = kRecordAlert;
-  return sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == sizeof(alert);
+  return sendmsg(fd, &rm.msg, MSG_DONTWAIT | MSG_NOSIGNAL) == sizeof(alert);
 }
 
 }  // namespace popgate::tls
