@@ -46,15 +46,22 @@ void InfoCallback(const SSL* ssl, int type, int value) {
                       " fatal alert: " + SSL_alert_desc_string_long(value);
 }
 
-// Common protocol settings of both sides.
-absl::Status ConfigureProtocol(SSL_CTX* ctx) {
-  if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
-      !SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) ||
-      !SSL_CTX_set1_curves_list(ctx, kGroups)) {
+// A new context with the protocol settings of both sides, stored in `out`
+// (owned by the caller's context object, which frees it even on failure).
+absl::Status NewContext(SSL_CTX*& out, bool capture_traffic_secrets) {
+  ERR_clear_error();
+  out = SSL_CTX_new(TLS_method());
+  if (out == nullptr) {
+    return absl::InternalError("SSL_CTX_new failed: " + DrainErrorQueue());
+  }
+  if (!SSL_CTX_set_min_proto_version(out, TLS1_2_VERSION) ||
+      !SSL_CTX_set_max_proto_version(out, TLS1_3_VERSION) ||
+      !SSL_CTX_set1_curves_list(out, kGroups)) {
     return absl::InternalError("TLS context setup failed: " +
                                DrainErrorQueue());
   }
-  SSL_CTX_set_info_callback(ctx, &InfoCallback);
+  SSL_CTX_set_info_callback(out, &InfoCallback);
+  if (capture_traffic_secrets) CaptureTrafficSecrets(out);
   return absl::OkStatus();
 }
 
@@ -121,13 +128,11 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Build(
   ctx->impl_->sign_pool = options.sign_pool;
   ctx->impl_->ticket_keys = options.ticket_keys;
 
-  ERR_clear_error();
-  ctx->ctx_ = SSL_CTX_new(TLS_method());
-  if (ctx->ctx_ == nullptr) {
-    return absl::InternalError("SSL_CTX_new failed: " + DrainErrorQueue());
+  if (absl::Status s = NewContext(ctx->ctx_, options.capture_traffic_secrets);
+      !s.ok()) {
+    return s;
   }
   SSL_CTX* c = ctx->ctx_;
-  if (absl::Status s = ConfigureProtocol(c); !s.ok()) return s;
   SSL_CTX_set_ex_data(c, ServerImplIndex(), ctx->impl_.get());
   SSL_CTX_set_select_certificate_cb(c, &SelectCertificate);
   // Every connection starts with the certificate most clients get, so that
@@ -163,7 +168,6 @@ absl::StatusOr<std::shared_ptr<const ServerContext>> ServerContext::Build(
     SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
     SSL_CTX_set_num_tickets(c, 0);
   }
-  if (options.capture_traffic_secrets) CaptureTrafficSecrets(c);
   return std::shared_ptr<const ServerContext>(std::move(ctx));
 }
 
@@ -173,14 +177,11 @@ absl::StatusOr<std::shared_ptr<const ClientContext>> ClientContext::Build(
     const ClientTlsOptions& options) {
   std::shared_ptr<ClientContext> ctx(new ClientContext());
   ctx->verify_ = options.verify;
-  ERR_clear_error();
-  ctx->ctx_ = SSL_CTX_new(TLS_method());
-  if (ctx->ctx_ == nullptr) {
-    return absl::InternalError("SSL_CTX_new failed: " + DrainErrorQueue());
+  if (absl::Status s = NewContext(ctx->ctx_, options.capture_traffic_secrets);
+      !s.ok()) {
+    return s;
   }
   SSL_CTX* c = ctx->ctx_;
-  if (absl::Status s = ConfigureProtocol(c); !s.ok()) return s;
-  if (options.capture_traffic_secrets) CaptureTrafficSecrets(c);
 
   if (options.verify) {
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);

@@ -275,6 +275,30 @@ def _tail(path: str | None, n: int = 4000) -> str:
     return "\n--- " + path + " ---\n" + data[-n:].decode("utf-8", "replace")
 
 
+def _read_bytes(path: str) -> bytes:
+    """A file's bytes, or b"" if it does not exist (yet)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return b""
+
+
+class _ServerInDir:
+    """A server process with its own temp dir `self.dir`: usable in a with
+    block; cleanup() stops it and removes the dir."""
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
 # ---------------------------------------------------------------------------
 # Message content
 # ---------------------------------------------------------------------------
@@ -568,7 +592,7 @@ def curl(port: int, user: str, password: str, path: str = "", extra: Sequence[st
 _SYNTH_LISTEN_RE = re.compile(rb"pop3-synth listening on 127\.0\.0\.1:(\d+)")
 
 
-class Synth:
+class Synth(_ServerInDir):
     """pop3-synth on 127.0.0.1:<ephemeral>.
 
     users: {"alice@example.com": "demo", ...}; messages/size or sizes.
@@ -641,16 +665,6 @@ class Synth:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
 
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
-
     def dump(self, user: str, n: int) -> bytes:
         key = (user, n)
         if key not in self._dump_cache:
@@ -676,7 +690,7 @@ class SeededMessage:
     data: bytes
 
 
-class Dovecot:
+class Dovecot(_ServerInDir):
     """A real Dovecot serving POP3 only, on 127.0.0.1:<port>, in a temp dir.
 
     Users live in a passwd-file ({PLAIN}); mailboxes are maildirs under
@@ -854,22 +868,8 @@ class Dovecot:
     def stop(self) -> None:
         stop_process(self.proc, signal.SIGTERM, timeout=15)
 
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
-
     def log(self) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return _read_bytes(self.log_path).decode("utf-8", "replace")
 
 
 # ---------------------------------------------------------------------------
@@ -892,7 +892,7 @@ class Tenant:
     weights: list[int] | None = None
 
 
-class Popgate:
+class Popgate(_ServerInDir):
     """popgate with a generated config in a temp dir, on 127.0.0.1:<port>."""
 
     def __init__(self, tenants: Sequence[Tenant], server: dict | None = None,
@@ -1004,29 +1004,11 @@ class Popgate:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
-
     def stderr_text(self) -> str:
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return self.stderr_bytes().decode("utf-8", "replace")
 
     def stderr_bytes(self) -> bytes:
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            return b""
+        return _read_bytes(self.stderr_path)
 
     def log_records(self) -> list[dict]:
         """Every stderr line that parses as a JSON object."""
