@@ -19,11 +19,11 @@ trap cleanup INT TERM EXIT
 
 # Demo mailboxes: alice (tenant example.com) has 5 messages on one backend,
 # bob (tenant example.org) 3 on another. Passwords: "demo".
-"$bin/bench/pop3-synth" --listen 127.0.0.1:11001 \
+"$bin/testbed/pop3-synth" --listen 127.0.0.1:11001 \
   --user alice@example.com:demo --messages 5 --sizes 2k,10k,50k,1k,300k \
   --greeting "pop3-synth (tenant example.com) ready" &
 pids+=($!)
-"$bin/bench/pop3-synth" --listen 127.0.0.1:11002 \
+"$bin/testbed/pop3-synth" --listen 127.0.0.1:11002 \
   --user bob@example.org:demo --messages 3 --sizes 3k,20k,4k \
   --greeting "pop3-synth (tenant example.org) ready" &
 pids+=($!)
@@ -45,6 +45,6 @@ Try, in another terminal:
 Session logs (one JSON line per session) follow below. Ctrl-C stops.
 
 MSG
-"$bin/proxy/popgate" --config deploy/demo.toml &
+"$bin/server/popgate" --config deploy/demo.toml &
 pids+=($!)
 wait "${pids[-1]}"

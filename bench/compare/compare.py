@@ -1084,8 +1084,8 @@ def build(args):
                 if r.returncode:
                     sys.exit(r.stdout.decode()[-3000:])
     bins = {}
-    for name, rel in (("popgate", "proxy/popgate"),
-                      ("pop3-synth", "bench/pop3-synth"),
+    for name, rel in (("popgate", "server/popgate"),
+                      ("pop3-synth", "testbed/pop3-synth"),
                       ("loadgen", "bench/loadgen/loadgen")):
         path = os.path.join(b, rel)
         if os.access(path, os.X_OK):

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "bench/synth/message.h"
+#include "testbed/synth/message.h"
 
 namespace popgate::loadgen {
 

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "proxy/line_reader.h"
-#include "proxy/pop3_command.h"
+#include "pop3/line_reader.h"
+#include "pop3/pop3_command.h"
 
 namespace popgate {
 namespace {

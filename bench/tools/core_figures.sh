@@ -14,7 +14,7 @@ bench_synth 17001 6000 100m,10m
 bench_config "$tmp/popgate.toml" 17001 2 \
   '[[listener]]' 'address = "127.0.0.1:17110"' "$(bench_tls_listener 17995)"
 start_popgate() {
-  "$bin/proxy/popgate" --config "$tmp/popgate.toml" 2>>"$tmp/popgate.log" &
+  "$bin/server/popgate" --config "$tmp/popgate.toml" 2>>"$tmp/popgate.log" &
   pg=$!
   pids+=($pg)
   sleep 1

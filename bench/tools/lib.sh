@@ -21,7 +21,7 @@ bench_cleanup() {
 bench_synth() {
   local n
   n=$(($(tr -cd , <<<"$3" | wc -c) + 1))
-  "$bin/bench/pop3-synth" --listen "127.0.0.1:$1" --generated-users "$2" \
+  "$bin/testbed/pop3-synth" --listen "127.0.0.1:$1" --generated-users "$2" \
     --generated-domain example.com --generated-password pass \
     --messages "$n" --sizes "$3" >/dev/null 2>&1 &
   pids+=($!)

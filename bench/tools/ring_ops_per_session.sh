@@ -15,7 +15,7 @@ source bench/tools/lib.sh
 bench_init
 bench_synth 27301 6000 4k,10k
 bench_config "$tmp/popgate.toml" 27301 1 '[[listener]]' 'address = "127.0.0.1:27310"'
-"$bin/proxy/popgate" --config "$tmp/popgate.toml" 2>"$tmp/popgate.log" >/dev/null &
+"$bin/server/popgate" --config "$tmp/popgate.toml" 2>"$tmp/popgate.log" >/dev/null &
 pg=$!
 pids+=($pg)
 sleep 1

@@ -18,7 +18,7 @@
 # With TLS_PROFILE_KEEP=DIR, each long run's callgrind dump is kept there as
 # CASE.cg (for callgrind_annotate --inclusive=yes --tree=calling).
 # Needs valgrind (callgrind_control), openssl (for the demo certificates),
-# and the build's proxy/popgate and bench/loadgen/loadgen. Bounded: every
+# and the build's server/popgate and bench/loadgen/loadgen. Bounded: every
 # step has a timeout; everything started is stopped and the temporary
 # directory removed on exit.
 set -euo pipefail
@@ -27,7 +27,7 @@ build="$(cd "${1:?usage: tls_handshake_profile.sh BUILD_DIR [N] [TOP]}" && pwd)"
 n="${2:-200}"
 top="${3:-0}"
 small=$((n / 4))
-popgate="$build/proxy/popgate"
+popgate="$build/server/popgate"
 loadgen="$build/bench/loadgen/loadgen"
 for f in "$popgate" "$loadgen"; do
   [[ -x "$f" ]] || { echo "missing $f (ninja -C $build popgate loadgen)" >&2; exit 2; }

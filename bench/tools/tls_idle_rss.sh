@@ -16,7 +16,7 @@ bench_synth 27401 2000 1k
 measure() {  # $1 = true|false for [tls] ktls
   bench_config "$tmp/popgate.toml" 27401 1 "$(printf '[tls]\nktls = %s' "$1")" \
     "$(bench_tls_listener 27495)"
-  "$bin/proxy/popgate" --config "$tmp/popgate.toml" 2>"$tmp/popgate.log" &
+  "$bin/server/popgate" --config "$tmp/popgate.toml" 2>"$tmp/popgate.log" &
   local pg=$!
   sleep 1
   local rss

@@ -1,4 +1,4 @@
-#include "proxy/config.h"
+#include "config/config.h"
 
 #include <unistd.h>
 

@@ -70,11 +70,11 @@ def _find_bin(env: str, rel: str) -> str:
 
 
 def popgate_bin() -> str:
-    return _find_bin("POPGATE_BIN", "proxy/popgate")
+    return _find_bin("POPGATE_BIN", "server/popgate")
 
 
 def synth_bin() -> str:
-    return _find_bin("SYNTH_BIN", "bench/pop3-synth")
+    return _find_bin("SYNTH_BIN", "testbed/pop3-synth")
 
 
 DOVECOT_BIN = os.environ.get("DOVECOT_BIN", "/usr/sbin/dovecot")

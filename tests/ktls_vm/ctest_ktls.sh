@@ -14,7 +14,7 @@ if ! command -v qemu-system-x86_64 >/dev/null || [ ! -x /bin/busybox ]; then
 fi
 cd "$src/tests/integration"
 export PYTHONDONTWRITEBYTECODE=1
-export POPGATE_BIN="$build/proxy/popgate" SYNTH_BIN="$build/bench/pop3-synth"
+export POPGATE_BIN="$build/server/popgate" SYNTH_BIN="$build/testbed/pop3-synth"
 "$src/tests/ktls_vm/run" --ro "$src" --ro "$build" -- sh -c "
   '$build/tests/tls/popgate_tls_test' --gtest_filter='Ktls*:*Tls12Test*' &&
   python3 run_skippable.py test_ktls"

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "bench/synth/message.h"
+#include "testbed/synth/message.h"
 
 namespace popgate::loadgen {
 namespace {

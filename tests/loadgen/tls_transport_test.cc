@@ -10,8 +10,8 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "proxy/tls/tls_context.h"
-#include "proxy/tls/tls_engine.h"
+#include "tls/tls_context.h"
+#include "tls/tls_engine.h"
 #include "tests/tls/test_pki.h"
 
 namespace popgate::loadgen {

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "proxy/tls/tls_context.h"
-#include "proxy/tls/tls_engine.h"
+#include "tls/tls_context.h"
+#include "tls/tls_engine.h"
 #include "tests/tls/engine_pair.h"
 #include "tests/tls/test_pki.h"
 

@@ -10,8 +10,8 @@
 #include <mutex>
 #include <string>
 
-#include "proxy/tls/tls_context.h"
-#include "proxy/tls/tls_engine.h"
+#include "tls/tls_context.h"
+#include "tls/tls_engine.h"
 
 namespace popgate::tls::testing {
 

@@ -15,10 +15,10 @@
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "proxy/tls/cert_selection.h"
-#include "proxy/tls/ticket_keys.h"
-#include "proxy/tls/tls_context.h"
-#include "proxy/tls/tls_engine.h"
+#include "tls/cert_selection.h"
+#include "tls/ticket_keys.h"
+#include "tls/tls_context.h"
+#include "tls/tls_engine.h"
 #include "tests/tls/engine_pair.h"
 #include "tests/tls/test_pki.h"
 

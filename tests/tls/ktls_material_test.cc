@@ -4,7 +4,7 @@
 // builds them) must be accepted by the real peer, and the peer's records
 // must open with the exported RX keys. A wrong key, IV, salt split or
 // sequence number makes these tests fail.
-#include "proxy/tls/ktls_material.h"
+#include "tls/ktls_material.h"
 
 #include <netinet/in.h>
 #include <openssl/aead.h>
@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "proxy/tls/ktls_socket.h"
-#include "proxy/tls/tls_engine.h"
-#include "proxy/tls/traffic_secrets.h"
+#include "tls/ktls_socket.h"
+#include "tls/tls_engine.h"
+#include "tls/traffic_secrets.h"
 #include "tests/tls/engine_pair.h"
 #include "tests/tls/test_pki.h"
 

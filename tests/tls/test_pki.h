@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/tls/tls_context.h"
+#include "tls/tls_context.h"
 
 namespace popgate::tls::testing {
 

@@ -1,6 +1,6 @@
 // Session-ticket keys: rotation, the key file, and resumption end to end
 // (same context, two contexts, two instances sharing a key file).
-#include "proxy/tls/ticket_keys.h"
+#include "tls/ticket_keys.h"
 
 #include <openssl/ssl.h>
 

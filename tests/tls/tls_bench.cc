@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
-#include "proxy/tls/ticket_keys.h"
-#include "proxy/tls/tls_context.h"
-#include "proxy/tls/tls_engine.h"
+#include "tls/ticket_keys.h"
+#include "tls/tls_context.h"
+#include "tls/tls_engine.h"
 #include "tests/tls/engine_pair.h"
 #include "tests/tls/test_pki.h"
 

@@ -1,6 +1,6 @@
 // Handshakes, data and failure modes of TlsEngine, client <-> server in
 // memory.
-#include "proxy/tls/tls_engine.h"
+#include "tls/tls_engine.h"
 
 #include <openssl/ssl.h>
 

@@ -1,0 +1,111 @@
+// popgate's configuration: one TOML file, every setting with a safe default.
+// Unknown keys and wrong types are errors reported as "file:line: reason".
+#ifndef POPGATE_CONFIG_CONFIG_H_
+#define POPGATE_CONFIG_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "routing/routing_table.h"
+
+namespace popgate {
+
+struct ServerConfig {
+  int workers = 0;            // 0 = one per online CPU
+  int auth_threads = 2;       // hash pool size
+  int max_auth_failures = 3;  // per connection, then close
+  absl::Duration preauth_idle_timeout = absl::Seconds(60);
+  // Connect, greeting, STLS and the USER reply from a backend.
+  absl::Duration backend_timeout = absl::Seconds(10);
+  // The backend's reply to PASS: backends delay failed logins on purpose
+  // (Dovecot: 2 s and growing), so this one is longer.
+  absl::Duration backend_auth_timeout = absl::Seconds(30);
+  absl::Duration auth_failure_delay = absl::Seconds(2);
+  absl::Duration shutdown_grace = absl::Seconds(30);
+  // A forwarded session with no byte moving either way for this long is
+  // closed (both sides, no QUIT). RFC 1939 asks servers for >= 10 minutes of
+  // autologout; backends usually close first.
+  absl::Duration forward_idle_timeout = absl::Minutes(30);
+  std::string greeting = "popgate ready.";
+};
+
+// A certificate chain and its private key (PEM files, absolute paths).
+struct CertKeyConfig {
+  std::string cert;
+  std::string key;
+};
+
+enum class ListenerTls { kNone, kStartTls, kImplicit };
+// Whether USER/PASS/AUTH are allowed on a connection that is not (yet) TLS.
+enum class PlaintextAuth { kTrusted, kAlways, kNever };
+
+struct ListenerConfig {
+  std::string address;         // "127.0.0.1:1110", "[::1]:110"
+  std::string default_tenant;  // tenant name, empty = none
+  ListenerTls tls = ListenerTls::kNone;
+  // Served when the client's SNI matches no tenant (required with TLS).
+  std::vector<CertKeyConfig> certificates;
+  PlaintextAuth plaintext_auth = PlaintextAuth::kTrusted;
+};
+
+// [tls]: settings shared by all TLS listeners.
+struct TlsConfig {
+  bool session_tickets = true;
+  absl::Duration ticket_key_rotation = absl::Hours(12);
+  std::string ticket_key_file;  // shared secret for several instances
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  // Networks where plaintext_auth = "trusted" allows plain logins.
+  std::vector<std::string> trusted_networks = {"127.0.0.0/8", "::1/128"};
+  bool ktls = true;  // hand TLS to the kernel where it supports it
+};
+
+enum class BackendTls { kNone, kStartTls, kImplicit };
+
+struct BackendTlsConfig {
+  BackendTls mode = BackendTls::kNone;
+  bool verify = true;
+  std::string ca_file;  // empty = system CA store
+  std::string name;     // name to verify; empty = host part of the address
+  CertKeyConfig client_cert;  // optional
+};
+
+enum class AuthProvider { kFile, kBackend };
+
+struct TenantConfig {
+  routing::TenantSpec spec;
+  AuthProvider auth = AuthProvider::kFile;
+  std::string passwd_file;  // absolute (resolved against the config's dir)
+  uint32_t passwd_file_line = 0;  // where it was named, for load errors
+  // TLS names that select this tenant (and its certificates) by SNI; by
+  // default its domains and "*." + each domain.
+  std::vector<std::string> sni_names;
+  std::vector<CertKeyConfig> certificates;
+  BackendTlsConfig backend_tls;
+};
+
+struct Config {
+  std::string path;  // the file it came from
+  ServerConfig server;
+  TlsConfig tls;
+  std::vector<ListenerConfig> listeners;  // at least one
+  std::vector<TenantConfig> tenants;      // at least one
+};
+
+// Parses TOML text. Relative paths are resolved against `base_dir`.
+// `name` appears in errors ("name:line: reason").
+absl::StatusOr<Config> ParseConfig(std::string_view toml_text,
+                                   std::string_view name,
+                                   std::string_view base_dir);
+// Reads `path` and parses it.
+absl::StatusOr<Config> LoadConfig(const std::string& path);
+
+// "host:port" / "[v6]:port" split; numeric host or name; port 1..65535.
+absl::Status ValidateHostPort(std::string_view address);
+
+}  // namespace popgate
+
+#endif  // POPGATE_CONFIG_CONFIG_H_

@@ -1,0 +1,34 @@
+// A set of IPv4/IPv6 networks ("127.0.0.0/8", "::1/128") and a membership
+// test for client addresses (IPv4-mapped IPv6 addresses match IPv4 nets).
+#ifndef POPGATE_NET_CIDR_SET_H_
+#define POPGATE_NET_CIDR_SET_H_
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace popgate {
+
+class CidrSet {
+ public:
+  static absl::StatusOr<CidrSet> Parse(const std::vector<std::string>& nets);
+  bool Contains(const sockaddr* addr) const;
+  size_t size() const { return nets_.size(); }
+
+ private:
+  struct Net {
+    bool v4;
+    std::array<uint8_t, 16> addr;
+    int bits;
+  };
+  std::vector<Net> nets_;
+};
+
+}  // namespace popgate
+
+#endif  // POPGATE_NET_CIDR_SET_H_

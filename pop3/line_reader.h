@@ -1,0 +1,55 @@
+// Frames POP3 command lines out of a byte stream, without any I/O, so it can
+// be tested on split reads, overlong lines, NUL bytes and bare LF.
+//
+// RFC 2449 caps a command at 255 octets including CRLF. A longer line is
+// reported once as kTooLong and its remainder discarded up to its newline,
+// so a client cannot make us buffer without bound.
+#ifndef POPGATE_POP3_LINE_READER_H_
+#define POPGATE_POP3_LINE_READER_H_
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string_view>
+
+namespace popgate {
+
+class LineReader {
+ public:
+  static constexpr size_t kMaxLine = 255;  // octets, including CRLF
+
+  enum class Result { kLine, kNeedMore, kTooLong };
+
+  // `max_line`: longest accepted line in octets including CRLF (255 for
+  // client commands, 512 for server responses per RFC 2449).
+  explicit LineReader(size_t capacity = 1024, size_t max_line = kMaxLine);
+
+  // Space to read into; never empty while a line is incomplete (the reader
+  // compacts or discards as needed).
+  std::span<char> WritableSpace();
+  void Commit(size_t n);
+
+  // kLine: `line` is the next line without its CRLF/LF, valid until the
+  // next call. kTooLong: an overlong line was dropped (reported once per
+  // line). kNeedMore: read more bytes.
+  Result Next(std::string_view& line);
+
+  // Bytes received but not yet returned as lines (pipelined data the
+  // session hands to the backend after login).
+  std::string_view Pending() const {
+    return {buf_.get() + start_, end_ - start_};
+  }
+  size_t capacity() const { return capacity_; }
+
+ private:
+  std::unique_ptr<char[]> buf_;
+  size_t capacity_;
+  size_t max_line_;
+  size_t start_ = 0;
+  size_t end_ = 0;
+  bool discarding_ = false;  // inside an overlong line
+};
+
+}  // namespace popgate
+
+#endif  // POPGATE_POP3_LINE_READER_H_

@@ -1,0 +1,64 @@
+// The replies popgate itself sends before login. Kept in one place so the
+// wording (and the RFC 2449/3206 response codes) is consistent.
+#ifndef POPGATE_POP3_POP3_REPLIES_H_
+#define POPGATE_POP3_POP3_REPLIES_H_
+
+#include <string_view>
+
+namespace popgate::replies {
+
+// CAPA is assembled from these: USER only where plaintext logins are
+// allowed, STLS only on a STARTTLS listener before TLS is up.
+inline constexpr std::string_view kCapaHead = "+OK Capability list follows\r\n";
+inline constexpr std::string_view kCapaUser = "USER\r\n";
+inline constexpr std::string_view kCapaStls = "STLS\r\n";
+inline constexpr std::string_view kCapaTail =
+    "PIPELINING\r\n"
+    "RESP-CODES\r\n"
+    "AUTH-RESP-CODE\r\n"
+    "TOP\r\n"
+    "UIDL\r\n"
+    "IMPLEMENTATION popgate\r\n"
+    ".\r\n";
+inline constexpr std::string_view kStlsGo = "+OK Begin TLS negotiation\r\n";
+inline constexpr std::string_view kStlsAgain = "-ERR TLS is already active\r\n";
+inline constexpr std::string_view kPlaintextRefused =
+    "-ERR [AUTH] Plaintext authentication disallowed on non-secure "
+    "connections; use STLS first.\r\n";
+inline constexpr std::string_view kUserOk = "+OK Send PASS\r\n";
+inline constexpr std::string_view kUserMissing = "-ERR Missing username\r\n";
+inline constexpr std::string_view kPassWithoutUser =
+    "-ERR No username given, send USER first\r\n";
+inline constexpr std::string_view kAuthFailed =
+    "-ERR [AUTH] Authentication failed.\r\n";
+inline constexpr std::string_view kTooManyFailures =
+    "-ERR [AUTH] Authentication failed, too many failures; closing.\r\n";
+inline constexpr std::string_view kBackendUnavailable =
+    "-ERR [SYS/TEMP] Mail server temporarily unavailable, try again later.\r\n";
+inline constexpr std::string_view kBye = "+OK Logging out\r\n";
+inline constexpr std::string_view kUnknownCommand =
+    "-ERR Unknown command or not allowed before login\r\n";
+inline constexpr std::string_view kLineTooLong = "-ERR Line too long\r\n";
+inline constexpr std::string_view kBadBytes =
+    "-ERR Command contains forbidden characters\r\n";
+inline constexpr std::string_view kTooManyErrors =
+    "-ERR Too many invalid commands; closing.\r\n";
+inline constexpr std::string_view kIdleTimeout =
+    "-ERR Disconnected for inactivity.\r\n";
+inline constexpr std::string_view kShuttingDown =
+    "-ERR [SYS/TEMP] Server shutting down.\r\n";
+inline constexpr std::string_view kStlsUnavailable =
+    "-ERR STLS not available on this listener\r\n";
+inline constexpr std::string_view kAuthUnsupported =
+    "-ERR Unsupported authentication mechanism\r\n";
+inline constexpr std::string_view kSaslContinue = "+ \r\n";
+inline constexpr std::string_view kSaslUsername = "+ VXNlcm5hbWU6\r\n";
+inline constexpr std::string_view kSaslPassword = "+ UGFzc3dvcmQ6\r\n";
+inline constexpr std::string_view kSaslCancelled =
+    "-ERR Authentication cancelled\r\n";
+inline constexpr std::string_view kSaslMalformed =
+    "-ERR [AUTH] Malformed SASL response\r\n";
+
+}  // namespace popgate::replies
+
+#endif  // POPGATE_POP3_POP3_REPLIES_H_

@@ -1,0 +1,45 @@
+// Runs a blocking function on the hash pool and resumes the awaiting
+// coroutine on its own worker's ring afterwards: the worker keeps serving
+// other sessions meanwhile.
+#ifndef POPGATE_RUNTIME_POOL_AWAIT_H_
+#define POPGATE_RUNTIME_POOL_AWAIT_H_
+
+#include <coroutine>
+#include <utility>
+
+#include "runtime/ring.h"
+
+namespace popgate {
+
+// Pool: anything with Submit(std::function<void()>) that runs the job on
+// another thread (auth::HashPool).
+template <typename Pool, typename Fn>
+class OnPool {
+ public:
+  OnPool(Pool& pool, Ring& ring, Fn fn)
+      : pool_(pool), ring_(ring), fn_(std::move(fn)) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    // `this` lives in the suspended coroutine's frame until it resumes.
+    pool_.Submit([this, h] {
+      result_ = fn_();
+      ring_.Post(h);
+    });
+  }
+  auto await_resume() { return std::move(result_); }
+
+ private:
+  Pool& pool_;
+  Ring& ring_;
+  Fn fn_;
+  decltype(std::declval<Fn&>()()) result_{};
+};
+
+template <typename Pool, typename Fn>
+OnPool<Pool, Fn> RunOnPool(Pool& pool, Ring& ring, Fn fn) {
+  return OnPool<Pool, Fn>(pool, ring, std::move(fn));
+}
+
+}  // namespace popgate
+
+#endif  // POPGATE_RUNTIME_POOL_AWAIT_H_

@@ -1,0 +1,129 @@
+#include "runtime/ring.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace popgate {
+
+Ring::~Ring() {
+  if (initialised_) io_uring_queue_exit(&ring_);
+}
+
+absl::Status Ring::Init(unsigned entries) {
+  io_uring_params params{};
+  // One thread submits and reaps: let the kernel skip cross-thread work.
+  params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN;
+  params.flags |= IORING_SETUP_CQSIZE;
+  params.cq_entries = entries * 4;
+  int rc = io_uring_queue_init_params(entries, &ring_, &params);
+  if (rc == -EINVAL) {  // older kernels: retry without the newer flags
+    params = {};
+    rc = io_uring_queue_init_params(entries, &ring_, &params);
+  }
+  if (rc < 0) {
+    return absl::InternalError(
+        absl::StrCat("io_uring_queue_init: ", strerror(-rc)));
+  }
+  initialised_ = true;
+  wake_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_fd_.valid()) {
+    return absl::InternalError(absl::StrCat("eventfd: ", strerror(errno)));
+  }
+  wake_completion_.callback = &Ring::OnWake;
+  wake_completion_.ctx = this;
+  ArmWake();
+  return absl::OkStatus();
+}
+
+io_uring_sqe* Ring::GetSqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  while (sqe == nullptr) {
+    io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  return sqe;
+}
+
+void Ring::LinkTimeout(io_uring_sqe* sqe, __kernel_timespec* ts) {
+  sqe->flags |= IOSQE_IO_LINK;
+  io_uring_sqe* t = io_uring_get_sqe(&ring_);
+  if (t == nullptr) {
+    // Callers Reserve(2) first: the pair must reach the kernel together.
+    std::terminate();
+  }
+  io_uring_prep_link_timeout(t, ts, 0);
+  io_uring_sqe_set_data(t, nullptr);
+}
+
+void Ring::ArmWake() {
+  io_uring_sqe* sqe = GetSqe();
+  io_uring_prep_read(sqe, wake_fd_.get(), &wake_buf_, sizeof(wake_buf_), 0);
+  io_uring_sqe_set_data(sqe, &wake_completion_);
+}
+
+void Ring::OnWake(void* ctx, int /*result*/, uint32_t /*flags*/) {
+  auto* self = static_cast<Ring*>(ctx);
+  {
+    std::lock_guard<std::mutex> lock(self->posted_mu_);
+    self->running_.swap(self->posted_);
+  }
+  self->ArmWake();
+  for (auto h : self->running_) h.resume();
+  self->running_.clear();
+}
+
+void Ring::Post(std::coroutine_handle<> h) {
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    posted_.push_back(h);
+  }
+  // Non-blocking eventfd: a full counter (never in practice) only means a
+  // wake-up is already pending.
+  Wake();
+}
+
+void Ring::Wake() {
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof(one));
+}
+
+void Ring::RunOnce(absl::Duration max_wait) {
+  if (!deferred_.empty()) max_wait = absl::ZeroDuration();
+  __kernel_timespec ts = ToKernelTimespec(max_wait);
+  io_uring_cqe* cqe = nullptr;
+  int rc =
+      max_wait == absl::ZeroDuration()
+          ? io_uring_submit(&ring_)
+          : io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
+  if (rc < 0 && rc != -ETIME && rc != -EINTR) return;
+  // Copy the batch out first: resuming coroutines queues new SQEs and may
+  // even run the loop's own helpers, so the CQ must be consumed already.
+  batch_.clear();
+  unsigned head;
+  unsigned seen = 0;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    ++seen;
+    auto* c = static_cast<Completion*>(io_uring_cqe_get_data(cqe));
+    if (c != nullptr) batch_.push_back({c, {cqe->res, cqe->flags}});
+  }
+  io_uring_cq_advance(&ring_, seen);
+  for (auto& [c, rf] : batch_) {
+    c->result = rf.first;
+    c->flags = rf.second;
+    if (c->callback != nullptr) {
+      c->callback(c->ctx, rf.first, rf.second);
+    } else {
+      c->handle.resume();
+    }
+  }
+  while (!deferred_.empty()) {
+    deferred_running_.swap(deferred_);
+    for (auto h : deferred_running_) h.resume();
+    deferred_running_.clear();
+  }
+}
+
+}  // namespace popgate

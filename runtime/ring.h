@@ -1,0 +1,263 @@
+// One io_uring per worker thread, and awaitables over it.
+//
+// Every in-flight operation has a Completion whose address is the SQE's
+// user_data. A Completion either resumes a coroutine or calls a function
+// (for multishot operations, whose CQEs keep coming). Linked timeouts carry
+// user_data 0 and are ignored: their effect shows as -ECANCELED on the op.
+//
+// Lifetime rule: a coroutine frame that owns a Completion must not be
+// destroyed while the operation is in flight. Sessions guarantee that by
+// bounding every wait with a timeout or by shutting their sockets down.
+#ifndef POPGATE_RUNTIME_RING_H_
+#define POPGATE_RUNTIME_RING_H_
+
+#include <liburing.h>
+#include <sys/socket.h>
+
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "base/unique_fd.h"
+
+namespace popgate {
+
+struct Completion {
+  std::coroutine_handle<> handle;
+  // Used instead of `handle` when set (multishot and internal ops).
+  void (*callback)(void* ctx, int result, uint32_t flags) = nullptr;
+  void* ctx = nullptr;
+  int result = 0;
+  uint32_t flags = 0;
+};
+
+class Ring {
+ public:
+  Ring() = default;
+  ~Ring();
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+
+  absl::Status Init(unsigned entries);
+
+  // Never returns null: submits pending SQEs to make room when full.
+  io_uring_sqe* GetSqe();
+  // Makes sure the next `n` SQEs can be taken without a submission in
+  // between (linked SQEs must go to the kernel in one batch).
+  void Reserve(unsigned n) {
+    if (io_uring_sq_space_left(&ring_) < n) io_uring_submit(&ring_);
+  }
+  // Adds a linked timeout to the SQE just taken (which gets IOSQE_IO_LINK).
+  void LinkTimeout(io_uring_sqe* sqe, __kernel_timespec* ts);
+
+  // Submits, waits for at least one completion (or `max_wait`), and
+  // dispatches every available CQE.
+  void RunOnce(absl::Duration max_wait);
+
+  // Thread-safe: resumes `h` on this ring's thread soon.
+  void Post(std::coroutine_handle<> h);
+  // Thread-safe: makes RunOnce return soon.
+  void Wake();
+  // This thread only: resumes `h` after the current batch of completions
+  // (not from inside the caller's stack).
+  void Defer(std::coroutine_handle<> h) { deferred_.push_back(h); }
+
+  io_uring* raw() { return &ring_; }
+
+ private:
+  static void OnWake(void* ctx, int result, uint32_t flags);
+  void ArmWake();
+
+  io_uring ring_{};
+  bool initialised_ = false;
+  UniqueFd wake_fd_;
+  uint64_t wake_buf_ = 0;
+  Completion wake_completion_;
+  std::mutex posted_mu_;
+  std::vector<std::coroutine_handle<>> posted_;
+  std::vector<std::coroutine_handle<>> running_;
+  std::vector<std::coroutine_handle<>> deferred_;
+  std::vector<std::coroutine_handle<>> deferred_running_;
+  std::vector<std::pair<Completion*, std::pair<int, uint32_t>>> batch_;
+};
+
+inline __kernel_timespec ToKernelTimespec(absl::Duration d) {
+  if (d < absl::ZeroDuration()) d = absl::ZeroDuration();
+  __kernel_timespec ts{};
+  ts.tv_sec = absl::ToInt64Seconds(d);
+  ts.tv_nsec = absl::ToInt64Nanoseconds(d - absl::Seconds(ts.tv_sec));
+  return ts;
+}
+
+// Awaitable for one SQE. `Prep` fills the SQE; an optional timeout links a
+// LINK_TIMEOUT so the op completes with -ECANCELED when it expires.
+template <typename Prep>
+class IoOp {
+ public:
+  IoOp(Ring& ring, Prep prep, std::optional<absl::Duration> timeout)
+      : ring_(ring), prep_(std::move(prep)) {
+    if (timeout) {
+      ts_ = ToKernelTimespec(*timeout);
+      has_timeout_ = true;
+    }
+  }
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    completion_.handle = h;
+    if (has_timeout_) ring_.Reserve(2);
+    io_uring_sqe* sqe = ring_.GetSqe();
+    prep_(sqe);
+    io_uring_sqe_set_data(sqe, &completion_);
+    if (has_timeout_) ring_.LinkTimeout(sqe, &ts_);
+  }
+  int await_resume() const noexcept { return completion_.result; }
+
+ protected:
+  Ring& ring_;
+  Prep prep_;
+  __kernel_timespec ts_{};
+  bool has_timeout_ = false;
+  Completion completion_;
+};
+
+template <typename Prep>
+IoOp<Prep> MakeOp(Ring& ring, Prep prep,
+                  std::optional<absl::Duration> timeout = std::nullopt) {
+  return IoOp<Prep>(ring, std::move(prep), timeout);
+}
+
+// --- The operations the proxy uses. Results are the raw CQE results:
+// >= 0 on success, -errno on failure, -ECANCELED on timeout.
+
+inline auto Recv(Ring& r, int fd, void* buf, size_t len,
+                 std::optional<absl::Duration> timeout = std::nullopt) {
+  return MakeOp(
+      r, [=](io_uring_sqe* s) { io_uring_prep_recv(s, fd, buf, len, 0); },
+      timeout);
+}
+
+inline auto Send(Ring& r, int fd, const void* buf, size_t len,
+                 std::optional<absl::Duration> timeout = std::nullopt) {
+  return MakeOp(
+      r,
+      [=](io_uring_sqe* s) {
+        io_uring_prep_send(s, fd, buf, len, MSG_NOSIGNAL);
+      },
+      timeout);
+}
+
+// A send that never waits: what fits in the socket buffer now, or -EAGAIN.
+// Needs no timeout, so it costs one SQE where a timed Send costs two (the
+// op and its LINK_TIMEOUT, armed and disarmed): most replies fit at once.
+inline auto SendNow(Ring& r, int fd, const void* buf, size_t len) {
+  return MakeOp(r, [=](io_uring_sqe* s) {
+    io_uring_prep_send(s, fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  });
+}
+
+inline auto Connect(Ring& r, int fd, const sockaddr* addr, socklen_t len,
+                    std::optional<absl::Duration> timeout = std::nullopt) {
+  return MakeOp(
+      r, [=](io_uring_sqe* s) { io_uring_prep_connect(s, fd, addr, len); },
+      timeout);
+}
+
+inline auto Splice(Ring& r, int fd_in, int fd_out, unsigned len,
+                   unsigned flags) {
+  return MakeOp(r, [=](io_uring_sqe* s) {
+    io_uring_prep_splice(s, fd_in, -1, fd_out, -1, len, flags);
+  });
+}
+
+// Two splices in one submission, hard-linked: `from` -> pipe, then pipe ->
+// `to`, so a chunk crosses the proxy with one trip through the ring instead
+// of two. The second runs even when the first moves nothing (a hard link
+// does not break), and with non-blocking pipes it then just reports EAGAIN.
+class SplicePairOp {
+ public:
+  SplicePairOp(Ring& ring, int from, int pipe_w, int pipe_r, int to,
+               unsigned len, unsigned flags)
+      : ring_(ring),
+        from_(from),
+        pipe_w_(pipe_w),
+        pipe_r_(pipe_r),
+        to_(to),
+        len_(len),
+        flags_(flags) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    handle_ = h;
+    for (Completion* c : {&in_, &out_}) {
+      c->callback = &SplicePairOp::OnDone;
+      c->ctx = this;
+    }
+    ring_.Reserve(2);
+    io_uring_sqe* a = ring_.GetSqe();
+    io_uring_prep_splice(a, from_, -1, pipe_w_, -1, len_, flags_);
+    io_uring_sqe_set_data(a, &in_);
+    a->flags |= IOSQE_IO_HARDLINK;
+    io_uring_sqe* b = io_uring_get_sqe(ring_.raw());
+    if (b == nullptr) std::terminate();  // rings are sized for pairs
+    io_uring_prep_splice(b, pipe_r_, -1, to_, -1, len_, flags_);
+    io_uring_sqe_set_data(b, &out_);
+  }
+  // {bytes into the pipe, bytes out of it} (or -errno each).
+  std::pair<int, int> await_resume() const noexcept {
+    return {in_.result, out_.result};
+  }
+
+ private:
+  static void OnDone(void* ctx, int, uint32_t) {
+    auto* self = static_cast<SplicePairOp*>(ctx);
+    if (++self->done_ == 2) self->handle_.resume();
+  }
+  Ring& ring_;
+  int from_, pipe_w_, pipe_r_, to_;
+  unsigned len_, flags_;
+  Completion in_, out_;
+  int done_ = 0;
+  std::coroutine_handle<> handle_;
+};
+
+inline auto PollFd(Ring& r, int fd, unsigned events,
+                   std::optional<absl::Duration> timeout = std::nullopt) {
+  return MakeOp(
+      r, [=](io_uring_sqe* s) { io_uring_prep_poll_add(s, fd, events); },
+      timeout);
+}
+
+inline auto ShutdownFd(Ring& r, int fd, int how) {
+  return MakeOp(r,
+                [=](io_uring_sqe* s) { io_uring_prep_shutdown(s, fd, how); });
+}
+
+// Completes after `d` (result -ETIME is the normal outcome).
+class SleepOp {
+ public:
+  SleepOp(Ring& ring, absl::Duration d)
+      : ring_(ring), ts_(ToKernelTimespec(d)) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    completion_.handle = h;
+    io_uring_sqe* sqe = ring_.GetSqe();
+    io_uring_prep_timeout(sqe, &ts_, 0, 0);
+    io_uring_sqe_set_data(sqe, &completion_);
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  Ring& ring_;
+  __kernel_timespec ts_;
+  Completion completion_;
+};
+
+inline SleepOp Sleep(Ring& r, absl::Duration d) { return SleepOp(r, d); }
+
+}  // namespace popgate
+
+#endif  // POPGATE_RUNTIME_RING_H_

@@ -1,0 +1,165 @@
+#include "session/backend_login.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "absl/strings/str_cat.h"
+#include "pop3/line_reader.h"
+#include "session/read_line.h"
+#include "runtime/stream.h"
+#include "tls/tls_engine.h"
+#include "forward/tls_stream.h"
+#include "base/wipe.h"
+
+namespace popgate {
+namespace {
+
+using Outcome = BackendLoginResult::Outcome;
+
+// RFC 2449: responses are at most 512 octets including CRLF.
+constexpr size_t kMaxResponse = 512;
+
+const char* Describe(LineStatus s) {
+  switch (s) {
+    case LineStatus::kLine:
+      return "line";
+    case LineStatus::kTooLong:
+      return "overlong response";
+    case LineStatus::kEof:
+      return "connection closed";
+    case LineStatus::kTimeout:
+      return "timeout";
+    case LineStatus::kError:
+      return "read error";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Task<BackendLoginResult> LoginToBackend(
+    Ring& ring, const SocketAddress& addr, std::string_view user,
+    std::string_view password, absl::Duration connect_timeout,
+    absl::Duration auth_timeout, const BackendTlsParams& tls, int* fd_slot) {
+  BackendLoginResult r;
+  r.fd.Reset(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!r.fd.valid()) {
+    r.error = absl::StrCat("socket: ", strerror(errno));
+    co_return r;
+  }
+  *fd_slot = r.fd.get();
+  int one = 1;
+  setsockopt(r.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+  absl::Time deadline = absl::Now() + connect_timeout;
+  int rc =
+      co_await Connect(ring, r.fd.get(), addr.get(), addr.len, connect_timeout);
+  if (rc < 0) {
+    r.error = rc == -ECANCELED ? std::string("connect timeout")
+                               : absl::StrCat("connect: ", strerror(-rc));
+    co_return r;
+  }
+
+  auto remaining = [&deadline] {
+    return std::max(deadline - absl::Now(), absl::Milliseconds(1));
+  };
+  // Starts TLS on the connection; the error names the cause (for instance
+  // a certificate that fails verification) and never falls back to plain.
+  auto start_tls = [&]() -> Task<std::unique_ptr<Stream>> {
+    absl::StatusOr<std::unique_ptr<tls::TlsEngine>> engine =
+        tls::TlsEngine::NewClient(tls.ctx, tls.name);
+    if (!engine.ok()) {
+      r.error = std::string("tls: ") + std::string(engine.status().message());
+      co_return nullptr;
+    }
+    auto s = std::make_unique<TlsStream>(ring, *tls.buffers, r.fd.get(),
+                                         *std::move(engine));
+    int hrc =
+        co_await s->Handshake(std::min(remaining(), tls.handshake_timeout));
+    if (hrc < 0) {
+      r.error = hrc == -EPROTO ? "tls: " + s->engine().error()
+                : hrc == -ECANCELED
+                    ? std::string("tls handshake timeout")
+                    : std::string("tls handshake: ") + strerror(-hrc);
+      co_return nullptr;
+    }
+    co_return std::unique_ptr<Stream>(std::move(s));
+  };
+
+  std::unique_ptr<Stream> stream;
+  if (tls.mode == BackendTls::kImplicit) {
+    stream = co_await start_tls();
+    if (!stream) co_return r;
+  } else {
+    stream = std::make_unique<PlainStream>(ring, r.fd.get());
+  }
+  auto reader = std::make_unique<LineReader>(1024, kMaxResponse);
+  std::string_view line;
+  LineStatus st = co_await ReadLine(*stream, *reader, line, remaining());
+  if (st != LineStatus::kLine) {
+    r.error = absl::StrCat("greeting: ", Describe(st));
+    co_return r;
+  }
+  if (!line.starts_with("+OK")) {
+    r.error = "greeting: not +OK";
+    co_return r;
+  }
+  if (tls.mode == BackendTls::kStartTls) {
+    if (co_await stream->WriteAll("STLS\r\n", remaining()) < 0) {
+      r.error = "STLS: write failed";
+      co_return r;
+    }
+    st = co_await ReadLine(*stream, *reader, line, remaining());
+    if (st != LineStatus::kLine) {
+      r.error = std::string("STLS: ") + Describe(st);
+      co_return r;
+    }
+    if (!line.starts_with("+OK")) {
+      r.error = "STLS refused by backend";
+      co_return r;
+    }
+    // Nothing the backend sent in plaintext after +OK may count.
+    reader = std::make_unique<LineReader>(1024, kMaxResponse);
+    stream = co_await start_tls();
+    if (!stream) co_return r;
+  }
+
+  std::string command = std::string("USER ").append(user).append("\r\n");
+  if (co_await stream->WriteAll(command, connect_timeout) < 0) {
+    r.error = "USER: write failed";
+    co_return r;
+  }
+  st = co_await ReadLine(*stream, *reader, line, connect_timeout);
+  if (st != LineStatus::kLine) {
+    r.error = absl::StrCat("USER: ", Describe(st));
+    co_return r;
+  }
+  if (!line.starts_with("+OK")) {
+    r.outcome = Outcome::kRefused;
+    r.reply = std::string(line);
+    co_return r;
+  }
+
+  command = std::string("PASS ").append(password).append("\r\n");
+  int wrc = co_await stream->WriteAll(command, auth_timeout);
+  Wipe(command);
+  if (wrc < 0) {
+    r.error = "PASS: write failed";
+    co_return r;
+  }
+  st = co_await ReadLine(*stream, *reader, line, auth_timeout);
+  if (st != LineStatus::kLine) {
+    r.error = absl::StrCat("PASS: ", Describe(st));
+    co_return r;
+  }
+  r.reply = std::string(line);
+  r.outcome = line.starts_with("+OK") ? Outcome::kOk : Outcome::kRefused;
+  r.leftover = std::string(reader->Pending());
+  r.stream = std::move(stream);
+  co_return r;
+}
+
+}  // namespace popgate

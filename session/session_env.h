@@ -1,0 +1,42 @@
+// What a session needs from the thread it runs on, and nothing more: the
+// ring, its buffers and pipes, the hash pool, the current snapshot, a log
+// sink and the registry of live sessions. The server's Worker provides it;
+// unit tests provide their own over socketpairs.
+#ifndef POPGATE_SESSION_SESSION_ENV_H_
+#define POPGATE_SESSION_SESSION_ENV_H_
+
+#include <memory>
+#include <string>
+
+#include "auth/hash_pool.h"
+#include "runtime/buffer_ring.h"
+#include "runtime/pipe_pool.h"
+#include "runtime/ring.h"
+#include "session/snapshot.h"
+
+namespace popgate {
+
+// What the owner may need to cut when the shutdown grace period is over.
+struct LiveSession {
+  int client_fd = -1;
+  int backend_fd = -1;
+};
+
+class SessionEnv {
+ public:
+  virtual ~SessionEnv() = default;
+  // All on the env's own thread only.
+  virtual Ring& ring() = 0;
+  virtual BufferRing& buffers() = 0;
+  virtual PipePool& pipes() = 0;
+  virtual auth::HashPool& hash_pool() = 0;
+  virtual std::shared_ptr<const Snapshot> snapshot() const = 0;
+  virtual void Register(LiveSession* s) = 0;
+  virtual void Unregister(LiveSession* s) = 0;
+  // One complete log line (ending in '\n'); must not block.
+  virtual void Log(std::string line) = 0;
+};
+
+}  // namespace popgate
+
+#endif  // POPGATE_SESSION_SESSION_ENV_H_

@@ -1,0 +1,60 @@
+#include "session/session_log.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace popgate {
+
+std::string JsonEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20 || c >= 0x7f) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out;
+}
+
+std::string FormatSessionLog(const SessionRecord& r, absl::Time end) {
+  return absl::StrCat(
+      "{\"time\":\"",
+      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", end, absl::UTCTimeZone()),
+      "\",\"event\":\"session\",\"client\":\"", JsonEscape(r.client),
+      "\",\"tenant\":\"", JsonEscape(r.tenant), "\",\"user\":\"",
+      JsonEscape(r.user), "\",\"backend\":\"", JsonEscape(r.backend),
+      "\",\"bytes_in\":", r.bytes_in, ",\"bytes_out\":", r.bytes_out,
+      ",\"auth_failures\":", r.auth_failures, ",\"forwarding\":\"",
+      JsonEscape(r.forwarding),
+      "\",\"ktls\":", r.forwarding == "ktls-splice" ? "true" : "false",
+      r.ktls_fallback.empty() ? ""
+                              : absl::StrCat(",\"ktls_fallback\":\"",
+                                             JsonEscape(r.ktls_fallback), "\""),
+      ",\"tls\":\"", JsonEscape(r.tls),
+      "\",\"tls_resumed\":", r.tls_resumed ? "true" : "false", ",\"sni\":\"",
+      JsonEscape(r.sni), "\",\"backend_tls\":\"", JsonEscape(r.backend_tls),
+      "\",\"duration_ms\":", absl::ToInt64Milliseconds(end - r.start),
+      ",\"result\":\"", JsonEscape(r.result), "\"}\n");
+}
+
+}  // namespace popgate

@@ -1,0 +1,44 @@
+// The one structured log line each session ends with. Holds no secrets by
+// construction: it has no field a password could go into.
+#ifndef POPGATE_SESSION_SESSION_LOG_H_
+#define POPGATE_SESSION_SESSION_LOG_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/time/time.h"
+
+namespace popgate {
+
+struct SessionRecord {
+  absl::Time start;
+  std::string client;  // "1.2.3.4:5678"
+  std::string tenant;
+  std::string user;        // canonical if it resolved, else as sent (escaped)
+  std::string backend;     // "host:port" once chosen
+  uint64_t bytes_in = 0;   // client -> backend, after login
+  uint64_t bytes_out = 0;  // backend -> client, after login
+  int auth_failures = 0;
+  // "splice", "ktls-splice" (client TLS handed to the kernel, then
+  // spliced), "copy" (TLS in user space) or "" if never forwarded.
+  std::string forwarding;
+  // Why a TLS session that could have gone to the kernel did not.
+  std::string ktls_fallback;
+  std::string tls;  // client side: "TLSv1.3" or "" for plain
+  bool tls_resumed = false;
+  std::string sni;
+  std::string backend_tls;  // "TLSv1.3" or "" for plain
+  std::string result = "client_closed";
+};
+
+// JSON string escaping (RFC 8259); bytes >= 0x80 are written as \u00XX so
+// the line stays ASCII whatever a client sent.
+std::string JsonEscape(std::string_view s);
+
+// {"time":...,"client":...,...,"result":...}\n
+std::string FormatSessionLog(const SessionRecord& r, absl::Time end);
+
+}  // namespace popgate
+
+#endif  // POPGATE_SESSION_SESSION_LOG_H_

@@ -1,0 +1,68 @@
+// Everything a session needs to authenticate and route, built from one
+// config: immutable once built. A reload builds a new Snapshot and swaps it
+// in atomically; running sessions keep the shared_ptr they started with.
+#ifndef POPGATE_SESSION_SNAPSHOT_H_
+#define POPGATE_SESSION_SNAPSHOT_H_
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "auth/passwd_file.h"
+#include "net/cidr_set.h"
+#include "config/config.h"
+#include "net/socket_address.h"
+#include "tls/ticket_keys.h"
+#include "tls/tls_context.h"
+#include "routing/routing_table.h"
+
+namespace popgate {
+
+// Long-lived things a snapshot's TLS contexts use, owned by main.
+struct SnapshotDeps {
+  auth::HashPool* sign_pool = nullptr;           // RSA signing for handshakes
+  std::shared_ptr<tls::TicketKeys> ticket_keys;  // null: no tickets
+  bool kernel_tls = false;  // the kernel has the "tls" TCP ULP
+};
+
+struct Snapshot {
+  Config config;
+  routing::RoutingTable table;
+  // Per tenant (same order as table.tenants()); null for auth = "backend".
+  std::vector<std::shared_ptr<const auth::PasswdFile>> passwd;
+  // Per tenant, per backend: resolved at build time so workers never do DNS.
+  std::vector<std::vector<SocketAddress>> backend_addrs;
+  // Per listener: the default tenant's name ("" = none).
+  std::vector<std::string> listener_default_tenant;
+  // Per listener: what it serves over TLS (null for tls = "none").
+  std::vector<std::shared_ptr<const tls::ServerContext>> listener_tls;
+  // Per tenant: the context for TLS to its backends (null for none), and
+  // the name to verify per backend.
+  std::vector<std::shared_ptr<const tls::ClientContext>> backend_tls;
+  std::vector<std::vector<std::string>> backend_tls_names;
+  CidrSet trusted_networks;
+  // Hand client TLS sessions to the kernel after login (config allows it
+  // and the kernel can).
+  bool use_ktls = false;
+
+  // Loads passwd-files, certificates and keys, resolves addresses
+  // (blocking: main thread only).
+  static absl::StatusOr<std::shared_ptr<const Snapshot>> Build(
+      Config config, const SnapshotDeps& deps);
+};
+
+class SnapshotStore {
+ public:
+  explicit SnapshotStore(std::shared_ptr<const Snapshot> s)
+      : current_(std::move(s)) {}
+  std::shared_ptr<const Snapshot> Get() const { return current_.load(); }
+  void Set(std::shared_ptr<const Snapshot> s) { current_.store(std::move(s)); }
+
+ private:
+  std::atomic<std::shared_ptr<const Snapshot>> current_;
+};
+
+}  // namespace popgate
+
+#endif  // POPGATE_SESSION_SNAPSHOT_H_
