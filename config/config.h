@@ -31,6 +31,23 @@ struct ServerConfig {
   // autologout; backends usually close first.
   absl::Duration forward_idle_timeout = absl::Minutes(30);
   std::string greeting = "popgate ready.";
+  // Total time from accept to a successful login (a per-read timer alone
+  // lets a client trickling one byte per second stay for ever).
+  absl::Duration login_timeout = absl::Seconds(60);
+  // Commands a connection may send before it logs in (CAPA, USER, ...).
+  int max_preauth_commands = 50;
+  // Jobs waiting for the hashing/signing pool; beyond that a login gets
+  // -ERR [SYS/TEMP] at once.
+  int auth_queue_limit = 1024;
+  // Start even if another process already listens on one of our addresses
+  // (a takeover during an upgrade); otherwise that is a start-up error.
+  bool takeover_listeners = false;
+  // Kernel socket buffer bound per forwarded socket (SO_SNDBUF/SO_RCVBUF,
+  // bytes) once forwarding starts; 0 = leave the kernel's autotuning.
+  int forward_socket_buffer = 512 * 1024;
+  // After the backend ends a forwarded session, how long the client may
+  // take to read what was already sent before both sides are closed.
+  absl::Duration client_drain_timeout = absl::Seconds(10);
 };
 
 // A certificate chain and its private key (PEM files, absolute paths).
@@ -50,6 +67,9 @@ struct ListenerConfig {
   // Served when the client's SNI matches no tenant (required with TLS).
   std::vector<CertKeyConfig> certificates;
   PlaintextAuth plaintext_auth = PlaintextAuth::kTrusted;
+  // For "[::]:port" only: false (default) = dual-stack (IPv4 clients too,
+  // as v4-mapped addresses), true = IPv6 clients only.
+  bool ipv6_only = false;
 };
 
 // [tls]: settings shared by all TLS listeners.
