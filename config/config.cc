@@ -266,13 +266,15 @@ class Parser {
   absl::Status ParseServer(const toml::node& node, ServerConfig& server) {
     absl::StatusOr<const toml::table*> table = GetTable(node, "server");
     if (!table.ok()) return table.status();
-    if (absl::Status s =
-            CheckKeys(**table,
-                      {"workers", "auth_threads", "max_auth_failures",
-                       "preauth_idle_timeout", "backend_timeout",
-                       "auth_failure_delay", "shutdown_grace", "greeting",
-                       "forward_idle_timeout", "backend_auth_timeout"},
-                      "in [server]");
+    if (absl::Status s = CheckKeys(
+            **table,
+            {"workers", "auth_threads", "max_auth_failures",
+             "preauth_idle_timeout", "backend_timeout", "auth_failure_delay",
+             "shutdown_grace", "greeting", "forward_idle_timeout",
+             "backend_auth_timeout", "login_timeout", "max_preauth_commands",
+             "auth_queue_limit", "takeover_listeners", "forward_socket_buffer",
+             "client_drain_timeout"},
+            "in [server]");
         !s.ok()) {
       return s;
     }
@@ -284,7 +286,14 @@ class Parser {
     for (const IntField& f :
          {IntField{"workers", &server.workers, 0, 1024},
           IntField{"auth_threads", &server.auth_threads, 1, 256},
-          IntField{"max_auth_failures", &server.max_auth_failures, 1, 100}}) {
+          IntField{"max_auth_failures", &server.max_auth_failures, 1, 100},
+          IntField{"max_preauth_commands", &server.max_preauth_commands, 1,
+                   10000},
+          IntField{"auth_queue_limit", &server.auth_queue_limit, 1, 1 << 20},
+          // 0 = leave the kernel's autotuning; otherwise at least a few
+          // segments, at most what SO_SNDBUF/SO_RCVBUF can take (int).
+          IntField{"forward_socket_buffer", &server.forward_socket_buffer, 0,
+                   1 << 30}}) {
       const toml::node* v = (*table)->get(f.key);
       if (v == nullptr) continue;
       absl::StatusOr<int64_t> n = GetInt(*v, f.key, f.lo, f.hi);
@@ -303,6 +312,9 @@ class Parser {
           DurationField{"forward_idle_timeout", &server.forward_idle_timeout,
                         false},
           DurationField{"backend_auth_timeout", &server.backend_auth_timeout,
+                        false},
+          DurationField{"login_timeout", &server.login_timeout, false},
+          DurationField{"client_drain_timeout", &server.client_drain_timeout,
                         false},
           // Zero turns the throttle off (tests, trusted networks).
           DurationField{"auth_failure_delay", &server.auth_failure_delay, true},
@@ -329,6 +341,17 @@ class Parser {
                                               kMaxGreeting, " octets"));
       }
       server.greeting = *std::move(greeting);
+    }
+    if (const toml::node* v = (*table)->get("takeover_listeners")) {
+      absl::StatusOr<bool> b = GetBool(*v, "takeover_listeners");
+      if (!b.ok()) return b.status();
+      server.takeover_listeners = *b;
+    }
+    if (server.forward_socket_buffer != 0 &&
+        server.forward_socket_buffer < 4096) {
+      return Error(LineOf(*(*table)->get("forward_socket_buffer")),
+                   "'forward_socket_buffer' must be 0 (kernel autotuning) or "
+                   "at least 4096 bytes");
     }
     return absl::OkStatus();
   }
@@ -734,10 +757,11 @@ class Parser {
       return Error(LineOf(*node), "at least one [[listener]] is required");
     }
     for (const toml::table* l : *listeners) {
-      if (absl::Status s = CheckKeys(*l,
-                                     {"address", "default_tenant", "tls",
-                                      "certificates", "plaintext_auth"},
-                                     "in [[listener]]");
+      if (absl::Status s =
+              CheckKeys(*l,
+                        {"address", "default_tenant", "tls", "certificates",
+                         "plaintext_auth", "ipv6_only"},
+                        "in [[listener]]");
           !s.ok()) {
         return s;
       }
@@ -809,6 +833,11 @@ class Parser {
                        "'plaintext_auth' must be \"trusted\", "
                        "\"always\" or \"never\"");
         }
+      }
+      if (const toml::node* v = l->get("ipv6_only")) {
+        absl::StatusOr<bool> b = GetBool(*v, "ipv6_only");
+        if (!b.ok()) return b.status();
+        listener.ipv6_only = *b;
       }
       config.listeners.push_back(std::move(listener));
     }
