@@ -1,0 +1,230 @@
+// The ring and its awaitables: linked timeouts, cancellation, a submission
+// queue smaller than the number of operations in flight.
+#include "runtime/ring.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/task.h"
+#include "tests/runtime/test_util.h"
+
+namespace popgate {
+namespace {
+
+using testing::RunTask;
+using testing::RunUntil;
+using testing::UnixPair;
+
+class RingTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(ring_.Init(64).ok()); }
+  Ring ring_;
+};
+
+Task<int> RecvOnce(Ring& ring, int fd, std::string& out,
+                   std::optional<absl::Duration> timeout) {
+  char buf[256];
+  int n = co_await Recv(ring, fd, buf, sizeof(buf), timeout);
+  if (n > 0) out.assign(buf, static_cast<size_t>(n));
+  co_return n;
+}
+
+TEST_F(RingTest, LinkedTimeoutCancelsAnOpThatDoesNotComplete) {
+  auto [a, b] = UnixPair();
+  std::string got;
+  std::optional<int> rc =
+      RunTask(ring_, RecvOnce(ring_, a.get(), got, absl::Milliseconds(20)));
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, -ECANCELED);
+  EXPECT_TRUE(got.empty());
+}
+
+TEST_F(RingTest, OpThatCompletesFirstIsNotCancelled) {
+  auto [a, b] = UnixPair();
+  ASSERT_EQ(::send(b.get(), "hello", 5, 0), 5);
+  std::string got;
+  std::optional<int> rc =
+      RunTask(ring_, RecvOnce(ring_, a.get(), got, absl::Seconds(30)));
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, 5);
+  EXPECT_EQ(got, "hello");
+}
+
+Task<void> SendLater(Ring& ring, int fd, std::string data) {
+  co_await Sleep(ring, absl::Milliseconds(20));
+  co_await SendNow(ring, fd, data.data(), data.size());
+}
+
+Detached Spawn(Task<void> t, bool& finished) {
+  co_await t;
+  finished = true;
+}
+
+TEST_F(RingTest, TimedOpCompletesWhenDataArrivesBeforeTheTimeout) {
+  auto [a, b] = UnixPair();
+  bool finished = false;
+  Spawn(SendLater(ring_, b.get(), "late"), finished);
+  std::string got;
+  std::optional<int> rc =
+      RunTask(ring_, RecvOnce(ring_, a.get(), got, absl::Seconds(30)));
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, 4);
+  EXPECT_EQ(got, "late");
+  EXPECT_TRUE(RunUntil(ring_, finished));
+}
+
+// The linked timeouts of ops that completed first come back as CQEs with
+// user_data 0 (-ECANCELED for the timeout itself): they must be ignored, not
+// resume anything. Many in a row, then the ring keeps running.
+TEST_F(RingTest, DisarmedLinkedTimeoutsAreIgnored) {
+  auto [a, b] = UnixPair();
+  auto loop = [](Ring& ring, int rd, int wr) -> Task<int> {
+    int ok = 0;
+    for (int i = 0; i < 200; ++i) {
+      char c = static_cast<char>('a' + i % 26);
+      if (co_await SendNow(ring, wr, &c, 1) != 1) break;
+      char got = 0;
+      int n = co_await Recv(ring, rd, &got, 1, absl::Seconds(30));
+      if (n == 1 && got == c) ++ok;
+    }
+    co_await Sleep(ring, absl::Milliseconds(10));
+    co_return ok;
+  };
+  std::optional<int> ok = RunTask(ring_, loop(ring_, a.get(), b.get()));
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(*ok, 200);
+}
+
+TEST_F(RingTest, PollWithTimeoutGetsCanceled) {
+  auto [a, b] = UnixPair();
+  auto poll = [](Ring& ring, int fd) -> Task<int> {
+    co_return co_await PollFd(ring, fd, POLLIN, absl::Milliseconds(10));
+  };
+  std::optional<int> rc = RunTask(ring_, poll(ring_, a.get()));
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, -ECANCELED);
+}
+
+TEST_F(RingTest, SleepCompletes) {
+  auto sleep = [](Ring& ring) -> Task<int> {
+    co_await Sleep(ring, absl::Milliseconds(1));
+    co_return 1;
+  };
+  EXPECT_EQ(RunTask(ring_, sleep(ring_)), 1);
+}
+
+// Cancellation of an untimed op: IORING_OP_ASYNC_CANCEL by fd completes the
+// op with -ECANCELED and resumes its coroutine.
+TEST_F(RingTest, CancelByFdResumesThePendingOp) {
+  auto [a, b] = UnixPair();
+  std::optional<int> recv_rc;
+  bool recv_done = false;
+  std::string got;
+  testing::internal::DriveTask(RecvOnce(ring_, a.get(), got, std::nullopt),
+                               recv_rc, recv_done);
+  ring_.RunOnce(absl::ZeroDuration());  // the recv reaches the kernel
+  EXPECT_FALSE(recv_done);
+  const int fd = a.get();
+  auto cancel = [](Ring& ring, int fd) -> Task<int> {
+    co_return co_await MakeOp(
+        ring, [fd](io_uring_sqe* s) { io_uring_prep_cancel_fd(s, fd, 0); });
+  };
+  std::optional<int> cancel_rc = RunTask(ring_, cancel(ring_, fd));
+  ASSERT_TRUE(cancel_rc.has_value());
+  EXPECT_EQ(*cancel_rc, 0);
+  ASSERT_TRUE(RunUntil(ring_, recv_done));
+  EXPECT_EQ(*recv_rc, -ECANCELED);
+}
+
+// How the worker cuts sessions at the end of the shutdown grace: shutting
+// the socket down completes every pending op on it.
+TEST_F(RingTest, ShutdownCompletesAPendingRecv) {
+  auto [a, b] = UnixPair();
+  std::optional<int> rc;
+  bool done = false;
+  std::string got;
+  testing::internal::DriveTask(RecvOnce(ring_, a.get(), got, std::nullopt), rc,
+                               done);
+  ring_.RunOnce(absl::ZeroDuration());
+  EXPECT_FALSE(done);
+  ::shutdown(a.get(), SHUT_RDWR);
+  ASSERT_TRUE(RunUntil(ring_, done));
+  EXPECT_EQ(*rc, 0);
+}
+
+// More operations in flight than the submission queue has entries: GetSqe
+// submits to make room, linked pairs are never split (Reserve), and CQEs
+// beyond the completion queue's size are not lost.
+TEST(RingSmallQueueTest, MoreOpsThanSubmissionEntries) {
+  Ring ring;
+  ASSERT_TRUE(ring.Init(4).ok());  // 4 SQEs, 16 CQEs
+  constexpr int kOps = 64;
+  std::vector<std::pair<UniqueFd, UniqueFd>> pairs;
+  for (int i = 0; i < kOps; ++i) pairs.push_back(UnixPair());
+  std::vector<std::string> got(kOps);
+  std::vector<std::optional<int>> rc(kOps);
+  std::unique_ptr<bool[]> done(new bool[kOps]());
+  // Alternate untimed (1 SQE) and timed (2 linked SQEs) receives so that a
+  // pair regularly meets a queue with a single free entry.
+  for (int i = 0; i < kOps; ++i) {
+    std::optional<absl::Duration> t;
+    if (i % 2 == 1) t = absl::Seconds(30);
+    testing::internal::DriveTask(
+        RecvOnce(ring, pairs[i].first.get(), got[i], t), rc[i], done[i]);
+  }
+  for (int i = 0; i < kOps; ++i) {
+    std::string msg = "op" + std::to_string(i);
+    ASSERT_EQ(::send(pairs[i].second.get(), msg.data(), msg.size(), 0),
+              static_cast<ssize_t>(msg.size()));
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  auto all_done = [&] {
+    for (int i = 0; i < kOps; ++i) {
+      if (!done[i]) return false;
+    }
+    return true;
+  };
+  while (!all_done() && absl::Now() < deadline) {
+    ring.RunOnce(absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(all_done());
+  for (int i = 0; i < kOps; ++i) {
+    EXPECT_EQ(got[i], "op" + std::to_string(i)) << i;
+    EXPECT_GT(*rc[i], 0) << i;
+  }
+}
+
+// A splice pair (two hard-linked SQEs) taken when the queue has one entry
+// left (the ring's own eventfd read holds the other): Reserve(2) submits
+// first, so the pair reaches the kernel together.
+TEST(RingSmallQueueTest, SplicePairNeverSplit) {
+  Ring ring;
+  ASSERT_TRUE(ring.Init(2).ok());
+  auto [in_a, in_b] = UnixPair();
+  auto [out_a, out_b] = UnixPair();
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+  UniqueFd pr(p[0]), pw(p[1]);
+  ASSERT_EQ(::send(in_b.get(), "spliced", 7, 0), 7);
+  auto run = [](Ring& ring, int from, int pw, int pr,
+                int to) -> Task<std::pair<int, int>> {
+    co_return co_await SplicePairOp(ring, from, pw, pr, to, 4096,
+                                    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  };
+  std::optional<std::pair<int, int>> rc =
+      RunTask(ring, run(ring, in_a.get(), pw.get(), pr.get(), out_a.get()));
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(rc->first, 7);
+  EXPECT_EQ(rc->second, 7);
+  char buf[16];
+  ASSERT_EQ(::recv(out_b.get(), buf, sizeof(buf), 0), 7);
+  EXPECT_EQ(std::string(buf, 7), "spliced");
+}
+
+}  // namespace
+}  // namespace popgate
