@@ -21,8 +21,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
-import ssl
 import statistics
 import subprocess
 import sys
@@ -33,7 +31,15 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, HERE)
+# The server starters the integration tests use (tests/popgate_testing):
+# pop3-synth and popgate are started the same way in both.
+sys.path.append(os.path.join(REPO, "tests"))
 import report  # noqa: E402
+from popgate_testing.pki import CertKey  # noqa: E402
+from popgate_testing.popgate import Listener, TlsPopgate, TlsTenant  # noqa: E402
+from popgate_testing.ports import free_port, wait_for_greeting  # noqa: E402
+from popgate_testing.synth import Synth  # noqa: E402
+from popgate_testing.tls import wait_for_tls_greeting  # noqa: E402
 
 PEER_PACKAGES = ["nginx", "libnginx-mod-mail", "haproxy", "perdition",
                  "dovecot-core", "dovecot-pop3d", "python3-matplotlib",
@@ -132,8 +138,7 @@ class Procs:
 
     def start(self, name, argv, cpus=None, log_path=None, nofile=None,
               **kw):
-        if cpus:
-            argv = ["taskset", "-c", ",".join(map(str, cpus))] + argv
+        argv = taskset(cpus) + argv
         out = open(log_path, "ab") if log_path else subprocess.DEVNULL
         pre = None
         if nofile:
@@ -178,32 +183,17 @@ class Procs:
             self.stop(p, grace=3.0)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def taskset(cpus):
+    """argv prefix pinning a process to cpus (taskset execs: same PID)."""
+    return ["taskset", "-c", ",".join(map(str, cpus))] if cpus else []
 
 
-def wait_greeting(port, tls=False, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=2)
-            if tls:
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-                s = ctx.wrap_socket(s)
-            data = s.recv(256)
-            s.close()
-            if data.startswith(b"+OK"):
-                return
-            last = data
-        except OSError as e:
-            last = e
-        time.sleep(0.1)
-    raise RuntimeError(f"no +OK greeting on 127.0.0.1:{port}: {last!r}")
+def wait_greeting(port, tls=False, timeout=15.0, proc=None):
+    """Waits for +OK on 127.0.0.1:port (implicit TLS if tls)."""
+    if tls:
+        wait_for_tls_greeting(port, proc, timeout)
+    else:
+        wait_for_greeting(port, proc, timeout, f"127.0.0.1:{port}")
 
 
 # --------------------------------------------------------------------------
@@ -269,42 +259,40 @@ class Direct(Target):
 
 
 class Popgate(Target):
+    """popgate with backend auth (the backend's answer is the verdict), a
+    plain and an implicit-TLS listener: started by the integration tests'
+    TlsPopgate, with popgate's own defaults (not the tests') and its files
+    in this target's dir."""
     name = "popgate"
 
-    def launch(self, cert):
-        d = self.dir()
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.pg = None
+
+    def start(self, cert):
         crt, key = self.cert(cert)
-        conf = os.path.join(d, "popgate.toml")
-        with open(conf, "w") as f:
-            f.write(f"""# bench/compare: popgate, backend auth (the backend's answer is the verdict)
-[server]
-workers = {self.ctx.proxy_workers}
-auth_failure_delay = "0s"
-shutdown_grace = "1s"
+        self.pg = TlsPopgate(
+            [TlsTenant("bench", ["example.com"],
+                       [f"127.0.0.1:{self.ctx.synth_port}"], auth="backend")],
+            [Listener("plain", default_tenant="bench", plaintext_auth="always"),
+             Listener("tls", tls="implicit", default_tenant="bench",
+                      certificates=[CertKey(crt, key, cert)])],
+            tls={"session_tickets": True},
+            server={"workers": self.ctx.proxy_workers,
+                    "auth_failure_delay": "0s", "shutdown_grace": "1s"},
+            test_defaults=False, bin=self.ctx.bins["popgate"],
+            prefix=taskset(self.ctx.proxy_cpus), workdir=self.dir())
+        self.pg.start(timeout=15.0)
+        self.proc = self.pg.proc
+        self.plain_port = self.pg.ports["plain"]
+        self.tls_port = self.pg.ports["tls"]
+        time.sleep(0.3)
 
-[tls]
-session_tickets = true
-
-[[listener]]
-address = "127.0.0.1:{self.plain_port}"
-default_tenant = "bench"
-plaintext_auth = "always"
-
-[[listener]]
-address = "127.0.0.1:{self.tls_port}"
-default_tenant = "bench"
-tls = "implicit"
-certificates = [ {{ cert = "{crt}", key = "{key}" }} ]
-
-[[tenant]]
-name = "bench"
-domains = ["example.com"]
-auth = "backend"
-backends = [ {{ address = "127.0.0.1:{self.ctx.synth_port}", weight = 1 }} ]
-""")
-        return self.ctx.procs.start(
-            "popgate", [self.ctx.bins["popgate"], "--config", conf],
-            cpus=self.ctx.proxy_cpus, log_path=os.path.join(d, "popgate.log"))
+    def stop(self):
+        if self.pg:
+            self.pg.cleanup()
+            self.pg = None
+            self.proc = None
 
 
 class Nginx(Target):
@@ -1301,20 +1289,18 @@ def main():
         if r.returncode:
             sys.exit(r.stdout.decode())
         os.chmod(ctx.tmp, 0o755)  # dovecot/perdition drop privileges
-        synth_log = os.path.join(ctx.tmp, "synth.log")
-        synth = ctx.procs.start(
-            "pop3-synth",
-            [ctx.bins["pop3-synth"], "--listen", "127.0.0.1:0",
-             "--generated-users", str(ctx.users), "--generated-password",
-             PASSWORD, "--messages", "2", "--sizes", f"1k,{ctx.big}"],
-            cpus=ctx.load_cpus, stdout=subprocess.PIPE,
-            stderr=open(synth_log, "ab"))
-        line = synth.stdout.readline().decode()
-        if "listening on" not in line:
-            sys.exit(f"pop3-synth did not start: {line!r}")
-        ctx.synth_port = int(line.rsplit(":", 1)[1])
-        ctx.synth_pid = synth.pid
-        wait_greeting(ctx.synth_port)
+        synth = Synth({}, sizes=["1k", ctx.big],
+                      extra_args=["--generated-users", str(ctx.users),
+                                  "--generated-password", PASSWORD],
+                      bin=ctx.bins["pop3-synth"], prefix=taskset(ctx.load_cpus))
+        try:
+            synth.start()
+        except RuntimeError as e:
+            sys.exit(f"pop3-synth did not start: {e}")
+        ctx.synth_cleanup = synth.cleanup
+        ctx.synth_port = synth.port
+        ctx.synth_pid = synth.proc.pid
+        wait_greeting(ctx.synth_port, proc=synth.proc)
         ctx.use_loadgen = loadgen_ok(ctx)
         log(pin_note)
         log("client:", "bench/loadgen" if ctx.use_loadgen else
@@ -1332,6 +1318,8 @@ def main():
                 bench_target(ctx, name, r)
     finally:
         ctx.procs.stop_all()
+        if getattr(ctx, "synth_cleanup", None):
+            ctx.synth_cleanup()
         if not args.keep_tmp:
             shutil.rmtree(ctx.tmp, ignore_errors=True)
         else:
