@@ -1,13 +1,13 @@
 #include "forward/forward_copy.h"
 
 #include <errno.h>
-#include <sys/socket.h>
 
 #include <memory>
+#include <string_view>
 
 #include "forward/forward_activity.h"
+#include "forward/forward_drain.h"
 #include "runtime/join.h"
-#include "forward/tls_stream.h"
 
 namespace popgate {
 namespace {
@@ -15,80 +15,97 @@ namespace {
 // Four TLS records' worth of plaintext: fewer, larger reads and sends on
 // the plain side; the TLS side still encrypts in full 16 KB records.
 constexpr size_t kChunk = 64 * 1024;
-
-enum class CopyEnd { kEof, kSourceError, kSinkError, kIdle };
+// A close_notify that cannot be sent in this long is given up.
+constexpr absl::Duration kCloseTime = absl::Seconds(5);
 
 // Passes a FIN on: close_notify first when the sink is TLS.
 Task<void> HalfClose(Stream& to) {
-  if (auto* t = dynamic_cast<TlsStream*>(&to)) {
-    co_await t->Close(absl::Seconds(5));
-  }
-  ::shutdown(to.fd(), SHUT_WR);
+  co_await to.Close(kCloseTime);
+  to.ShutdownWrite();
 }
 
-Task<CopyEnd> Copy(Stream& from, Stream& to, uint64_t& bytes,
-                   ForwardActivity& activity) {
+// A timed-out read or write is the session's idleness; another failure is
+// that side's.
+DirectionEnd ErrorEnd(int rc, DirectionEnd side) {
+  return rc == -ECANCELED ? DirectionEnd::kIdle : side;
+}
+
+// `client_lines`: set for the client -> backend direction, every chunk of
+// which passes through here anyway.
+Task<DirectionEnd> Copy(Stream& from, Stream& to, uint64_t& bytes,
+                        ForwardActivity& activity, QuitTracker* client_lines) {
   while (true) {
     absl::Duration left = activity.Left();
-    if (left <= absl::ZeroDuration()) co_return CopyEnd::kIdle;
+    if (left <= absl::ZeroDuration()) co_return DirectionEnd::kIdle;
     // Wait with no buffer held: idle sessions cost no chunk memory.
     int ready = co_await from.WaitReadable(left);
     if (ready == -ECANCELED) continue;  // re-check shared idleness
     if (ready == 0) {
       co_await HalfClose(to);
-      co_return CopyEnd::kEof;
+      co_return DirectionEnd::kEof;
     }
-    if (ready < 0) co_return CopyEnd::kSourceError;
+    if (ready < 0) co_return DirectionEnd::kSourceError;
     std::unique_ptr<char[]> buf(new char[kChunk]);
     int n = co_await from.Read({buf.get(), kChunk}, activity.idle_timeout);
     if (n == 0) {
       co_await HalfClose(to);
-      co_return CopyEnd::kEof;
+      co_return DirectionEnd::kEof;
     }
-    if (n < 0) co_return CopyEnd::kSourceError;
+    if (n < 0) co_return ErrorEnd(n, DirectionEnd::kSourceError);
     activity.Touch();
-    if (co_await to.WriteAll({buf.get(), static_cast<size_t>(n)},
-                             activity.idle_timeout) < 0) {
-      co_return CopyEnd::kSinkError;
-    }
+    std::string_view chunk(buf.get(), static_cast<size_t>(n));
+    int rc = co_await to.WriteAll(chunk, activity.idle_timeout);
+    if (rc < 0) co_return ErrorEnd(rc, DirectionEnd::kSinkError);
     bytes += static_cast<uint64_t>(n);
+    if (client_lines != nullptr) client_lines->Feed(chunk);
     activity.Touch();
   }
 }
 
-Detached RunCopy(Stream& from, Stream& to, uint64_t& bytes,
-                 ForwardActivity& activity, CopyEnd& end, JoinCounter& join,
-                 int cut_a, int cut_b) {
-  end = co_await Copy(from, to, bytes, activity);
-  if (activity.EndedCleanly(end == CopyEnd::kEof, end == CopyEnd::kIdle)) {
-    end = CopyEnd::kEof;
-  } else {
-    ::shutdown(cut_a, SHUT_RDWR);
-    ::shutdown(cut_b, SHUT_RDWR);
+// The client -> backend direction: see RunUp in forwarder.cc.
+Detached RunCopyUp(Stream& client, Stream& backend, uint64_t& bytes,
+                   ForwardActivity& activity, JoinCounter& join) {
+  DirectionEnd end =
+      co_await Copy(client, backend, bytes, activity, &activity.client_lines);
+  activity.Record(end, /*from_client=*/true);
+  if (end != DirectionEnd::kEof || activity.backend_ended) {
+    CutBoth(client.fd(), backend.fd());
   }
+  join.Done();
+}
+
+// The backend -> client direction: see RunDown in forwarder.cc. (A client
+// that stops reading stalls WriteAll until the idle timeout; the backend's
+// end behind unread bytes is only watched for on the splice path.)
+Detached RunCopyDown(Ring& ring, Stream& client, Stream& backend,
+                     uint64_t& bytes, ForwardActivity& activity,
+                     absl::Duration drain, JoinCounter& join) {
+  DirectionEnd end =
+      co_await Copy(backend, client, bytes, activity, /*client_lines=*/nullptr);
+  activity.Record(end, /*from_client=*/false);
+  if ((end == DirectionEnd::kEof || end == DirectionEnd::kSourceError) &&
+      !activity.client_done) {
+    if (end == DirectionEnd::kSourceError) co_await HalfClose(client);
+    co_await DrainClient(ring, client.fd(), drain);
+  }
+  CutBoth(client.fd(), backend.fd());
   join.Done();
 }
 
 }  // namespace
 
-Task<ForwardStats> ForwardCopy(Ring& /*ring*/, Stream& client, Stream& backend,
-                               absl::Duration idle_timeout) {
+Task<ForwardStats> ForwardCopy(Ring& ring, Stream& client, Stream& backend,
+                               ForwardOptions options) {
   ForwardStats stats;
-  ForwardActivity activity(idle_timeout);
+  ForwardActivity activity(options.idle_timeout, options.client_lines);
+  BoundSocketBuffers(client.fd(), options.socket_buffer);
+  BoundSocketBuffers(backend.fd(), options.socket_buffer);
   JoinCounter join(2);
-  CopyEnd up = CopyEnd::kEof, down = CopyEnd::kEof;
-  RunCopy(client, backend, stats.client_to_backend, activity, up, join,
-          client.fd(), backend.fd());
-  RunCopy(backend, client, stats.backend_to_client, activity, down, join,
-          client.fd(), backend.fd());
+  RunCopyUp(client, backend, stats.client_to_backend, activity, join);
+  RunCopyDown(ring, client, backend, stats.backend_to_client, activity,
+              options.client_drain_timeout, join);
   co_await join.Wait();
-  if (up == CopyEnd::kIdle || down == CopyEnd::kIdle) {
-    stats.end = "idle_timeout";
-  } else if (up == CopyEnd::kSourceError || down == CopyEnd::kSinkError) {
-    stats.end = "client_error";
-  } else if (down == CopyEnd::kSourceError || up == CopyEnd::kSinkError) {
-    stats.end = "backend_error";
-  }
+  stats.end = activity.End();
   co_return stats;
 }
 

@@ -1,11 +1,11 @@
 // Forwarding after login when either side speaks TLS: bytes are decrypted
 // and re-encrypted in user space, a chunk (up to one 16 KB record) at a
 // time. Same contract as ForwardSplice: half-close is passed on, an error
-// cuts both sides, nothing is injected, a slow reader stalls its writer.
+// cuts both sides, the client drains after the backend's end, nothing is
+// injected, a slow reader stalls its writer.
 #ifndef POPGATE_FORWARD_FORWARD_COPY_H_
 #define POPGATE_FORWARD_FORWARD_COPY_H_
 
-#include "absl/time/time.h"
 #include "forward/forwarder.h"
 #include "runtime/ring.h"
 #include "runtime/stream.h"
@@ -14,7 +14,7 @@
 namespace popgate {
 
 Task<ForwardStats> ForwardCopy(Ring& ring, Stream& client, Stream& backend,
-                               absl::Duration idle_timeout);
+                               ForwardOptions options);
 
 }  // namespace popgate
 

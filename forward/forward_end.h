@@ -3,6 +3,7 @@
 #ifndef POPGATE_FORWARD_FORWARD_END_H_
 #define POPGATE_FORWARD_FORWARD_END_H_
 
+#include <cstddef>
 #include <string_view>
 
 namespace popgate {
@@ -38,6 +39,70 @@ constexpr std::string_view ForwardEndName(ForwardEnd e) {
   }
   return "proxy_error";
 }
+
+// Whether the last complete line the client sent was QUIT (any case, CRLF
+// or LF): a backend that closes after that ended the session as asked
+// (kQuit), one that closes otherwise died or gave up (kBackendClosed).
+// Fed only bytes that are in user space anyway (the short lines the splice
+// path receives inline, every chunk of the copy path), looking at the last
+// line of each: no per-byte work is added to the spliced bytes, which are
+// unknown and so never QUIT.
+class QuitTracker {
+ public:
+  // Client bytes that were seen, in order.
+  void Feed(std::string_view bytes) {
+    size_t nl = bytes.rfind('\n');
+    if (nl == std::string_view::npos) {
+      Append(bytes);
+      return;
+    }
+    size_t prev = nl == 0 ? std::string_view::npos : bytes.rfind('\n', nl - 1);
+    if (prev == std::string_view::npos) {
+      Append(bytes.substr(0, nl));
+    } else {
+      Reset();
+      Append(bytes.substr(prev + 1, nl - prev - 1));
+    }
+    quit_ = IsQuit();
+    Reset();
+    Append(bytes.substr(nl + 1));
+  }
+  // Client bytes that went by unseen (spliced): the line they belong to,
+  // and the last complete line, are unknown.
+  void Unseen() {
+    quit_ = false;
+    len_ = kOverflow;
+  }
+  bool last_line_quit() const { return quit_; }
+
+ private:
+  static constexpr size_t kMax = 5;  // "QUIT\r"
+  static constexpr size_t kOverflow = kMax + 1;
+
+  void Reset() { len_ = 0; }
+  void Append(std::string_view b) {
+    if (len_ + b.size() > kMax) {
+      len_ = kOverflow;
+      return;
+    }
+    for (char c : b) line_[len_++] = c;
+  }
+  bool IsQuit() const {
+    size_t n = len_;
+    if (n == kOverflow) return false;
+    if (n > 0 && line_[n - 1] == '\r') --n;
+    if (n != 4) return false;
+    const char* want = "quit";
+    for (size_t i = 0; i < 4; ++i) {
+      if ((line_[i] | 0x20) != want[i]) return false;
+    }
+    return true;
+  }
+
+  char line_[kMax] = {};
+  size_t len_ = 0;  // kOverflow: longer than any QUIT line, or unknown
+  bool quit_ = false;
+};
 
 }  // namespace popgate
 

@@ -5,11 +5,14 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <memory>
+#include <optional>
 #include <string_view>
 
-#include "runtime/buffer_ring.h"
 #include "forward/forward_activity.h"
+#include "forward/forward_drain.h"
+#include "runtime/buffer_ring.h"
 #include "runtime/join.h"
 #include "runtime/pipe_pool.h"
 #include "tls/ktls_socket.h"
@@ -40,8 +43,6 @@ class ProvidedLease {
   int id_;
 };
 
-enum class PumpEnd { kEof, kSourceError, kSinkError, kPipeError, kIdle };
-
 // One side of the forwarding; `ktls`: a TLS connection handed to the kernel.
 struct End {
   int fd;
@@ -57,36 +58,75 @@ void HalfClose(const End& to) {
 
 // A read from a kernel-TLS socket fails (EIO from recv, EINVAL from
 // splice) when the next record is not application data. The client's
-// close_notify is its clean end; anything else ends the session.
-bool IsCleanKtlsEnd(const End& from, int err) {
-  if (!from.ktls || (err != -EIO && err != -EINVAL)) return false;
-  return tls::ReadKernelTlsControlRecord(from.fd) ==
-         tls::KtlsControl::kCloseNotify;
+// close_notify is its clean end; another record (an alert, a key update)
+// is one the kernel cannot take: ours to report.
+std::optional<DirectionEnd> KtlsReadEnd(const End& from, int err) {
+  if (!from.ktls || (err != -EIO && err != -EINVAL && err != -EBADMSG)) {
+    return std::nullopt;
+  }
+  if (err != -EBADMSG && tls::ReadKernelTlsControlRecord(from.fd) ==
+                             tls::KtlsControl::kCloseNotify) {
+    return DirectionEnd::kEof;
+  }
+  return DirectionEnd::kProxyError;
 }
+
+// Whether a direction watches for its source's end while it waits on a
+// stalled sink: the backend -> client direction does (see StallCheckPeriod).
+struct StallWatch {
+  int source_fd;
+  absl::Duration drain;
+  absl::Duration period;
+  // When the source's end was first seen; InfiniteFuture() while not.
+  absl::Time ended_at = absl::InfiniteFuture();
+  // The sink made no room within `drain` after that: give up on it.
+  bool drained = false;
+
+  // What is left of the drain time once the source's end has been read.
+  absl::Duration DrainLeft() const {
+    if (ended_at == absl::InfiniteFuture()) return drain;
+    return std::max(drain - (absl::Now() - ended_at), absl::ZeroDuration());
+  }
+};
+
+// -ETIME: the session went idle. -ESHUTDOWN: the watched source ended
+// and the sink did not make room within the drain time.
+constexpr int kDrained = -ESHUTDOWN;
 
 // Shared by both directions: a session is idle only when neither moves.
 // Waits for `events` on `fd`, for as long as the session as a whole is not
-// idle. Returns the poll result, or -ETIME once the session is idle.
+// idle. Returns the poll result, -ETIME once the session is idle, or
+// kDrained (`watch` only).
 Task<int> WaitFor(Ring& ring, int fd, unsigned events,
-                  ForwardActivity& activity) {
+                  ForwardActivity& activity, StallWatch* watch = nullptr) {
   while (true) {
     absl::Duration left = activity.Left();
     if (left <= absl::ZeroDuration()) co_return -ETIME;
+    if (watch != nullptr) left = std::min(left, watch->period);
     int ev = co_await PollFd(ring, fd, events, left);
     if (ev != -ECANCELED) co_return ev;
     // Timed out: the other direction may have been busy meanwhile.
+    if (watch != nullptr) {
+      absl::Time now = absl::Now();
+      if (watch->ended_at == absl::InfiniteFuture()) {
+        if (PeerEnded(watch->source_fd)) watch->ended_at = now;
+      } else if (now - watch->ended_at >= watch->drain) {
+        watch->drained = true;
+        co_return kDrained;
+      }
+    }
   }
 }
 
 // Sends all of `data` on a non-blocking socket, waiting for room as needed.
-// 0, -ETIME when the session went idle meanwhile, or -errno.
+// 0, -ETIME when the session went idle meanwhile, kDrained, or -errno.
 Task<int> SendAll(Ring& ring, int fd, std::string_view data,
-                  ForwardActivity& activity) {
+                  ForwardActivity& activity, StallWatch* watch) {
   while (!data.empty()) {
     int n = co_await Send(ring, fd, data.data(), data.size());
     if (n == -EAGAIN) {
-      int ev = co_await WaitFor(ring, fd, POLLOUT, activity);
-      if (ev == -ETIME) co_return -ETIME;
+      int ev = co_await WaitFor(ring, fd, POLLOUT, activity, watch);
+      if (ev == -ETIME || ev == kDrained) co_return ev;
       if (ev < 0 || (ev & (POLLERR | POLLHUP))) co_return -EPIPE;
       continue;
     }
@@ -97,24 +137,41 @@ Task<int> SendAll(Ring& ring, int fd, std::string_view data,
   co_return 0;
 }
 
+// Where a direction's bytes go and what it notes on the way.
+struct Direction {
+  End from;
+  End to;
+  uint64_t& bytes;
+  // The client -> backend direction: the lines it sees in user space.
+  QuitTracker* client_lines;
+  // The backend -> client direction: watches the backend while stalled.
+  StallWatch* watch;
+};
+
+DirectionEnd SinkEnd(int rc) {
+  if (rc == -ETIME) return DirectionEnd::kIdle;
+  if (rc == kDrained) return DirectionEnd::kEof;  // the source had ended
+  return DirectionEnd::kSinkError;
+}
+
 // Moves bytes `from` -> `to` until EOF or error. Waits for readability with
 // a poll (holding neither a buffer, a pipe nor a kernel thread: a splice
 // that blocked would park an io-wq worker per idle session). Then:
 // - POP3 commands and short replies are a few bytes each. The kernel runs
 //   every splice on an io-wq thread, so splicing them would cost two thread
 //   hand-offs per line; a recv and a send on the ring run inline instead.
+//   (Only these bytes are looked at, for QUIT.)
 // - A burst that fills that small buffer (a RETR) is spliced, chunk after
 //   chunk, while data keeps coming: mail bodies never enter user space.
-Task<PumpEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
-                   End from_end, End to_end, uint64_t& bytes,
-                   ForwardActivity& activity) {
-  const int from = from_end.fd;
-  const int to = to_end.fd;
+Task<DirectionEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
+                        Direction d, ForwardActivity& activity) {
+  const int from = d.from.fd;
+  const int to = d.to.fd;
   const unsigned chunk = static_cast<unsigned>(pool.pipe_size());
   Pipe pipe;
   bool have_pipe = false;
   bool pipe_empty = true;
-  PumpEnd end = PumpEnd::kEof;
+  DirectionEnd end = DirectionEnd::kEof;
   while (true) {
     if (!have_pipe) {
       // The next bytes go into a small buffer. Preferably one of the
@@ -126,7 +183,7 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
       if (buffers != nullptr && buffers->ready()) {
         absl::Duration left = activity.Left();
         if (left <= absl::ZeroDuration()) {
-          end = PumpEnd::kIdle;
+          end = DirectionEnd::kIdle;
           break;
         }
         pr = co_await RecvProvided(ring, *buffers, from, left);
@@ -140,11 +197,11 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
       if (got == -ENOBUFS) {
         int ev = co_await WaitFor(ring, from, POLLIN | POLLRDHUP, activity);
         if (ev == -ETIME) {
-          end = PumpEnd::kIdle;
+          end = DirectionEnd::kIdle;
           break;
         }
         if (ev < 0) {
-          end = PumpEnd::kSourceError;
+          end = DirectionEnd::kSourceError;
           break;
         }
         small.reset(new char[kSmallCopy]);
@@ -152,29 +209,32 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
         got = co_await Recv(ring, from, small.get(), kSmallCopy);
       }
       if (got == -EAGAIN) continue;  // woken without data after all
-      if (got == 0 || IsCleanKtlsEnd(from_end, got)) {
-        HalfClose(to_end);
-        end = PumpEnd::kEof;
+      if (got == 0) {
+        HalfClose(d.to);
+        end = DirectionEnd::kEof;
         break;
       }
       if (got < 0) {
-        end = PumpEnd::kSourceError;
+        std::optional<DirectionEnd> k = KtlsReadEnd(d.from, got);
+        end = k.value_or(DirectionEnd::kSourceError);
+        if (end == DirectionEnd::kEof) HalfClose(d.to);
         break;
       }
       activity.Touch();
-      int rc = co_await SendAll(ring, to, {data, static_cast<size_t>(got)},
-                                activity);
+      std::string_view bytes(data, static_cast<size_t>(got));
+      int rc = co_await SendAll(ring, to, bytes, activity, d.watch);
       if (rc < 0) {
-        end = rc == -ETIME ? PumpEnd::kIdle : PumpEnd::kSinkError;
+        end = SinkEnd(rc);
         break;
       }
-      bytes += static_cast<uint64_t>(got);
+      d.bytes += static_cast<uint64_t>(got);
+      if (d.client_lines != nullptr) d.client_lines->Feed(bytes);
       // A read that did not fill its buffer: the burst is over.
       if (static_cast<size_t>(got) < (small ? kSmallCopy : kProvidedSize)) {
         continue;
       }
       if (!pool.Acquire(pipe)) {
-        end = PumpEnd::kPipeError;
+        end = DirectionEnd::kProxyError;
         break;
       }
       have_pipe = true;
@@ -186,33 +246,37 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
       have_pipe = false;
       continue;
     }
-    if (n == 0 || IsCleanKtlsEnd(from_end, n)) {
-      HalfClose(to_end);
-      end = PumpEnd::kEof;
+    if (n == 0) {
+      HalfClose(d.to);
+      end = DirectionEnd::kEof;
       break;
     }
     if (n < 0) {
-      end = PumpEnd::kSourceError;
+      std::optional<DirectionEnd> k = KtlsReadEnd(d.from, n);
+      end = k.value_or(DirectionEnd::kSourceError);
+      if (end == DirectionEnd::kEof) HalfClose(d.to);
       break;
     }
+    // Spliced bytes are never looked at: the client's line is unknown.
+    if (d.client_lines != nullptr) d.client_lines->Unseen();
     pipe_empty = false;
     activity.Touch();
     unsigned left = static_cast<unsigned>(n);
     if (out > 0) {
       left -= static_cast<unsigned>(out);
-      bytes += static_cast<uint64_t>(out);
+      d.bytes += static_cast<uint64_t>(out);
     } else if (out != -EAGAIN) {
-      end = PumpEnd::kSinkError;
+      end = DirectionEnd::kSinkError;
       break;
     }
-    bool idle = false;
+    int stalled = 0;
     while (left > 0) {
       int m = co_await Splice(ring, pipe.r.get(), to, left, kSpliceFlags);
       if (m == -EAGAIN) {
         // The peer is not reading: wait, and read nothing more meanwhile.
-        int ev = co_await WaitFor(ring, to, POLLOUT, activity);
-        if (ev == -ETIME) {
-          idle = true;
+        int ev = co_await WaitFor(ring, to, POLLOUT, activity, d.watch);
+        if (ev == -ETIME || ev == kDrained) {
+          stalled = ev;
           break;
         }
         if (ev < 0 || (ev & (POLLERR | POLLHUP))) break;
@@ -220,11 +284,11 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
       }
       if (m <= 0) break;
       left -= static_cast<unsigned>(m);
-      bytes += static_cast<uint64_t>(m);
+      d.bytes += static_cast<uint64_t>(m);
       activity.Touch();
     }
     if (left > 0) {
-      end = idle ? PumpEnd::kIdle : PumpEnd::kSinkError;
+      end = SinkEnd(stalled);
       break;
     }
     pipe_empty = true;
@@ -233,51 +297,75 @@ Task<PumpEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
   co_return end;
 }
 
-Detached RunPump(Ring& ring, PipePool& pool, BufferRing* buffers, End from,
-                 End to, uint64_t& bytes, ForwardActivity& activity,
-                 PumpEnd& end, JoinCounter& join, int cut_a, int cut_b) {
-  end = co_await Pump(ring, pool, buffers, from, to, bytes, activity);
-  if (activity.EndedCleanly(end == PumpEnd::kEof, end == PumpEnd::kIdle)) {
-    end = PumpEnd::kEof;
-  } else {
-    // One side is broken: end the other direction too.
-    ::shutdown(cut_a, SHUT_RDWR);
-    ::shutdown(cut_b, SHUT_RDWR);
+// The client -> backend direction. Its clean end (the client's FIN) was
+// passed on as a half-close and the backend may still answer; any other
+// end, or any end once the backend has ended, cuts both sides.
+Detached RunUp(Ring& ring, PipePool& pool, BufferRing* buffers, Direction d,
+               ForwardActivity& activity, JoinCounter& join) {
+  DirectionEnd end = co_await Pump(ring, pool, buffers, d, activity);
+  activity.Record(end, /*from_client=*/true);
+  if (end != DirectionEnd::kEof || activity.backend_ended) {
+    CutBoth(d.from.fd, d.to.fd);
   }
+  join.Done();
+}
+
+// The backend -> client direction. After the backend's end (EOF or reset)
+// the client gets the drain time to read what was sent and close
+// (DrainClient); then, and after any other end, both sides are cut.
+Detached RunDown(Ring& ring, PipePool& pool, BufferRing* buffers, Direction d,
+                 ForwardActivity& activity, JoinCounter& join) {
+  DirectionEnd end = co_await Pump(ring, pool, buffers, d, activity);
+  activity.Record(end, /*from_client=*/false);
+  const int client = d.to.fd;
+  if (d.watch->drained) {
+    // Stalled on the client past the drain time after the backend's end.
+    AbortIfUnsent(client);
+  } else if ((end == DirectionEnd::kEof || end == DirectionEnd::kSourceError) &&
+             !activity.client_done) {
+    if (end == DirectionEnd::kSourceError) HalfClose(d.to);
+    co_await DrainClient(ring, client, d.watch->DrainLeft());
+  }
+  CutBoth(d.from.fd, client);
   join.Done();
 }
 
 }  // namespace
 
+void BoundSocketBuffers(int fd, int bytes) {
+  if (bytes <= 0) return;
+  // Locks both sizes (no autotuning from here on): what a stalled peer can
+  // make us hold is bounded by these, whatever the kernel's tcp_wmem and
+  // tcp_rmem maxima are.
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+}
+
 Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool,
                                  BufferRing* buffers, int client_fd,
-                                 int backend_fd, absl::Duration idle_timeout,
+                                 int backend_fd, ForwardOptions options,
                                  bool client_ktls) {
   ForwardStats stats;
-  ForwardActivity activity(idle_timeout);
+  ForwardActivity activity(options.idle_timeout, options.client_lines);
   for (int fd : {client_fd, backend_fd}) {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    BoundSocketBuffers(fd, options.socket_buffer);
   }
-  JoinCounter join(2);
-  PumpEnd up_end = PumpEnd::kEof, down_end = PumpEnd::kEof;
+  StallWatch watch{.source_fd = backend_fd,
+                   .drain = options.client_drain_timeout,
+                   .period = StallCheckPeriod(options.client_drain_timeout)};
   const End client{client_fd, client_ktls};
   const End backend{backend_fd, false};
-  RunPump(ring, pool, buffers, client, backend, stats.client_to_backend,
-          activity, up_end, join, client_fd, backend_fd);
-  RunPump(ring, pool, buffers, backend, client, stats.backend_to_client,
-          activity, down_end, join, client_fd, backend_fd);
+  JoinCounter join(2);
+  RunUp(ring, pool, buffers,
+        {client, backend, stats.client_to_backend, &activity.client_lines,
+         nullptr},
+        activity, join);
+  RunDown(ring, pool, buffers,
+          {backend, client, stats.backend_to_client, nullptr, &watch}, activity,
+          join);
   co_await join.Wait();
-  if (up_end == PumpEnd::kIdle || down_end == PumpEnd::kIdle) {
-    stats.end = "idle_timeout";
-  } else if (up_end == PumpEnd::kPipeError || down_end == PumpEnd::kPipeError) {
-    stats.end = "pipe_error";
-  } else if (up_end == PumpEnd::kSourceError ||
-             down_end == PumpEnd::kSinkError) {
-    stats.end = "client_error";
-  } else if (down_end == PumpEnd::kSourceError ||
-             up_end == PumpEnd::kSinkError) {
-    stats.end = "backend_error";
-  }
+  stats.end = activity.End();
   co_return stats;
 }
 

@@ -4,9 +4,9 @@
 #define POPGATE_FORWARD_FORWARDER_H_
 
 #include <cstdint>
-#include <string>
 
 #include "absl/time/time.h"
+#include "forward/forward_end.h"
 #include "runtime/buffer_ring.h"
 #include "runtime/pipe_pool.h"
 #include "runtime/ring.h"
@@ -17,26 +17,51 @@ namespace popgate {
 struct ForwardStats {
   uint64_t client_to_backend = 0;
   uint64_t backend_to_client = 0;
-  // "closed" (both sides finished), or what broke first: "client_error",
-  // "backend_error", "pipe_error", "idle_timeout".
-  std::string end = "closed";
+  // Which side ended the session and how (forward/forward_end.h).
+  ForwardEnd end = ForwardEnd::kProxyError;
 };
+
+// The settings one forwarded session runs with (server.* in the config).
+struct ForwardOptions {
+  // forward_idle_timeout: no byte either way for this long ends the session.
+  absl::Duration idle_timeout = absl::Minutes(30);
+  // client_drain_timeout: once the backend has ended (EOF or reset), the
+  // client gets at most this long to read what was sent and close; then
+  // both sides are closed (with a reset if the client left bytes unread, so
+  // the kernel frees them at once).
+  absl::Duration client_drain_timeout = absl::Seconds(10);
+  // forward_socket_buffer: SO_SNDBUF and SO_RCVBUF (bytes) on both sockets
+  // once forwarding starts, so a client that stops reading holds at most
+  // about this much per socket and direction in kernel memory (the kernel
+  // doubles the value for its bookkeeping and caps it at
+  // net.core.wmem_max / rmem_max). 0: keep the kernel's autotuning.
+  int socket_buffer = 0;
+  // What the client sent before forwarding started and the session already
+  // passed on (commands pipelined behind PASS): feed them so that a QUIT
+  // among them counts (see QuitTracker).
+  QuitTracker client_lines;
+};
+
+// Sets forward_socket_buffer on one forwarded socket (both directions).
+// No-op for `bytes` <= 0. Best effort: a kernel that refuses keeps its own.
+void BoundSocketBuffers(int fd, int bytes);
 
 // Returns when both directions have ended. A FIN from one side becomes
 // shutdown(SHUT_WR) towards the other (half-close); an error on either side
-// cuts both. Nothing is ever injected: if the client vanishes the backend
-// just sees its connection close, so DELE marks are discarded (RFC 1939).
+// cuts both; after the backend's end the client gets client_drain_timeout.
+// Nothing is ever injected: if the client vanishes the backend just sees
+// its connection close, so DELE marks are discarded (RFC 1939).
 // Backpressure: each direction reads again only after its pipe has drained
 // to the other side. Pipes come from `pool` only while bytes are in flight.
-// `idle_timeout`: no byte either way for this long ends the session.
-// `client_ktls`: the client's TLS was handed to the kernel (TlsStream::
-// HandOffToKernel): its close_notify counts as EOF and it gets one before
-// our FIN.
+// `client_ktls`: the client's TLS was handed to the kernel
+// (Stream::HandOffToKernel): its close_notify counts as EOF and it gets one
+// before our FIN.
 // `buffers` (may be null): the worker's provided receive buffers, used for
-// the short lines between bursts.
+// the short lines between bursts (and the QUIT check: only those lines are
+// looked at, spliced bytes never are).
 Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool,
                                  BufferRing* buffers, int client_fd,
-                                 int backend_fd, absl::Duration idle_timeout,
+                                 int backend_fd, ForwardOptions options,
                                  bool client_ktls = false);
 
 }  // namespace popgate

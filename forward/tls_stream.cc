@@ -176,6 +176,9 @@ Task<int> TlsStream::WriteAll(std::string_view data, absl::Duration timeout) {
 }
 
 absl::Status TlsStream::HandOffToKernel() {
+  if (engine_ == nullptr) {
+    return absl::FailedPreconditionError("already handed to the kernel");
+  }
   if (send_mu_.locked() || !sending_.empty()) {
     return absl::FailedPreconditionError("a send is in flight");
   }
@@ -184,6 +187,7 @@ absl::Status TlsStream::HandOffToKernel() {
   if (!material.ok()) return material.status();
   absl::Status s = tls::InstallKernelTls(fd_, *material);
   if (s.ok()) {
+    version_ = engine_->version();
     // BoringSSL's state is stale from here on: free it (and its memory).
     engine_.reset();
     std::vector<char>().swap(sending_);
@@ -191,7 +195,21 @@ absl::Status TlsStream::HandOffToKernel() {
   return s;
 }
 
+std::string_view TlsStream::TlsVersion() const {
+  return engine_ != nullptr ? engine_->version() : version_;
+}
+
+void TlsStream::ForgetSecrets() {
+  if (engine_ != nullptr) engine_->ForgetSecrets();
+}
+
 Task<void> TlsStream::Close(absl::Duration timeout) {
+  if (close_sent_) co_return;
+  close_sent_ = true;
+  if (engine_ == nullptr) {
+    tls::SendKernelTlsCloseNotify(fd_);
+    co_return;
+  }
   engine_->Shutdown();
   co_await Flush(timeout);
 }

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -34,19 +35,24 @@ class TlsStream final : public Stream {
   Task<int> Read(std::span<char> buf, absl::Duration timeout) override;
   Task<int> WriteAll(std::string_view data, absl::Duration timeout) override;
   Task<int> WaitReadable(absl::Duration timeout) override;
-  // Best effort close_notify.
-  Task<void> Close(absl::Duration timeout);
+  // Best effort close_notify, once (also after the kernel hand-off, through
+  // the kernel).
+  Task<void> Close(absl::Duration timeout) override;
   int fd() const override { return fd_; }
   bool IsPlainSocket() const override { return false; }
+  std::string_view TlsVersion() const override;
+  void ForgetSecrets() override;
 
+  // Null once handed to the kernel.
   tls::TlsEngine& engine() { return *engine_; }
 
-  // Gives the connection to kernel TLS (proxy/tls/ktls_socket.h): from then
-  // on the socket reads and writes plaintext and this stream, whose engine
-  // is freed, must not be used again. Call only when no read or write is in
-  // flight. FailedPrecondition: nothing changed, carry on with this stream;
-  // any other error: the connection is unusable.
-  absl::Status HandOffToKernel();
+  // Gives the connection to kernel TLS (tls/ktls_socket.h): from then on
+  // the socket reads and writes plaintext and this stream, whose engine is
+  // freed, must not be used again (Close and TlsVersion excepted). Call
+  // only when no read or write is in flight. FailedPrecondition: nothing
+  // changed, carry on with this stream; any other error: the connection is
+  // unusable.
+  absl::Status HandOffToKernel() override;
   // Ciphertext fed in but not yet consumed: after STLS, bytes the client
   // pipelined in plaintext must be discarded, not decrypted.
   Task<int> Flush(absl::Duration timeout);
@@ -63,6 +69,9 @@ class TlsStream final : public Stream {
   std::unique_ptr<tls::TlsEngine> engine_;
   AsyncMutex send_mu_;
   std::vector<char> sending_;  // ciphertext being sent (freed when idle)
+  // SSL_get_version's static string, kept across the kernel hand-off.
+  std::string_view version_;
+  bool close_sent_ = false;
 
   // Hand-off for private-key operations completing on a pool thread.
   struct AsyncState {

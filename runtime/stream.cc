@@ -2,8 +2,13 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 namespace popgate {
+
+void Stream::ShutdownWrite() { ::shutdown(fd(), SHUT_WR); }
+
+Task<void> PlainStream::Close(absl::Duration /*timeout*/) { co_return; }
 
 Task<int> PlainStream::Read(std::span<char> buf, absl::Duration timeout) {
   co_return co_await Recv(ring_, fd_, buf.data(), buf.size(), timeout);

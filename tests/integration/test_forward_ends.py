@@ -1,0 +1,152 @@
+"""Each way a forwarded session ends gets its own result in the session log
+(issue 8, item 14): a clean QUIT ("ok", also as lowercase "quit" with LF
+only, and also when the client closes or resets as soon as it has read
++OK), a backend that dies in the middle of a RETR ("backend_closed": before,
+199 of 200 such sessions were logged "ok"), a backend that resets
+("backend_reset"), a client that resets ("client_reset"), an idle forwarded
+session ("idle_timeout")."""
+
+import socket
+import struct
+import time
+import unittest
+
+import harness
+from test_backend_end import ScriptedBackend
+
+PW = "Forward-Ends-Pw"
+USER = "u@ends.example"
+
+
+def reset_close(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+class ForwardEnds(harness.IntegrationTestCase):
+
+    def popgate(self, backend_address: str, **server):
+        return self.start_popgate(
+            [harness.Tenant("ends", ["ends.example"], [backend_address],
+                            users={USER: PW})],
+            server={"client_drain_timeout": "2s", **server})
+
+    def result_of(self, p, c_addr: tuple[str, int], timeout: float = 10.0) -> str:
+        rec = p.wait_for_record(timeout, client="%s:%d" % c_addr)
+        self.assertIsNotNone(rec, f"no session line for {c_addr}")
+        return rec["result"]
+
+    def test_quit_is_ok(self):
+        synth = self.start_synth({USER: PW}, sizes=[3000])
+        p = self.popgate(synth.address)
+        for quit_line in (b"QUIT\r\n", b"quit\n", b"Quit\r\n"):
+            with self.subTest(quit=quit_line):
+                c = self.raw(p.port)
+                self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
+                addr = c.sock.getsockname()
+                self.assertBytesEqual(c.retr(1), synth.dump(USER, 1), "RETR 1")
+                c.send(quit_line)
+                self.assertTrue(c.readline().startswith(b"+OK"))
+                c.read_until_closed(5)
+                c.close()
+                self.assertEqual(self.result_of(p, addr), "ok")
+
+    def test_quit_then_reset_at_once_is_ok(self):
+        synth = self.start_synth({USER: PW}, sizes=[3000])
+        p = self.popgate(synth.address)
+        for _ in range(5):
+            c = self.raw(p.port)
+            self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
+            addr = c.sock.getsockname()
+            self.assertTrue(c.cmd("QUIT").startswith(b"+OK"))
+            reset_close(c.sock)
+            self.assertEqual(self.result_of(p, addr), "ok")
+
+    def test_quit_pipelined_behind_pass_is_ok(self):
+        synth = self.start_synth({USER: PW}, sizes=[3000])
+        p = self.popgate(synth.address)
+        c = self.raw(p.port)
+        addr = c.sock.getsockname()
+        c.send(f"USER {USER}\r\nPASS {PW}\r\nQUIT\r\n".encode())
+        c.read_until_closed(5)
+        c.close()
+        self.assertEqual(self.result_of(p, addr), "ok")
+
+    def test_backend_killed_mid_retr_is_backend_closed(self):
+        for i in range(3):
+            with self.subTest(round=i):
+                victim = harness.Synth({USER: PW}, sizes=["20m"])
+                self.addCleanup(victim.cleanup)
+                victim.start()
+                p = self.popgate(victim.address)
+                c = self.raw(p.port, timeout=30)
+                self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
+                addr = c.sock.getsockname()
+                c.send(b"RETR 1\r\n")
+                got = 0
+                while got < 1024 * 1024:
+                    b = c.sock.recv(65536)
+                    self.assertTrue(b, "closed too early")
+                    got += len(b)
+                victim.kill()  # SIGKILL while the message is in flight
+                try:
+                    c.read_until_closed(10)
+                except ConnectionResetError:
+                    pass
+                c.close()
+                self.assertIn(self.result_of(p, addr), ("backend_closed", "backend_reset"))
+
+    def test_backend_reset_is_backend_reset(self):
+        b = ScriptedBackend()
+        self.addCleanup(b.cleanup)
+        p = self.popgate(b.address)
+        c = self.raw(p.port)
+        self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
+        addr = c.sock.getsockname()
+        c.cmd_ok("NOOP")
+        c.send(b"RST\r\n")
+        try:
+            c.read_until_closed(5)
+        except ConnectionResetError:
+            pass
+        c.close()
+        self.assertEqual(self.result_of(p, addr), "backend_reset")
+
+    def test_backend_closing_on_its_own_is_backend_closed(self):
+        b = ScriptedBackend()
+        self.addCleanup(b.cleanup)
+        p = self.popgate(b.address)
+        c = self.raw(p.port)
+        self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
+        addr = c.sock.getsockname()
+        c.send(b"BYE\r\n")
+        self.assertEqual(c.readline(), b"+OK bye\r\n")
+        c.read_until_closed(5)
+        c.close()
+        self.assertEqual(self.result_of(p, addr), "backend_closed")
+
+    def test_client_reset_is_client_reset(self):
+        synth = self.start_synth({USER: PW}, sizes=[3000])
+        p = self.popgate(synth.address)
+        c = self.raw(p.port)
+        self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
+        addr = c.sock.getsockname()
+        c.cmd_ok("NOOP")
+        reset_close(c.sock)
+        self.assertEqual(self.result_of(p, addr), "client_reset")
+
+    def test_idle_is_idle_timeout(self):
+        synth = self.start_synth({USER: PW}, sizes=[3000])
+        p = self.popgate(synth.address, forward_idle_timeout="1s")
+        c = self.raw(p.port)
+        self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
+        addr = c.sock.getsockname()
+        try:
+            c.read_until_closed(5)
+        except ConnectionResetError:
+            pass
+        self.assertEqual(self.result_of(p, addr), "idle_timeout")
+
+
+if __name__ == "__main__":
+    unittest.main()
