@@ -3,13 +3,16 @@
 #ifndef POPGATE_CONFIG_CONFIG_H_
 #define POPGATE_CONFIG_CONFIG_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "net/socket_address.h"
 #include "routing/routing_table.h"
 
 namespace popgate {
@@ -54,6 +57,7 @@ struct ServerConfig {
 struct CertKeyConfig {
   std::string cert;
   std::string key;
+  uint32_t line = 0;  // where it was named, for load errors
 };
 
 enum class ListenerTls { kNone, kStartTls, kImplicit };
@@ -70,6 +74,8 @@ struct ListenerConfig {
   // For "[::]:port" only: false (default) = dual-stack (IPv4 clients too,
   // as v4-mapped addresses), true = IPv6 clients only.
   bool ipv6_only = false;
+  uint32_t line = 0;          // the [[listener]] table, for load errors
+  uint32_t address_line = 0;  // its 'address'
 };
 
 // [tls]: settings shared by all TLS listeners.
@@ -77,6 +83,7 @@ struct TlsConfig {
   bool session_tickets = true;
   absl::Duration ticket_key_rotation = absl::Hours(12);
   std::string ticket_key_file;  // shared secret for several instances
+  uint32_t ticket_key_file_line = 0;
   absl::Duration handshake_timeout = absl::Seconds(10);
   // Networks where plaintext_auth = "trusted" allows plain logins.
   std::vector<std::string> trusted_networks = {"127.0.0.0/8", "::1/128"};
@@ -91,6 +98,8 @@ struct BackendTlsConfig {
   std::string ca_file;  // empty = system CA store
   std::string name;     // name to verify; empty = host part of the address
   CertKeyConfig client_cert;  // optional
+  uint32_t line = 0;          // the backend_tls table, for load errors
+  uint32_t ca_file_line = 0;
 };
 
 enum class AuthProvider { kFile, kBackend };
@@ -105,6 +114,10 @@ struct TenantConfig {
   std::vector<std::string> sni_names;
   std::vector<CertKeyConfig> certificates;
   BackendTlsConfig backend_tls;
+  uint32_t line = 0;          // the [[tenant]] table
+  uint32_t domains_line = 0;  // 'domains' (the table if absent)
+  // Per spec.backends entry: the line of its address, for load errors.
+  std::vector<uint32_t> backend_lines;
 };
 
 struct Config {
@@ -124,7 +137,20 @@ absl::StatusOr<Config> ParseConfig(std::string_view toml_text,
 absl::StatusOr<Config> LoadConfig(const std::string& path);
 
 // "host:port" / "[v6]:port" split; numeric host or name; port 1..65535.
+// The syntax is net/socket_address's ParseHostPort (the one parser).
 absl::Status ValidateHostPort(std::string_view address);
+
+// Refuses backend `backend` of tenant `tenant`, at `backend_addr`, when a
+// connection to it would reach one of this config's own listeners
+// (`listeners`: per config.listeners, nullopt where not known) on this
+// host, wildcard listeners included (`local`: the host's interface
+// addresses, net/local_address.h): "path:line: ..." of the backend. Config
+// loading checks numeric addresses; Snapshot::Build resolved names.
+absl::Status CheckBackendLoop(
+    const Config& config, size_t tenant, size_t backend,
+    const SocketAddress& backend_addr,
+    const std::vector<std::optional<SocketAddress>>& listeners,
+    const std::vector<SocketAddress>& local);
 
 }  // namespace popgate
 

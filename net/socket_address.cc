@@ -6,10 +6,56 @@
 
 #include <cstring>
 
-#include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 
 namespace popgate {
+namespace {
+
+// Addresses come from config files and may hold anything; escape them
+// before they reach a terminal or a log line.
+std::string Quote(std::string_view s) {
+  return absl::StrCat(
+      "'", absl::CHexEscape(absl::string_view(s.data(), s.size())), "'");
+}
+
+absl::Status Bad(std::string_view text, std::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "address ", Quote(text), absl::string_view(why.data(), why.size())));
+}
+
+// RFC 1123 host name as getaddrinfo would look it up; '_' tolerated because
+// internal names use it.
+bool IsValidName(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);  // FQDN
+  if (name.empty() || name.size() > 253) return false;
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t dot = name.find('.', start);
+    if (dot == std::string_view::npos) dot = name.size();
+    std::string_view label = name.substr(start, dot - start);
+    if (label.empty() || label.size() > 63) return false;
+    if (label.front() == '-' || label.back() == '-') return false;
+    for (char c : label) {
+      if (!absl::ascii_isalnum(c) && c != '-' && c != '_') return false;
+    }
+    start = dot + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+uint16_t SocketAddress::port() const {
+  if (family() == AF_INET) {
+    return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
+  }
+  if (family() == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port);
+  }
+  return 0;
+}
 
 std::string SocketAddress::ToString() const {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -34,40 +80,112 @@ SocketAddress SocketAddress::FromSockaddr(const sockaddr* sa, socklen_t len) {
   return a;
 }
 
-absl::StatusOr<SocketAddress> ResolveHostPort(std::string_view host_port) {
-  std::string_view host, port;
-  if (!host_port.empty() && host_port.front() == '[') {
-    size_t close = host_port.find("]:");
-    if (close == std::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bad address '", std::string(host_port), "': want [v6]:port"));
+std::optional<SocketAddress> HostPort::Numeric() const {
+  SocketAddress a;
+  if (family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&a.storage);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(port);
+    if (inet_pton(AF_INET, host.c_str(), &in->sin_addr) != 1) {
+      return std::nullopt;
     }
-    host = host_port.substr(1, close - 1);
-    port = host_port.substr(close + 2);
+    a.len = sizeof(sockaddr_in);
+    return a;
+  }
+  if (family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) != 1) {
+      return std::nullopt;
+    }
+    a.len = sizeof(sockaddr_in6);
+    return a;
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<HostPort> ParseHostPort(std::string_view text,
+                                       bool allow_port_zero) {
+  HostPort out;
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() ||
+        text[close + 1] != ':') {
+      return Bad(text, " must be \"[v6-address]:port\"");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    out.host = std::string(host);
+    in6_addr ignored;
+    // The resolver would take what inet_pton takes, nothing else.
+    if (out.host.find('\0') != std::string::npos ||
+        inet_pton(AF_INET6, out.host.c_str(), &ignored) != 1) {
+      return Bad(text, ": bad IPv6 address");
+    }
+    out.family = AF_INET6;
   } else {
-    size_t colon = host_port.rfind(':');
+    const size_t colon = text.rfind(':');
     if (colon == std::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bad address '", std::string(host_port), "': want host:port"));
+      return Bad(text, " must be \"host:port\"");
     }
-    host = host_port.substr(0, colon);
-    port = host_port.substr(colon + 1);
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.empty()) return Bad(text, ": empty host");
+    if (host.find(':') != std::string_view::npos) {
+      return Bad(text, ": put IPv6 addresses in brackets");
+    }
+    out.host = std::string(host);
+    bool dotted = true;
+    for (char c : host) dotted = dotted && (absl::ascii_isdigit(c) || c == '.');
+    in_addr ignored;
+    if (dotted) {
+      // Digits and dots are never looked up as a name: a dotted quad or
+      // nothing (inet_pton refuses "10.1" and "010.0.0.1" forms).
+      if (inet_pton(AF_INET, out.host.c_str(), &ignored) != 1) {
+        return Bad(text, ": bad IPv4 address");
+      }
+      out.family = AF_INET;
+    } else {
+      for (char c : host) {
+        if (!absl::ascii_isalnum(c) && c != '.' && c != '-' && c != '_') {
+          return Bad(text, ": bad character in host");
+        }
+      }
+      if (!IsValidName(host)) return Bad(text, ": bad host name");
+    }
   }
-  int port_num = 0;
-  if (host.empty() || !absl::SimpleAtoi(std::string(port), &port_num) ||
-      port_num < 0 || port_num > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad address '", std::string(host_port), "'"));
+  if (host.empty()) return Bad(text, ": empty host");
+  uint32_t p = 0;
+  bool digits = !port.empty() && port.size() <= 5;
+  for (char c : port) {
+    digits = digits && absl::ascii_isdigit(c);
+    if (digits) p = p * 10 + static_cast<uint32_t>(c - '0');
   }
+  if (!digits || p > 65535 || (p == 0 && !allow_port_zero)) {
+    return Bad(text, ": port must be 1..65535");
+  }
+  out.port = static_cast<uint16_t>(p);
+  return out;
+}
+
+absl::StatusOr<SocketAddress> ResolveHostPort(std::string_view host_port) {
+  absl::StatusOr<HostPort> hp =
+      ParseHostPort(host_port, /*allow_port_zero=*/true);
+  if (!hp.ok()) return hp.status();
+  if (std::optional<SocketAddress> numeric = hp->Numeric()) return *numeric;
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;
   addrinfo* res = nullptr;
-  std::string host_s(host), port_s(port);
-  int rc = getaddrinfo(host_s.c_str(), port_s.c_str(), &hints, &res);
+  const std::string port = std::to_string(hp->port);
+  int rc = getaddrinfo(hp->host.c_str(), port.c_str(), &hints, &res);
   if (rc != 0 || res == nullptr) {
+    if (res != nullptr) freeaddrinfo(res);
     return absl::InvalidArgumentError(absl::StrCat(
-        "cannot resolve '", std::string(host_port), "': ", gai_strerror(rc)));
+        "cannot resolve ", Quote(host_port), ": ", gai_strerror(rc)));
   }
   SocketAddress a = SocketAddress::FromSockaddr(res->ai_addr, res->ai_addrlen);
   freeaddrinfo(res);

@@ -125,6 +125,19 @@ int Serve(const std::string& path) {
   const int workers = WorkerCount(config.server);
   RaiseFdLimit();
 
+  // Another process on one of our addresses would share it with us without
+  // a word (SO_REUSEPORT): refuse unless the operator asked for a takeover.
+  // Before any socket of ours exists, or the check would find itself.
+  for (size_t i = 0; !config.server.takeover_listeners &&
+                     i < snap->listener_addrs.size();
+       ++i) {
+    absl::Status s = CheckNobodyListens(snap->listener_addrs[i],
+                                        config.listeners[i].ipv6_only);
+    if (!s.ok()) {
+      fprintf(stderr, "%s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+  }
   // Listening sockets first, so a bad address fails before anything runs.
   std::vector<std::vector<UniqueFd>> per_worker(workers);
   std::string listening;
@@ -135,7 +148,7 @@ int Serve(const std::string& path) {
       return 1;
     }
     for (int i = 0; i < workers; ++i) {
-      absl::StatusOr<UniqueFd> fd = OpenListener(*addr, 4096);
+      absl::StatusOr<UniqueFd> fd = OpenListener(*addr, 4096, l.ipv6_only);
       if (!fd.ok()) {
         fprintf(stderr, "%s\n", std::string(fd.status().message()).c_str());
         return 1;

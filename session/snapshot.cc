@@ -1,6 +1,15 @@
 #include "session/snapshot.h"
 
+#include <openssl/evp.h>
+
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
+#include "net/local_address.h"
+#include "tls/cert_loader.h"
 
 namespace popgate {
 
@@ -18,6 +27,56 @@ std::string HostOf(const std::string& address) {
   return address.substr(0, address.rfind(':'));
 }
 
+absl::Status At(const Config& config, uint32_t line, std::string_view what,
+                const absl::Status& why) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      config.path, ":", line == 0 ? 1 : line, ": ",
+      absl::string_view(what.data(), what.size()), ": ", why.message()));
+}
+
+// Loads each certificate/key pair once on its own, so a bad file is
+// reported at the config line that names it (the TLS contexts get them all
+// at once and could only say which listener). The loader's errors name the
+// file and the reason, never key material.
+absl::Status CheckCertificates(const Config& config) {
+  std::set<std::pair<std::string, std::string>> checked;
+  auto check = [&](const CertKeyConfig& c,
+                   std::string_view where) -> absl::Status {
+    if (!checked.emplace(c.cert, c.key).second) return absl::OkStatus();
+    absl::StatusOr<tls::LoadedCert> loaded = tls::LoadCertKey(ToFiles(c));
+    if (!loaded.ok()) return At(config, c.line, where, loaded.status());
+    return absl::OkStatus();
+  };
+  for (const ListenerConfig& l : config.listeners) {
+    if (l.tls == ListenerTls::kNone) continue;
+    for (const CertKeyConfig& c : l.certificates) {
+      if (absl::Status s = check(c, absl::StrCat("listener ", l.address));
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  bool any_tls_listener = false;
+  for (const ListenerConfig& l : config.listeners) {
+    any_tls_listener = any_tls_listener || l.tls != ListenerTls::kNone;
+  }
+  for (const TenantConfig& t : config.tenants) {
+    const std::string where = absl::StrCat("tenant ", t.spec.name);
+    if (any_tls_listener) {
+      for (const CertKeyConfig& c : t.certificates) {
+        if (absl::Status s = check(c, where); !s.ok()) return s;
+      }
+    }
+    const CertKeyConfig& cc = t.backend_tls.client_cert;
+    if (t.backend_tls.mode != BackendTls::kNone && !cc.cert.empty()) {
+      if (absl::Status s = check(cc, where + ": backend_tls"); !s.ok()) {
+        return s;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::Build(
@@ -33,7 +92,24 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::Build(
         absl::StrCat(config.path, ": ", table.status().message()));
   }
   snap->table = *std::move(table);
-  for (const TenantConfig& t : config.tenants) {
+
+  // Listeners first: the loop check below needs their addresses, and a
+  // listener that cannot be resolved must fail --check-config, not only
+  // the start.
+  std::vector<std::optional<SocketAddress>> listeners;
+  bool wildcard = false;
+  for (const ListenerConfig& l : config.listeners) {
+    absl::StatusOr<SocketAddress> a = ResolveHostPort(l.address);
+    if (!a.ok()) return At(config, l.address_line, "listener", a.status());
+    snap->listener_addrs.push_back(*a);
+    listeners.push_back(*a);
+    wildcard = wildcard || IsUnspecified(*a);
+  }
+  const std::vector<SocketAddress> local =
+      wildcard ? LocalInterfaceAddresses() : std::vector<SocketAddress>{};
+
+  for (size_t ti = 0; ti < config.tenants.size(); ++ti) {
+    const TenantConfig& t = config.tenants[ti];
     if (t.auth == AuthProvider::kFile) {
       absl::StatusOr<auth::PasswdFile> pf =
           auth::PasswdFile::Load(t.passwd_file);
@@ -49,16 +125,41 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::Build(
       snap->passwd.push_back(nullptr);
     }
     std::vector<SocketAddress> addrs;
-    for (const routing::BackendSpec& b : t.spec.backends) {
+    for (size_t bi = 0; bi < t.spec.backends.size(); ++bi) {
+      const routing::BackendSpec& b = t.spec.backends[bi];
+      const uint32_t line =
+          bi < t.backend_lines.size() ? t.backend_lines[bi] : t.line;
       absl::StatusOr<SocketAddress> a = ResolveHostPort(b.address);
       if (!a.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            config.path, ": tenant ", t.spec.name, ": ", a.status().message()));
+        return At(config, line, absl::StrCat("tenant ", t.spec.name),
+                  a.status());
+      }
+      // Config loading caught numeric loops; names are known only now.
+      if (absl::Status s =
+              CheckBackendLoop(config, ti, bi, *a, listeners, local);
+          !s.ok()) {
+        return s;
       }
       addrs.push_back(*a);
     }
     snap->backend_addrs.push_back(std::move(addrs));
   }
+
+  if (absl::Status s = CheckCertificates(config); !s.ok()) return s;
+  if (deps.ticket_keys == nullptr && config.tls.session_tickets &&
+      !config.tls.ticket_key_file.empty()) {
+    // The running server reads the file at start (main); --check-config
+    // has no keys, so it reads it here to report a bad one with its line.
+    // Errors name the file and the reason, not its contents.
+    absl::StatusOr<std::shared_ptr<tls::TicketKeys>> keys =
+        tls::TicketKeys::Create(config.tls.ticket_key_rotation,
+                                config.tls.ticket_key_file);
+    if (!keys.ok()) {
+      return At(config, config.tls.ticket_key_file_line, "[tls]",
+                keys.status());
+    }
+  }
+
   for (const ListenerConfig& l : config.listeners) {
     snap->listener_default_tenant.push_back(l.default_tenant);
     if (l.tls == ListenerTls::kNone) {
@@ -87,8 +188,8 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::Build(
     absl::StatusOr<std::shared_ptr<const tls::ServerContext>> ctx =
         tls::ServerContext::Build(opts);
     if (!ctx.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          config.path, ": listener ", l.address, ": ", ctx.status().message()));
+      return At(config, l.line, absl::StrCat("listener ", l.address),
+                ctx.status());
     }
     snap->listener_tls.push_back(*std::move(ctx));
   }
@@ -110,14 +211,21 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::Build(
     absl::StatusOr<std::shared_ptr<const tls::ClientContext>> ctx =
         tls::ClientContext::Build(opts);
     if (!ctx.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(config.path, ": tenant ", t.spec.name,
-                       ": backend_tls: ", ctx.status().message()));
+      // Client certificates were checked above: what is left is the CA.
+      const uint32_t line = t.backend_tls.ca_file_line != 0
+                                ? t.backend_tls.ca_file_line
+                                : t.backend_tls.line;
+      return At(config, line,
+                absl::StrCat("tenant ", t.spec.name, ": backend_tls"),
+                ctx.status());
     }
     snap->backend_tls.push_back(*std::move(ctx));
   }
   absl::StatusOr<CidrSet> trusted = CidrSet::Parse(config.tls.trusted_networks);
-  if (!trusted.ok()) return trusted.status();
+  if (!trusted.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        config.path, ": [tls] trusted_networks: ", trusted.status().message()));
+  }
   snap->trusted_networks = *std::move(trusted);
   snap->config = std::move(config);
   return std::shared_ptr<const Snapshot>(std::move(snap));

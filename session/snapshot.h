@@ -10,12 +10,12 @@
 
 #include "absl/status/statusor.h"
 #include "auth/passwd_file.h"
-#include "net/cidr_set.h"
 #include "config/config.h"
+#include "net/cidr_set.h"
 #include "net/socket_address.h"
+#include "routing/routing_table.h"
 #include "tls/ticket_keys.h"
 #include "tls/tls_context.h"
-#include "routing/routing_table.h"
 
 namespace popgate {
 
@@ -33,6 +33,8 @@ struct Snapshot {
   std::vector<std::shared_ptr<const auth::PasswdFile>> passwd;
   // Per tenant, per backend: resolved at build time so workers never do DNS.
   std::vector<std::vector<SocketAddress>> backend_addrs;
+  // Per listener: its address, resolved (main opens the sockets).
+  std::vector<SocketAddress> listener_addrs;
   // Per listener: the default tenant's name ("" = none).
   std::vector<std::string> listener_default_tenant;
   // Per listener: what it serves over TLS (null for tls = "none").
@@ -47,7 +49,10 @@ struct Snapshot {
   bool use_ktls = false;
 
   // Loads passwd-files, certificates and keys, resolves addresses
-  // (blocking: main thread only).
+  // (blocking: main thread only). Errors are "file:line: ..." at the config
+  // line that names the failing path or address; a backend that resolves
+  // to one of our own listeners is refused. Without deps.ticket_keys
+  // (--check-config) a ticket_key_file is read to check it.
   static absl::StatusOr<std::shared_ptr<const Snapshot>> Build(
       Config config, const SnapshotDeps& deps);
 };

@@ -1,0 +1,622 @@
+#include "config/sections.h"
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "config/validate.h"
+#include "net/cidr_set.h"
+#include "net/socket_address.h"
+#include "routing/routing_table.h"
+
+namespace popgate::config_internal {
+namespace {
+
+constexpr size_t kMaxGreeting = 400;  // leaves room in a 512-octet line
+
+// Names taken so far, so a duplicate's error points at the duplicate.
+struct Seen {
+  absl::flat_hash_set<std::string> tenants;
+  absl::flat_hash_map<std::string, std::string> domain_owner;  // -> tenant
+};
+
+// [{ cert = "a.pem", key = "a.key" }, ...]
+absl::StatusOr<std::vector<CertKeyConfig>> GetCertificates(
+    const Fields& f, const toml::node& node) {
+  absl::StatusOr<std::vector<const toml::table*>> tables =
+      f.GetTableArray(node, "certificates");
+  if (!tables.ok()) return tables.status();
+  std::vector<CertKeyConfig> out;
+  for (const toml::table* t : *tables) {
+    if (absl::Status s = f.CheckKeys(*t, {"cert", "key"}, "in certificates");
+        !s.ok()) {
+      return s;
+    }
+    const toml::node* cert = t->get("cert");
+    const toml::node* key = t->get("key");
+    if (cert == nullptr || key == nullptr) {
+      return f.Error(LineOf(*t), "a certificate needs 'cert' and 'key'");
+    }
+    absl::StatusOr<std::string> c = f.GetPath(*cert, "cert");
+    if (!c.ok()) return c.status();
+    absl::StatusOr<std::string> k = f.GetPath(*key, "key");
+    if (!k.ok()) return k.status();
+    out.push_back({*std::move(c), *std::move(k), LineOf(*t)});
+  }
+  return out;
+}
+
+absl::Status ParseBackendTls(const Fields& f, const toml::node& node,
+                             TenantConfig& tenant) {
+  absl::StatusOr<const toml::table*> table = f.GetTable(node, "backend_tls");
+  if (!table.ok()) return table.status();
+  if (absl::Status s = f.CheckKeys(
+          **table,
+          {"mode", "verify", "ca_file", "name", "client_cert", "client_key"},
+          "in backend_tls");
+      !s.ok()) {
+    return s;
+  }
+  const toml::table& t = **table;
+  BackendTlsConfig& b = tenant.backend_tls;
+  b.line = LineOf(t);
+  if (const toml::node* v = t.get("mode")) {
+    absl::StatusOr<std::string> mode = f.GetString(*v, "mode");
+    if (!mode.ok()) return mode.status();
+    if (*mode == "none") {
+      b.mode = BackendTls::kNone;
+    } else if (*mode == "starttls") {
+      b.mode = BackendTls::kStartTls;
+    } else if (*mode == "implicit") {
+      b.mode = BackendTls::kImplicit;
+    } else {
+      return f.Error(LineOf(*v),
+                     "backend_tls 'mode' must be \"none\", "
+                     "\"starttls\" or \"implicit\"");
+    }
+  }
+  if (const toml::node* v = t.get("verify")) {
+    absl::StatusOr<bool> verify = f.GetBool(*v, "verify");
+    if (!verify.ok()) return verify.status();
+    b.verify = *verify;
+  }
+  if (const toml::node* v = t.get("ca_file")) {
+    absl::StatusOr<std::string> p = f.GetPath(*v, "ca_file");
+    if (!p.ok()) return p.status();
+    b.ca_file = *std::move(p);
+    b.ca_file_line = LineOf(*v);
+  }
+  if (const toml::node* v = t.get("name")) {
+    absl::StatusOr<std::string> name = f.GetString(*v, "name");
+    if (!name.ok()) return name.status();
+    b.name = *std::move(name);
+  }
+  const toml::node* cc = t.get("client_cert");
+  const toml::node* ck = t.get("client_key");
+  if ((cc == nullptr) != (ck == nullptr)) {
+    return f.Error(LineOf(t),
+                   "backend_tls needs both 'client_cert' and "
+                   "'client_key', or neither");
+  }
+  if (cc != nullptr) {
+    absl::StatusOr<std::string> c = f.GetPath(*cc, "client_cert");
+    if (!c.ok()) return c.status();
+    absl::StatusOr<std::string> k = f.GetPath(*ck, "client_key");
+    if (!k.ok()) return k.status();
+    b.client_cert = {*std::move(c), *std::move(k), LineOf(*cc)};
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseBackends(const Fields& f, const toml::node& node,
+                           TenantConfig& tenant) {
+  routing::TenantSpec& spec = tenant.spec;
+  absl::StatusOr<std::vector<const toml::table*>> backends =
+      f.GetTableArray(node, "backends");
+  if (!backends.ok()) return backends.status();
+  if (backends->empty()) {
+    return f.Error(LineOf(node), absl::StrCat("tenant ", Quote(spec.name),
+                                              " needs at least one backend"));
+  }
+  const std::string where =
+      absl::StrCat("in a backend of tenant ", Quote(spec.name));
+  for (const toml::table* b : *backends) {
+    if (absl::Status s = f.CheckKeys(*b, {"address", "weight"}, where);
+        !s.ok()) {
+      return s;
+    }
+    routing::BackendSpec backend;
+    const toml::node* address = b->get("address");
+    if (address == nullptr) {
+      return f.Error(LineOf(*b), absl::StrCat("missing 'address' ", where));
+    }
+    absl::StatusOr<std::string> a = f.GetString(*address, "address");
+    if (!a.ok()) return a.status();
+    if (absl::Status s = ValidateHostPort(*a); !s.ok()) {
+      return f.Error(LineOf(*address), S(s.message()));
+    }
+    // Same address twice would be one backend with two hash identities
+    // equal to each other; almost certainly a copy-paste slip.
+    for (const routing::BackendSpec& other : spec.backends) {
+      if (other.address == *a) {
+        return f.Error(LineOf(*address),
+                       absl::StrCat("backend ", Quote(*a), " listed twice ",
+                                    "in tenant ", Quote(spec.name)));
+      }
+    }
+    backend.address = *std::move(a);
+    tenant.backend_lines.push_back(LineOf(*address));
+    if (const toml::node* weight = b->get("weight")) {
+      absl::StatusOr<int64_t> w = f.GetInt(*weight, "weight", 1, 1000);
+      if (!w.ok()) return w.status();
+      backend.weight = static_cast<uint32_t>(*w);
+    }
+    spec.backends.push_back(std::move(backend));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseTenant(const Fields& f, const toml::table& t,
+                         TenantConfig& tenant, Seen& seen) {
+  if (absl::Status s =
+          f.CheckKeys(t,
+                      {"name", "domains", "username", "auth", "passwd_file",
+                       "backends", "sni_names", "certificates", "backend_tls"},
+                      "in [[tenant]]");
+      !s.ok()) {
+    return s;
+  }
+  routing::TenantSpec& spec = tenant.spec;
+  const toml::node* name = t.get("name");
+  if (name == nullptr) return f.Error(LineOf(t), "[[tenant]] without 'name'");
+  absl::StatusOr<std::string> n = f.GetString(*name, "name");
+  if (!n.ok()) return n.status();
+  if (!IsValidTenantName(*n)) {
+    return f.Error(LineOf(*name),
+                   absl::StrCat("tenant name ", Quote(*n), " must be 1..",
+                                kMaxTenantName, " characters of [a-z0-9._-]"));
+  }
+  if (!seen.tenants.insert(*n).second) {
+    return f.Error(LineOf(*name),
+                   absl::StrCat("duplicate tenant name ", Quote(*n)));
+  }
+  spec.name = *std::move(n);
+
+  tenant.line = LineOf(t);
+  tenant.domains_line = LineOf(t);
+  if (const toml::node* domains = t.get("domains")) {
+    tenant.domains_line = LineOf(*domains);
+    const toml::array* array = domains->as_array();
+    if (array == nullptr) {
+      return f.WrongType(*domains, "domains", "an array of strings");
+    }
+    for (const toml::node& d : *array) {
+      absl::StatusOr<std::string> domain = f.GetString(d, "domains[]");
+      if (!domain.ok()) return domain.status();
+      absl::AsciiStrToLower(&*domain);
+      if (!IsValidDomain(*domain)) {
+        return f.Error(LineOf(d),
+                       absl::StrCat("invalid domain ", Quote(*domain)));
+      }
+      // Checked here rather than left to RoutingTable::Build so the error
+      // points at the offending entry.
+      auto [it, inserted] = seen.domain_owner.emplace(*domain, spec.name);
+      if (!inserted) {
+        return f.Error(LineOf(d), absl::StrCat("domain ", Quote(*domain),
+                                               " already belongs to tenant ",
+                                               Quote(it->second)));
+      }
+      spec.domains.push_back(*std::move(domain));
+    }
+  }
+
+  if (const toml::node* v = t.get("username")) {
+    absl::StatusOr<std::string> mode = f.GetString(*v, "username");
+    if (!mode.ok()) return mode.status();
+    if (*mode == "full") {
+      spec.username_mode = routing::UsernameMode::kFull;
+    } else if (*mode == "strip-domain") {
+      spec.username_mode = routing::UsernameMode::kStripDomain;
+    } else {
+      return f.Error(LineOf(*v),
+                     "'username' must be \"full\" or "
+                     "\"strip-domain\"");
+    }
+  }
+  Line auth_line = LineOf(t);
+  if (const toml::node* v = t.get("auth")) {
+    auth_line = LineOf(*v);
+    absl::StatusOr<std::string> auth = f.GetString(*v, "auth");
+    if (!auth.ok()) return auth.status();
+    if (*auth == "file") {
+      tenant.auth = AuthProvider::kFile;
+    } else if (*auth == "backend") {
+      tenant.auth = AuthProvider::kBackend;
+    } else {
+      return f.Error(LineOf(*v), "'auth' must be \"file\" or \"backend\"");
+    }
+  }
+  const toml::node* passwd = t.get("passwd_file");
+  if (tenant.auth == AuthProvider::kFile) {
+    if (passwd == nullptr) {
+      return f.Error(LineOf(t), absl::StrCat("tenant ", Quote(spec.name),
+                                             " has auth = \"file\" but no "
+                                             "'passwd_file'"));
+    }
+    absl::StatusOr<std::string> file = f.GetPath(*passwd, "passwd_file");
+    if (!file.ok()) return file.status();
+    tenant.passwd_file = *std::move(file);
+    tenant.passwd_file_line = LineOf(*passwd);
+  } else if (passwd != nullptr) {
+    // Silently ignoring it would hide that the file is not being used.
+    return f.Error(
+        LineOf(*passwd),
+        absl::StrCat("'passwd_file' is only used with auth = "
+                     "\"file\" (tenant ",
+                     Quote(spec.name), " has auth on line ", auth_line, ")"));
+  }
+
+  if (const toml::node* v = t.get("sni_names")) {
+    const toml::array* array = v->as_array();
+    if (array == nullptr) {
+      return f.WrongType(*v, "sni_names", "an array of strings");
+    }
+    for (const toml::node& n : *array) {
+      absl::StatusOr<std::string> name = f.GetString(n, "sni_names[]");
+      if (!name.ok()) return name.status();
+      absl::AsciiStrToLower(&*name);
+      std::string_view bare = *name;
+      if (bare.starts_with("*.")) bare.remove_prefix(2);
+      if (!IsValidDomain(bare)) {
+        return f.Error(LineOf(n),
+                       absl::StrCat("invalid TLS name ", Quote(*name)));
+      }
+      tenant.sni_names.push_back(*std::move(name));
+    }
+  } else {
+    for (const std::string& d : spec.domains) {
+      tenant.sni_names.push_back(d);
+      tenant.sni_names.push_back("*." + d);
+    }
+  }
+  if (const toml::node* v = t.get("certificates")) {
+    absl::StatusOr<std::vector<CertKeyConfig>> certs = GetCertificates(f, *v);
+    if (!certs.ok()) return certs.status();
+    tenant.certificates = *std::move(certs);
+  }
+  if (const toml::node* v = t.get("backend_tls")) {
+    if (absl::Status s = ParseBackendTls(f, *v, tenant); !s.ok()) return s;
+  }
+
+  const toml::node* backends = t.get("backends");
+  if (backends == nullptr) {
+    return f.Error(LineOf(t), absl::StrCat("tenant ", Quote(spec.name),
+                                           " has no 'backends'"));
+  }
+  return ParseBackends(f, *backends, tenant);
+}
+
+}  // namespace
+
+absl::Status ParseSections(const Fields& f, const toml::table& root,
+                           Config& config) {
+  if (absl::Status s = f.CheckKeys(
+          root, {"server", "tls", "listener", "tenant"}, "at top level");
+      !s.ok()) {
+    return s;
+  }
+  if (const toml::node* server = root.get("server")) {
+    if (absl::Status s = ParseServer(f, *server, config.server); !s.ok()) {
+      return s;
+    }
+  }
+  if (const toml::node* tls = root.get("tls")) {
+    if (absl::Status s = ParseTls(f, *tls, config.tls); !s.ok()) return s;
+  }
+  if (absl::Status s = ParseTenants(f, root, config); !s.ok()) return s;
+  return ParseListeners(f, root, config);
+}
+
+absl::Status ParseServer(const Fields& f, const toml::node& node,
+                         ServerConfig& server) {
+  absl::StatusOr<const toml::table*> table = f.GetTable(node, "server");
+  if (!table.ok()) return table.status();
+  if (absl::Status s = f.CheckKeys(
+          **table,
+          {"workers", "auth_threads", "max_auth_failures",
+           "preauth_idle_timeout", "backend_timeout", "auth_failure_delay",
+           "shutdown_grace", "greeting", "forward_idle_timeout",
+           "backend_auth_timeout", "login_timeout", "max_preauth_commands",
+           "auth_queue_limit", "takeover_listeners", "forward_socket_buffer",
+           "client_drain_timeout"},
+          "in [server]");
+      !s.ok()) {
+    return s;
+  }
+  struct IntField {
+    std::string_view key;
+    int* out;
+    int64_t lo, hi;
+  };
+  for (const IntField& field :
+       {IntField{"workers", &server.workers, 0, 1024},
+        IntField{"auth_threads", &server.auth_threads, 1, 256},
+        IntField{"max_auth_failures", &server.max_auth_failures, 1, 100},
+        IntField{"max_preauth_commands", &server.max_preauth_commands, 1,
+                 10000},
+        IntField{"auth_queue_limit", &server.auth_queue_limit, 1, 1 << 20},
+        // 0 = leave the kernel's autotuning; otherwise at least a few
+        // segments, at most what SO_SNDBUF/SO_RCVBUF can take (int).
+        IntField{"forward_socket_buffer", &server.forward_socket_buffer, 0,
+                 1 << 30}}) {
+    const toml::node* v = (*table)->get(field.key);
+    if (v == nullptr) continue;
+    absl::StatusOr<int64_t> n = f.GetInt(*v, field.key, field.lo, field.hi);
+    if (!n.ok()) return n.status();
+    *field.out = static_cast<int>(*n);
+  }
+  struct DurationField {
+    std::string_view key;
+    absl::Duration* out;
+    bool allow_zero;
+  };
+  for (const DurationField& field :
+       {DurationField{"preauth_idle_timeout", &server.preauth_idle_timeout,
+                      false},
+        DurationField{"backend_timeout", &server.backend_timeout, false},
+        DurationField{"forward_idle_timeout", &server.forward_idle_timeout,
+                      false},
+        DurationField{"backend_auth_timeout", &server.backend_auth_timeout,
+                      false},
+        DurationField{"login_timeout", &server.login_timeout, false},
+        DurationField{"client_drain_timeout", &server.client_drain_timeout,
+                      false},
+        // Zero turns the throttle off (tests, trusted networks).
+        DurationField{"auth_failure_delay", &server.auth_failure_delay, true},
+        DurationField{"shutdown_grace", &server.shutdown_grace, true}}) {
+    const toml::node* v = (*table)->get(field.key);
+    if (v == nullptr) continue;
+    absl::StatusOr<absl::Duration> d =
+        f.GetDuration(*v, field.key, field.allow_zero);
+    if (!d.ok()) return d.status();
+    *field.out = *d;
+  }
+  if (const toml::node* v = (*table)->get("greeting")) {
+    absl::StatusOr<std::string> greeting = f.GetString(*v, "greeting");
+    if (!greeting.ok()) return greeting.status();
+    // CR/LF would let the greeting forge extra protocol lines.
+    for (char c : *greeting) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+        return f.Error(LineOf(*v),
+                       "'greeting' must not contain CR, LF or other control "
+                       "characters");
+      }
+    }
+    if (greeting->size() > kMaxGreeting) {
+      return f.Error(LineOf(*v), absl::StrCat("'greeting' is longer than ",
+                                              kMaxGreeting, " octets"));
+    }
+    server.greeting = *std::move(greeting);
+  }
+  if (const toml::node* v = (*table)->get("takeover_listeners")) {
+    absl::StatusOr<bool> b = f.GetBool(*v, "takeover_listeners");
+    if (!b.ok()) return b.status();
+    server.takeover_listeners = *b;
+  }
+  if (server.forward_socket_buffer != 0 &&
+      server.forward_socket_buffer < 4096) {
+    return f.Error(LineOf(*(*table)->get("forward_socket_buffer")),
+                   "'forward_socket_buffer' must be 0 (kernel autotuning) or "
+                   "at least 4096 bytes");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseTls(const Fields& f, const toml::node& node, TlsConfig& tls) {
+  absl::StatusOr<const toml::table*> table = f.GetTable(node, "tls");
+  if (!table.ok()) return table.status();
+  if (absl::Status s = f.CheckKeys(
+          **table,
+          {"session_tickets", "ticket_key_rotation", "ticket_key_file",
+           "handshake_timeout", "trusted_networks", "ktls"},
+          "in [tls]");
+      !s.ok()) {
+    return s;
+  }
+  const toml::table& t = **table;
+  if (const toml::node* v = t.get("session_tickets")) {
+    absl::StatusOr<bool> b = f.GetBool(*v, "session_tickets");
+    if (!b.ok()) return b.status();
+    tls.session_tickets = *b;
+  }
+  if (const toml::node* v = t.get("ktls")) {
+    absl::StatusOr<bool> b = f.GetBool(*v, "ktls");
+    if (!b.ok()) return b.status();
+    tls.ktls = *b;
+  }
+  if (const toml::node* v = t.get("ticket_key_rotation")) {
+    absl::StatusOr<absl::Duration> d =
+        f.GetDuration(*v, "ticket_key_rotation", false);
+    if (!d.ok()) return d.status();
+    tls.ticket_key_rotation = *d;
+  }
+  if (const toml::node* v = t.get("handshake_timeout")) {
+    absl::StatusOr<absl::Duration> d =
+        f.GetDuration(*v, "handshake_timeout", false);
+    if (!d.ok()) return d.status();
+    tls.handshake_timeout = *d;
+  }
+  if (const toml::node* v = t.get("ticket_key_file")) {
+    absl::StatusOr<std::string> p = f.GetPath(*v, "ticket_key_file");
+    if (!p.ok()) return p.status();
+    tls.ticket_key_file = *std::move(p);
+    tls.ticket_key_file_line = LineOf(*v);
+  }
+  if (const toml::node* v = t.get("trusted_networks")) {
+    const toml::array* array = v->as_array();
+    if (array == nullptr) {
+      return f.WrongType(*v, "trusted_networks", "an array of strings");
+    }
+    tls.trusted_networks.clear();
+    for (const toml::node& n : *array) {
+      absl::StatusOr<std::string> net = f.GetString(n, "trusted_networks[]");
+      if (!net.ok()) return net.status();
+      // The same parser as the running server's (net/cidr_set), so what
+      // passes here is what gets trusted.
+      if (absl::Status s = CidrSet::Validate(*net); !s.ok()) {
+        return f.Error(LineOf(n), S(s.message()));
+      }
+      tls.trusted_networks.push_back(*std::move(net));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseTenants(const Fields& f, const toml::table& root,
+                          Config& config) {
+  const toml::node* node = root.get("tenant");
+  if (node == nullptr) {
+    return f.Error(LineOf(root), "at least one [[tenant]] is required");
+  }
+  absl::StatusOr<std::vector<const toml::table*>> tenants =
+      f.GetTableArray(*node, "tenant");
+  if (!tenants.ok()) return tenants.status();
+  if (tenants->empty()) {
+    return f.Error(LineOf(*node), "at least one [[tenant]] is required");
+  }
+  Seen seen;
+  for (const toml::table* t : *tenants) {
+    TenantConfig tenant;
+    if (absl::Status s = ParseTenant(f, *t, tenant, seen); !s.ok()) return s;
+    config.tenants.push_back(std::move(tenant));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseListeners(const Fields& f, const toml::table& root,
+                            Config& config) {
+  const toml::node* node = root.get("listener");
+  if (node == nullptr) {
+    return f.Error(LineOf(root), "at least one [[listener]] is required");
+  }
+  absl::StatusOr<std::vector<const toml::table*>> listeners =
+      f.GetTableArray(*node, "listener");
+  if (!listeners.ok()) return listeners.status();
+  if (listeners->empty()) {
+    return f.Error(LineOf(*node), "at least one [[listener]] is required");
+  }
+  for (const toml::table* l : *listeners) {
+    if (absl::Status s =
+            f.CheckKeys(*l,
+                        {"address", "default_tenant", "tls", "certificates",
+                         "plaintext_auth", "ipv6_only"},
+                        "in [[listener]]");
+        !s.ok()) {
+      return s;
+    }
+    ListenerConfig listener;
+    listener.line = LineOf(*l);
+    const toml::node* address = l->get("address");
+    if (address == nullptr) {
+      return f.Error(LineOf(*l), "[[listener]] without 'address'");
+    }
+    absl::StatusOr<std::string> a = f.GetString(*address, "address");
+    if (!a.ok()) return a.status();
+    if (absl::Status s = ValidateHostPort(*a); !s.ok()) {
+      return f.Error(LineOf(*address), S(s.message()));
+    }
+    // Two listeners on one address would fail at bind time, long after
+    // --check-config said the file was fine.
+    for (const ListenerConfig& other : config.listeners) {
+      if (other.address == *a) {
+        return f.Error(
+            LineOf(*address),
+            absl::StrCat("listener address ", Quote(*a), " used twice"));
+      }
+    }
+    listener.address = *std::move(a);
+    listener.address_line = LineOf(*address);
+    if (const toml::node* d = l->get("default_tenant")) {
+      absl::StatusOr<std::string> name = f.GetString(*d, "default_tenant");
+      if (!name.ok()) return name.status();
+      bool defined = false;
+      for (const TenantConfig& t : config.tenants) {
+        defined = defined || t.spec.name == *name;
+      }
+      if (!defined) {
+        return f.Error(LineOf(*d), absl::StrCat("default_tenant ", Quote(*name),
+                                                " is not a defined tenant"));
+      }
+      listener.default_tenant = *std::move(name);
+    }
+    if (const toml::node* v = l->get("tls")) {
+      absl::StatusOr<std::string> mode = f.GetString(*v, "tls");
+      if (!mode.ok()) return mode.status();
+      if (*mode == "none") {
+        listener.tls = ListenerTls::kNone;
+      } else if (*mode == "starttls") {
+        listener.tls = ListenerTls::kStartTls;
+      } else if (*mode == "implicit") {
+        listener.tls = ListenerTls::kImplicit;
+      } else {
+        return f.Error(LineOf(*v),
+                       "'tls' must be \"none\", \"starttls\" "
+                       "or \"implicit\"");
+      }
+    }
+    if (const toml::node* v = l->get("certificates")) {
+      absl::StatusOr<std::vector<CertKeyConfig>> certs = GetCertificates(f, *v);
+      if (!certs.ok()) return certs.status();
+      listener.certificates = *std::move(certs);
+    }
+    if (listener.tls != ListenerTls::kNone && listener.certificates.empty()) {
+      return f.Error(LineOf(*l),
+                     "a TLS listener needs 'certificates' (served "
+                     "when no tenant's name matches the SNI)");
+    }
+    if (const toml::node* v = l->get("plaintext_auth")) {
+      absl::StatusOr<std::string> p = f.GetString(*v, "plaintext_auth");
+      if (!p.ok()) return p.status();
+      if (*p == "trusted") {
+        listener.plaintext_auth = PlaintextAuth::kTrusted;
+      } else if (*p == "always") {
+        listener.plaintext_auth = PlaintextAuth::kAlways;
+      } else if (*p == "never") {
+        listener.plaintext_auth = PlaintextAuth::kNever;
+      } else {
+        return f.Error(LineOf(*v),
+                       "'plaintext_auth' must be \"trusted\", "
+                       "\"always\" or \"never\"");
+      }
+    }
+    if (const toml::node* v = l->get("ipv6_only")) {
+      absl::StatusOr<bool> b = f.GetBool(*v, "ipv6_only");
+      if (!b.ok()) return b.status();
+      listener.ipv6_only = *b;
+      // Silently ignoring it would hide that it has no effect.
+      if (listener.address.front() != '[' && *b) {
+        absl::StatusOr<HostPort> hp = ParseHostPort(listener.address);
+        if (hp.ok() && hp->family == AF_INET) {
+          return f.Error(
+              LineOf(*v),
+              "'ipv6_only' applies to IPv6 listeners (\"[::]:port\") "
+              "only");
+        }
+      }
+    }
+    config.listeners.push_back(std::move(listener));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace popgate::config_internal
