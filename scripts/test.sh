@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command (and .ci/run's): install, build the release
 # preset and run every test (unit + integration against pop3-synth and a real
-# Dovecot), then build the asan preset and run the unit tests under
-# AddressSanitizer + UBSan.
+# Dovecot), then build the asan preset and run, under AddressSanitizer +
+# UBSan, the unit tests and a selection of the integration modules against
+# the sanitized popgate (label asan-integration; a sanitizer report fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
