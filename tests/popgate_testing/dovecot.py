@@ -13,7 +13,7 @@ import subprocess
 import time
 from typing import Iterable
 
-from .paths import DOVECOT_BIN, LOOPBACK, make_tempdir, require_dovecot, scaled
+from .paths import DOVECOT_BIN, LOOPBACK, make_tempdir, require_dovecot
 from .pki import CertKey
 from .ports import free_port, wait_for_greeting
 from .processes import _ServerInDir, _read_bytes, _tail, spawn, stop_process
@@ -158,7 +158,7 @@ class Dovecot(_ServerInDir):
             "  inet_listener pop3s {",
             "    port = 0",
             "  }",
-            f"  process_min_avail = 1",
+            "  process_min_avail = 1",
             "}",
             "service pop3 {",
             f"  process_limit = {self.process_limit}",
