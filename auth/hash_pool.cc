@@ -4,7 +4,8 @@
 
 namespace popgate::auth {
 
-HashPool::HashPool(size_t threads) {
+HashPool::HashPool(size_t threads, size_t queue_limit)
+    : queue_limit_(queue_limit) {
   // Zero threads would leave jobs queued forever, and running them inline
   // would put a slow hash on the caller's (io_uring worker's) thread.
   if (threads == 0) threads = 1;
@@ -29,6 +30,24 @@ void HashPool::Submit(std::function<void()> job) {
     jobs_.push_back(std::move(job));
   }
   cv_.notify_one();
+}
+
+bool HashPool::TrySubmit(std::function<void()> job, size_t max_queued) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (jobs_.size() >= max_queued) {
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+  return true;
+}
+
+size_t HashPool::queued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return jobs_.size();
 }
 
 void HashPool::Run() {

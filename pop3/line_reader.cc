@@ -4,8 +4,11 @@
 
 namespace popgate {
 
-LineReader::LineReader(size_t capacity, size_t max_line)
-    : buf_(new char[capacity]), capacity_(capacity), max_line_(max_line) {}
+LineReader::LineReader(size_t capacity, size_t max_line, size_t max_discard)
+    : buf_(new char[capacity]),
+      capacity_(capacity),
+      max_line_(max_line),
+      max_discard_(max_discard) {}
 
 std::span<char> LineReader::WritableSpace() {
   if (start_ > 0 && (end_ == capacity_ || start_ == end_)) {
@@ -25,17 +28,26 @@ LineReader::Result LineReader::Next(std::string_view& line) {
     const void* nl = std::memchr(begin, '\n', avail);
     if (discarding_) {
       if (nl == nullptr) {
+        discarded_ += avail;
         start_ = end_ = 0;  // drop everything, keep discarding
+        if (max_discard_ != 0 && discarded_ > max_discard_ &&
+            !endless_reported_) {
+          endless_reported_ = true;
+          return Result::kEndless;
+        }
         return Result::kNeedMore;
       }
       start_ += static_cast<const char*>(nl) - begin + 1;
       discarding_ = false;
+      discarded_ = 0;
+      endless_reported_ = false;
       continue;
     }
     if (nl == nullptr) {
       if (avail >= max_line_) {
         // No newline within the limit: the line is overlong whatever comes.
         discarding_ = true;
+        discarded_ = avail;
         start_ = end_ = 0;
         return Result::kTooLong;
       }

@@ -3,7 +3,9 @@
 //
 // RFC 2449 caps a command at 255 octets including CRLF. A longer line is
 // reported once as kTooLong and its remainder discarded up to its newline,
-// so a client cannot make us buffer without bound.
+// so a client cannot make us buffer without bound. A line that never ends
+// would be discarded for ever, so a reader may bound that too (max_discard):
+// past it, kEndless tells the caller to give up on the peer.
 #ifndef POPGATE_POP3_LINE_READER_H_
 #define POPGATE_POP3_LINE_READER_H_
 
@@ -18,11 +20,15 @@ class LineReader {
  public:
   static constexpr size_t kMaxLine = 255;  // octets, including CRLF
 
-  enum class Result { kLine, kNeedMore, kTooLong };
+  enum class Result { kLine, kNeedMore, kTooLong, kEndless };
 
   // `max_line`: longest accepted line in octets including CRLF (255 for
   // client commands, 512 for server responses per RFC 2449).
-  explicit LineReader(size_t capacity = 1024, size_t max_line = kMaxLine);
+  // `max_discard`: 0 = discard an overlong line's rest however long it is;
+  // else once one overlong line has gone on for more than this many octets
+  // without a newline, Next returns kEndless (once; it keeps discarding).
+  explicit LineReader(size_t capacity = 1024, size_t max_line = kMaxLine,
+                      size_t max_discard = 0);
 
   // Space to read into; never empty while a line is incomplete (the reader
   // compacts or discards as needed).
@@ -31,7 +37,8 @@ class LineReader {
 
   // kLine: `line` is the next line without its CRLF/LF, valid until the
   // next call. kTooLong: an overlong line was dropped (reported once per
-  // line). kNeedMore: read more bytes.
+  // line). kEndless: that line went past max_discard. kNeedMore: read more
+  // bytes.
   Result Next(std::string_view& line);
 
   // Bytes received but not yet returned as lines (pipelined data the
@@ -47,7 +54,10 @@ class LineReader {
   size_t max_line_;
   size_t start_ = 0;
   size_t end_ = 0;
+  size_t max_discard_;
   bool discarding_ = false;  // inside an overlong line
+  size_t discarded_ = 0;     // octets of it dropped so far
+  bool endless_reported_ = false;
 };
 
 }  // namespace popgate

@@ -4,15 +4,19 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
-#include "pop3/line_reader.h"
-#include "session/read_line.h"
-#include "runtime/stream.h"
-#include "tls/tls_engine.h"
-#include "forward/tls_stream.h"
 #include "base/wipe.h"
+#include "forward/tls_stream.h"
+#include "pop3/line_reader.h"
+#include "pop3/line_safety.h"
+#include "runtime/stream.h"
+#include "session/read_line.h"
+#include "tls/tls_engine.h"
 
 namespace popgate {
 namespace {
@@ -27,6 +31,7 @@ const char* Describe(LineStatus s) {
     case LineStatus::kLine:
       return "line";
     case LineStatus::kTooLong:
+    case LineStatus::kEndless:
       return "overlong response";
     case LineStatus::kEof:
       return "connection closed";
@@ -38,13 +43,68 @@ const char* Describe(LineStatus s) {
   return "?";
 }
 
+bool IsLowerHex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
 }  // namespace
 
-Task<BackendLoginResult> LoginToBackend(
-    Ring& ring, const SocketAddress& addr, std::string_view user,
-    std::string_view password, absl::Duration connect_timeout,
-    absl::Duration auth_timeout, const BackendTlsParams& tls, int* fd_slot) {
+const std::string& ProcessLoopToken() {
+  // A function-local static: one token per process, drawn once, shared by
+  // every worker thread (C++ guarantees thread-safe initialisation).
+  static const std::string token = [] {
+    unsigned char bytes[kLoopTokenLength / 2] = {};
+    size_t got = 0;
+    while (got < sizeof(bytes)) {
+      ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
+      if (n > 0) got += static_cast<size_t>(n);
+      // EINTR: try again. getrandom does not fail otherwise once the pool
+      // is initialised, which it is long before a mail proxy starts.
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string t;
+    for (unsigned char b : bytes) {
+      t += kHex[b >> 4];
+      t += kHex[b & 0xf];
+    }
+    return t;
+  }();
+  return token;
+}
+
+bool IsLoopToken(std::string_view token) {
+  return token.size() == kLoopTokenLength &&
+         std::all_of(token.begin(), token.end(), IsLowerHex);
+}
+
+std::optional<std::string_view> FindLoopToken(std::string_view line) {
+  size_t at = line.find(kLoopTokenTag);
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string_view token =
+      line.substr(at + kLoopTokenTag.size(), kLoopTokenLength);
+  if (!IsLoopToken(token)) return std::nullopt;
+  return token;
+}
+
+Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
+                                        std::string_view user,
+                                        std::string_view password,
+                                        absl::Duration connect_timeout,
+                                        absl::Duration auth_timeout,
+                                        const BackendTlsParams& tls,
+                                        const LoopGuard& loop, int* fd_slot) {
   BackendLoginResult r;
+  // Client bytes go into our USER and PASS lines: a CR or LF would let the
+  // client append commands of its own. Refuse before connecting.
+  for (absl::Status st :
+       {CheckLineArgument("USER", user), CheckLineArgument("PASS", password)}) {
+    if (!st.ok()) {
+      r.outcome = Outcome::kRefused;
+      r.reply = "-ERR [AUTH] Authentication failed.";
+      r.error = std::string(st.message());
+      co_return r;
+    }
+  }
   r.fd.Reset(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!r.fd.valid()) {
     r.error = absl::StrCat("socket: ", strerror(errno));
@@ -142,13 +202,44 @@ Task<BackendLoginResult> LoginToBackend(
     r.reply = std::string(line);
     co_return r;
   }
+  // Is the backend a popgate, and one we came through? (See LoopGuard.)
+  // A copy: `line` points into the reader, which the next read reuses.
+  const std::string token(FindLoopToken(line).value_or(""));
+  const bool backend_is_popgate = !token.empty();
+  if (backend_is_popgate &&
+      (token == loop.own ||
+       std::find(loop.upstream.begin(), loop.upstream.end(), token) !=
+           loop.upstream.end() ||
+       loop.upstream.size() + 1 >= kMaxPopgateHops)) {
+    r.outcome = Outcome::kLoop;
+    r.error = absl::StrCat("the backend is popgate ", token,
+                           ", which this session came through");
+    co_return r;
+  }
 
-  command = std::string("PASS ").append(password).append("\r\n");
+  command.clear();
+  if (backend_is_popgate) {
+    // Pipelined before PASS (popgate announces PIPELINING): no extra round
+    // trip. Its answer is read and ignored: an older popgate says -ERR.
+    absl::StrAppend(&command, std::string(kLoopCommand), " ",
+                    std::string(loop.own));
+    for (const std::string& t : loop.upstream)
+      absl::StrAppend(&command, " ", t);
+    command += "\r\n";
+  }
+  command.append("PASS ").append(password).append("\r\n");
   int wrc = co_await stream->WriteAll(command, auth_timeout);
   Wipe(command);
   if (wrc < 0) {
     r.error = "PASS: write failed";
     co_return r;
+  }
+  if (backend_is_popgate) {
+    st = co_await ReadLine(*stream, *reader, line, connect_timeout);
+    if (st != LineStatus::kLine) {
+      r.error = absl::StrCat(std::string(kLoopCommand), ": ", Describe(st));
+      co_return r;
+    }
   }
   st = co_await ReadLine(*stream, *reader, line, auth_timeout);
   if (st != LineStatus::kLine) {
@@ -157,6 +248,11 @@ Task<BackendLoginResult> LoginToBackend(
   }
   r.reply = std::string(line);
   r.outcome = line.starts_with("+OK") ? Outcome::kOk : Outcome::kRefused;
+  if (backend_is_popgate && line == kLoopReply) {
+    // The popgate behind us found the loop (it leads back to us).
+    r.outcome = Outcome::kLoop;
+    r.error = absl::StrCat("popgate ", token, " behind us found a loop");
+  }
   r.leftover = std::string(reader->Pending());
   r.stream = std::move(stream);
   co_return r;

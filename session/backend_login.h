@@ -3,18 +3,20 @@
 #define POPGATE_SESSION_BACKEND_LOGIN_H_
 
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
 #include "absl/time/time.h"
-#include "runtime/buffer_ring.h"
+#include "base/unique_fd.h"
 #include "config/config.h"
-#include "runtime/ring.h"
 #include "net/socket_address.h"
+#include "runtime/buffer_ring.h"
+#include "runtime/ring.h"
 #include "runtime/stream.h"
 #include "runtime/task.h"
 #include "tls/tls_context.h"
-#include "base/unique_fd.h"
 
 namespace popgate {
 
@@ -27,11 +29,54 @@ struct BackendTlsParams {
   absl::Duration handshake_timeout = absl::Seconds(10);
 };
 
+// Run-time loop detection (a backend address that leads back to us, maybe
+// through other popgate instances).
+//
+// Every popgate process draws a random token at start (ProcessLoopToken;
+// the same for all its workers) and names it in its reply to USER:
+// "+OK Send PASS popgate-id=<16 hex>". Not in the greeting: that text is
+// the operator's, and clients compare it. When popgate logs in to a backend
+// and the backend's USER reply names a token:
+//  - our own, or one of the popgates our client came through (`upstream`):
+//    a loop. We close without PASS (kLoop) and the client gets -ERR
+//    [SYS/TEMP].
+//  - another: the backend is another popgate. Before PASS we tell it who we
+//    are and who came before us, "XPOPGATE-LOOP <ours> <upstream...>", so
+//    that it recognises us should its own backend lead back here.
+// A -> B -> A: A's session tells B "XPOPGATE-LOOP A"; B's session logs in to
+// A, whose USER reply names A, which B's session has in its upstream list:
+// a loop, seen by B, which answers A's PASS with kLoopReply; A, seeing that
+// exact reply from a popgate, reports the loop too. A -> A is caught by A
+// at once. A chain of more than kMaxPopgateHops popgates counts as a loop
+// (no sane setup chains that many proxies, and it bounds the command).
+// Backends that are not popgate never see XPOPGATE-LOOP.
+inline constexpr std::string_view kLoopTokenTag = "popgate-id=";
+inline constexpr size_t kLoopTokenLength = 16;  // hex digits
+inline constexpr std::string_view kLoopCommand = "XPOPGATE-LOOP";
+inline constexpr std::string_view kLoopReply =
+    "-ERR [SYS/TEMP] Proxy loop detected.";
+inline constexpr size_t kMaxPopgateHops = 8;
+
+// This process's token: 16 lowercase hex digits from the kernel's RNG.
+const std::string& ProcessLoopToken();
+// True for 16 lowercase hex digits.
+bool IsLoopToken(std::string_view token);
+// The token a backend's line names after kLoopTokenTag, if any.
+std::optional<std::string_view> FindLoopToken(std::string_view line);
+
+struct LoopGuard {
+  std::string_view own;                   // ProcessLoopToken()
+  std::span<const std::string> upstream;  // from the client's XPOPGATE-LOOP
+};
+
 struct BackendLoginResult {
   enum class Outcome {
     kOk,           // logged in; `reply` is the backend's +OK line
-    kRefused,      // the backend answered -ERR to USER or PASS; `reply` has it
+    kRefused,      // the backend answered -ERR to USER or PASS; `reply` has
+                   // it. Also for credentials that cannot go into a line
+                   // (CR, LF, NUL, too long): then nothing was sent
     kUnavailable,  // connect/greeting failed or timed out; `error` says why
+    kLoop,         // the backend is us, or leads back to us
   };
   Outcome outcome = Outcome::kUnavailable;
   UniqueFd fd;
@@ -46,10 +91,15 @@ struct BackendLoginResult {
 // can cut it at shutdown. `connect_timeout` bounds connect, greeting, STLS
 // and the USER reply; `auth_timeout` the PASS reply (backends delay failed
 // logins on purpose, so this one is longer).
-Task<BackendLoginResult> LoginToBackend(
-    Ring& ring, const SocketAddress& addr, std::string_view user,
-    std::string_view password, absl::Duration connect_timeout,
-    absl::Duration auth_timeout, const BackendTlsParams& tls, int* fd_slot);
+// `user` and `password` go through CheckLineArgument before anything is
+// sent (pop3/line_safety.h).
+Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
+                                        std::string_view user,
+                                        std::string_view password,
+                                        absl::Duration connect_timeout,
+                                        absl::Duration auth_timeout,
+                                        const BackendTlsParams& tls,
+                                        const LoopGuard& loop, int* fd_slot);
 
 }  // namespace popgate
 

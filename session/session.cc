@@ -10,27 +10,36 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <coroutine>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "auth/password_scheme.h"
-#include "session/backend_login.h"
+#include "base/wipe.h"
 #include "forward/forward_copy.h"
 #include "forward/forwarder.h"
+#include "forward/tls_stream.h"
 #include "pop3/line_reader.h"
-#include "runtime/pool_await.h"
+#include "pop3/line_safety.h"
 #include "pop3/pop3_command.h"
 #include "pop3/pop3_replies.h"
-#include "session/read_line.h"
 #include "pop3/sasl.h"
-#include "session/session_log.h"
+#include "runtime/pool_await.h"
 #include "runtime/stream.h"
-#include "tls/tls_engine.h"
-#include "forward/tls_stream.h"
-#include "base/wipe.h"
+#include "session/backend_login.h"
+#include "session/read_line.h"
 #include "session/session_env.h"
+#include "session/session_log.h"
+#include "tls/tls_engine.h"
 
 namespace popgate {
 namespace {
@@ -39,11 +48,119 @@ namespace {
 // after this many overlong lines (RFC 2449: "if it keeps coming").
 constexpr int kMaxInvalidCommands = 20;
 constexpr int kMaxOverlongLines = 3;
+// An overlong client line that goes on this long without a newline is not
+// a mistake but a client holding the connection: close it.
+constexpr size_t kMaxEndlessLine = 1024;
 // Closing before login: how long, and how much, to drain from the client.
 constexpr absl::Duration kLingerTime = absl::Seconds(2);
 constexpr size_t kLingerBytes = 256 * 1024;
 // Longest username kept for the log when it did not even canonicalise.
 constexpr size_t kMaxLoggedUser = 64;
+// A deadline already passed still gets a timer this long rather than zero.
+constexpr absl::Duration kMinTimeout = absl::Milliseconds(1);
+
+// Replies of this file's own (pop3/pop3_replies.h has the common ones).
+constexpr std::string_view kLoginTimeoutReply =
+    "-ERR Login took too long; closing.\r\n";
+constexpr std::string_view kTooManyCommandsReply =
+    "-ERR Too many commands before login; closing.\r\n";
+constexpr std::string_view kEndlessLineReply =
+    "-ERR Line too long; closing.\r\n";
+constexpr std::string_view kOverloadedReply =
+    "-ERR [SYS/TEMP] Server busy, try again later.\r\n";
+constexpr std::string_view kUnusableCredentials =
+    "-ERR [AUTH] Username or password contains characters that cannot be "
+    "used.\r\n";
+constexpr std::string_view kLoopChainOk = "+OK\r\n";
+constexpr std::string_view kLoopChainBad = "-ERR Malformed XPOPGATE-LOOP\r\n";
+
+// Our answer to USER names this process's loop token (see LoopGuard in
+// backend_login.h), so that a popgate logging in to us can tell.
+const std::string& UserOkReply() {
+  static const std::string reply = absl::StrCat(
+      "+OK Send PASS ", std::string(kLoopTokenTag), ProcessLoopToken(), "\r\n");
+  return reply;
+}
+
+// The slowest password verification seen per tenant, process-wide (all
+// workers, all snapshots: a reload that makes hashes cheaper keeps the old
+// figure, which errs on the safe side). An unknown user's failure is
+// answered no sooner than that, so that when verification is slower than
+// auth_failure_delay the answer's timing still does not tell whether the
+// user exists. Touched once per login, on a worker thread: a mutex is fine.
+class VerificationTimes {
+ public:
+  // Returns true the first time this tenant's verification took longer
+  // than `delay` (the caller warns once).
+  bool Record(const std::string& tenant, absl::Duration took,
+              absl::Duration delay) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Entry& e = by_tenant_[tenant];
+    e.slowest = std::max(e.slowest, took);
+    if (took > delay && !e.warned) {
+      e.warned = true;
+      return true;
+    }
+    return false;
+  }
+  absl::Duration Slowest(const std::string& tenant) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_tenant_.find(tenant);
+    return it == by_tenant_.end() ? absl::ZeroDuration() : it->second.slowest;
+  }
+
+ private:
+  struct Entry {
+    absl::Duration slowest = absl::ZeroDuration();
+    bool warned = false;
+  };
+  std::mutex mu_;
+  absl::flat_hash_map<std::string, Entry> by_tenant_;
+};
+
+VerificationTimes& Verifications() {
+  static VerificationTimes* const times = new VerificationTimes();
+  return *times;
+}
+
+// Like RunOnPool (runtime/pool_await.h), but through the pool's bounded
+// queue: yields nullopt at once, without suspending, when the queue is
+// full (HashPool::TrySubmit refused and counted it).
+template <typename Fn>
+class TryOnPool {
+ public:
+  using Result = decltype(std::declval<Fn&>()());
+  TryOnPool(auth::HashPool& pool, Ring& ring, size_t limit, Fn fn)
+      : pool_(pool), ring_(ring), limit_(limit), fn_(std::move(fn)) {}
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    // `this` lives in the suspended coroutine's frame until it resumes.
+    queued_ = pool_.TrySubmit(
+        [this, h] {
+          result_ = fn_();
+          ring_.Post(h);
+        },
+        limit_);
+    return queued_;  // false: resume at once
+  }
+  std::optional<Result> await_resume() {
+    if (!queued_) return std::nullopt;
+    return std::move(result_);
+  }
+
+ private:
+  auth::HashPool& pool_;
+  Ring& ring_;
+  size_t limit_;
+  Fn fn_;
+  bool queued_ = false;
+  Result result_{};
+};
+
+struct Verification {
+  bool ok = false;
+  absl::Duration took;
+};
 
 struct SessionState {
   SessionState(SessionEnv& w, int fd, int listener)
@@ -53,7 +170,13 @@ struct SessionState {
         listener_index(listener),
         client_fd(fd),
         client(std::make_unique<PlainStream>(w.ring(), fd)),
-        reader(std::make_unique<LineReader>()) {}
+        reader(NewClientReader()),
+        login_deadline(absl::Now() + snap->config.server.login_timeout) {}
+
+  static std::unique_ptr<LineReader> NewClientReader() {
+    return std::make_unique<LineReader>(1024, LineReader::kMaxLine,
+                                        kMaxEndlessLine);
+  }
 
   const ListenerConfig& listener() const {
     return snap->config.listeners[listener_index];
@@ -89,6 +212,22 @@ struct SessionState {
   std::unique_ptr<Stream> backend_stream;
   std::string backend_reply;     // the backend's +OK to PASS
   std::string backend_leftover;  // anything it sent after that
+  // Fixed at accept: login must succeed before it (login_timeout), however
+  // the client spreads its bytes.
+  absl::Time login_deadline;
+  // The popgates the client came through (its XPOPGATE-LOOP), for loop
+  // detection; empty for ordinary clients.
+  std::vector<std::string> loop_upstream;
+  // A backend relayed [IN-USE]/[SYS/TEMP] to this client.
+  bool temp_refused = false;
+
+  // For each client read and write before login: the idle timeout, cut
+  // short by the login deadline.
+  absl::Duration ClientTimeout() const {
+    const absl::Duration idle = snap->config.server.preauth_idle_timeout;
+    return std::min(idle, std::max(login_deadline - absl::Now(), kMinTimeout));
+  }
+  bool PastLoginDeadline() const { return absl::Now() >= login_deadline; }
 };
 
 // Replaces the session's client stream with TLS over the same socket and
@@ -99,17 +238,27 @@ Task<bool> StartClientTls(SessionState& s) {
   absl::StatusOr<std::unique_ptr<tls::TlsEngine>> engine =
       tls::TlsEngine::NewServer(ctx);
   if (!engine.ok()) {
-    s.rec.result = "tls_error";
+    s.rec.result = SessionResult::kTlsError;
+    s.rec.detail = std::string(engine.status().message());
     co_return false;
   }
   auto stream = std::make_unique<TlsStream>(s.ring, s.worker.buffers(),
                                             s.client_fd, *std::move(engine));
-  int rc = co_await stream->Handshake(s.snap->config.tls.handshake_timeout);
+  // The handshake is part of the login: the deadline bounds it too.
+  int rc = co_await stream->Handshake(
+      std::min(s.snap->config.tls.handshake_timeout,
+               std::max(s.login_deadline - absl::Now(), kMinTimeout)));
   if (rc < 0) {
-    s.rec.result = rc == -EPROTO
-                       ? "tls_handshake_failed: " + stream->engine().error()
-                   : rc == -ECANCELED ? std::string("tls_handshake_timeout")
-                                      : std::string("client_closed");
+    if (rc == -EPROTO) {
+      s.rec.result = SessionResult::kTlsHandshakeFailed;
+      s.rec.detail = stream->engine().error();
+    } else if (rc == -ECANCELED) {
+      s.rec.result = s.PastLoginDeadline()
+                         ? SessionResult::kLoginTimeout
+                         : SessionResult::kTlsHandshakeTimeout;
+    } else {
+      s.rec.result = SessionResult::kClientClosed;
+    }
     co_return false;
   }
   tls::TlsEngine& e = stream->engine();
@@ -153,13 +302,60 @@ std::string RefusalReply(std::string_view backend_line) {
   return absl::StrCat("-ERR [AUTH] ", text, "\r\n");
 }
 
-enum class PassOutcome { kLoggedIn, kFailed, kUnavailable, kClientGone };
+// ASCII, as POP3 keywords and response codes are.
+bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (absl::ascii_tolower(static_cast<unsigned char>(s[i])) !=
+        absl::ascii_tolower(static_cast<unsigned char>(prefix[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
 
-// USER/PASS pair: resolve the tenant, check the password (on the hash pool
-// for file tenants), log in to the backend. On failure the reply has been
-// sent (after the failure delay) unless the outcome is kClientGone.
+// RFC 2449/3206: [IN-USE] (the mailbox is locked by another session) and
+// [SYS/TEMP] (try again later) say nothing about the credentials.
+bool IsTemporaryRefusal(std::string_view backend_line) {
+  std::string_view rest = backend_line;
+  if (rest.starts_with("-ERR")) rest.remove_prefix(4);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  return StartsWithIgnoreCase(rest, "[IN-USE]") ||
+         StartsWithIgnoreCase(rest, "[SYS/TEMP]");
+}
+
+// For the log: a backend's line with control bytes blanked (it is escaped
+// again as JSON; this keeps it one readable line).
+std::string Printable(std::string_view line) {
+  std::string out(line.substr(0, 200));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  }
+  return out;
+}
+
+enum class PassOutcome {
+  kLoggedIn,
+  kFailed,     // a failed login; the reply went out at the failure deadline
+  kRetryable,  // a refusal that is not a failed login ([IN-USE]...), relayed
+  kEnded,      // the session ends; its last reply has been sent
+  kClientGone,
+};
+
+// USER/PASS pair (or decoded SASL credentials): resolve the tenant, check
+// the password (on the hash pool for file tenants), log in to the backend.
+//
+// Timing: every failed login is answered at one deadline, fixed when the
+// credentials arrived (arrival + auth_failure_delay), with the verification
+// and the backend's answer inside it, so that the reply's timing tells
+// neither whether the user exists nor how costly their hash is. An unknown
+// user waits at least as long as the tenant's slowest verification seen,
+// for setups where verification outlasts the delay (logged once). The delay
+// is a timer on the ring: it holds no thread and slows no other session.
 Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
                              std::string& password) {
+  const absl::Time arrival = absl::Now();
+  absl::Time fail_at = arrival + s.snap->config.server.auth_failure_delay;
   const Snapshot& snap = *s.snap;
   const ServerConfig& cfg = snap.config.server;
   // No domain in the username: the TLS name picks the tenant, else the
@@ -169,11 +365,23 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
     default_tenant = snap.listener_default_tenant[s.listener_index];
   }
   s.rec.user = std::string(raw_user.substr(0, kMaxLoggedUser));
-  absl::StatusOr<routing::Route> route =
-      snap.table.Resolve(raw_user, default_tenant);
 
-  std::string failure_reply(replies::kAuthFailed);
+  std::string_view failure_reply = replies::kAuthFailed;
+  std::string relayed;  // a backend's refusal, rewritten for the client
   bool ok = false;
+  // Decoded SASL credentials may hold CR, LF or NUL, and would go into our
+  // USER/PASS lines to the backend: such credentials are a failed login,
+  // and are never sent anywhere.
+  const bool usable = CheckLineArgument("USER", raw_user).ok() &&
+                      CheckLineArgument("PASS", password).ok();
+  absl::StatusOr<routing::Route> route =
+      usable ? snap.table.Resolve(raw_user, default_tenant)
+             : absl::StatusOr<routing::Route>(
+                   absl::InvalidArgumentError("unusable credentials"));
+  if (!usable) {
+    failure_reply = kUnusableCredentials;
+    s.rec.detail = "username or password with CR, LF or NUL, or too long";
+  }
   if (route.ok()) {
     s.rec.user = route->user.full;
     const TenantConfig& tenant = snap.config.tenants[route->tenant_index];
@@ -185,14 +393,46 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
         // A per-tenant file may list bare local parts, as Dovecot's often do.
         entry = file->Find(route->user.local);
       }
-      ok = co_await RunOnPool(
-          s.worker.hash_pool(), s.ring, [entry, &password]() -> bool {
+      std::optional<Verification> v = co_await TryOnPool(
+          s.worker.hash_pool(), s.ring,
+          static_cast<size_t>(std::max(cfg.auth_queue_limit, 0)),
+          [entry, &password]() -> Verification {
+            const absl::Time t0 = absl::Now();
+            bool good = false;
             if (entry == nullptr) {
               auth::BurnVerificationTime();
-              return false;
+            } else {
+              good = auth::VerifyPassword(entry->scheme, entry->hash, password);
             }
-            return auth::VerifyPassword(entry->scheme, entry->hash, password);
+            return Verification{good, absl::Now() - t0};
           });
+      if (!v) {
+        // The pool's queue is full: a flood. Say so at once and close; this
+        // is no failed login (HashPool::rejected() counts it).
+        s.rec.result = SessionResult::kOverloaded;
+        s.rec.detail = "hash pool queue full";
+        co_await s.client->WriteAll(kOverloadedReply, s.ClientTimeout());
+        co_return PassOutcome::kEnded;
+      }
+      if (entry != nullptr) {
+        ok = v->ok;
+        if (Verifications().Record(tenant.spec.name, v->took,
+                                   cfg.auth_failure_delay)) {
+          s.worker.Log(absl::StrCat(
+              "{\"time\":\"",
+              absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                               absl::UTCTimeZone()),
+              "\",\"event\":\"warning\",\"warning\":\"password "
+              "verification takes longer than auth_failure_delay; unknown "
+              "users are delayed as long\",\"tenant\":\"",
+              JsonEscape(tenant.spec.name), "\",\"verify_ms\":",
+              absl::ToInt64Milliseconds(v->took), ",\"auth_failure_delay_ms\":",
+              absl::ToInt64Milliseconds(cfg.auth_failure_delay), "}\n"));
+        }
+      } else {
+        fail_at = std::max(fail_at,
+                           arrival + Verifications().Slowest(tenant.spec.name));
+      }
     } else {
       ok = true;  // the backend's answer to PASS is the verdict
     }
@@ -207,66 +447,117 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
           snap.backend_tls_names[route->tenant_index][route->backend_index];
       tls.buffers = &s.worker.buffers();
       tls.handshake_timeout = snap.config.tls.handshake_timeout;
+      LoopGuard loop{ProcessLoopToken(), s.loop_upstream};
       BackendLoginResult login = co_await LoginToBackend(
           s.ring, addr, route->backend_user, password, cfg.backend_timeout,
-          cfg.backend_auth_timeout, tls, &s.live.backend_fd);
+          cfg.backend_auth_timeout, tls, loop, &s.live.backend_fd);
       switch (login.outcome) {
         case BackendLoginResult::Outcome::kOk:
           s.backend = std::move(login.fd);
           s.backend_stream = std::move(login.stream);
-          if (!s.backend_stream->IsPlainSocket()) {
-            s.rec.backend_tls = std::string(
-                static_cast<TlsStream&>(*s.backend_stream).engine().version());
-          }
+          s.rec.backend_tls = std::string(s.backend_stream->TlsVersion());
           s.backend_reply = std::move(login.reply);
           s.backend_leftover = std::move(login.leftover);
+          s.rec.detail.clear();
           co_return PassOutcome::kLoggedIn;
         case BackendLoginResult::Outcome::kUnavailable: {
           s.live.backend_fd = -1;
           login.fd.Reset();
-          s.rec.result = absl::StrCat("backend_unavailable: ", login.error);
+          s.rec.result = SessionResult::kBackendUnavailable;
+          s.rec.detail = std::move(login.error);
           co_await s.client->WriteAll(replies::kBackendUnavailable,
-                                      cfg.preauth_idle_timeout);
-          co_return PassOutcome::kUnavailable;
+                                      s.ClientTimeout());
+          co_return PassOutcome::kEnded;
+        }
+        case BackendLoginResult::Outcome::kLoop: {
+          // A configuration error, not the client's: at once, not counted.
+          s.live.backend_fd = -1;
+          login.fd.Reset();
+          s.rec.result = SessionResult::kLoop;
+          s.rec.detail = std::move(login.error);
+          co_await s.client->WriteAll(
+              absl::StrCat(std::string(kLoopReply), "\r\n"), s.ClientTimeout());
+          co_return PassOutcome::kEnded;
         }
         case BackendLoginResult::Outcome::kRefused:
           // Closed without QUIT: nothing was opened on the backend.
           s.live.backend_fd = -1;
           login.fd.Reset();
-          failure_reply = RefusalReply(login.reply);
+          relayed = RefusalReply(login.reply);
+          if (IsTemporaryRefusal(login.reply)) {
+            // The mailbox is busy or the backend is: nothing to do with the
+            // credentials. Relay at once; it is no failed login.
+            s.temp_refused = true;
+            s.rec.result = SessionResult::kBackendRefused;
+            s.rec.detail = Printable(login.reply);
+            if (co_await s.client->WriteAll(relayed, s.ClientTimeout()) < 0) {
+              co_return PassOutcome::kClientGone;
+            }
+            co_return PassOutcome::kRetryable;
+          }
+          if (!login.error.empty()) s.rec.detail = std::move(login.error);
+          failure_reply = relayed;
           ok = false;
           break;
       }
     }
   }
-  // Every failure costs the same delay, whatever failed, so a client learns
-  // nothing from timing and brute force slows down. The delay is a timer on
-  // the ring: it holds no thread and slows no other session.
   ++s.rec.auth_failures;
-  co_await Sleep(s.ring, cfg.auth_failure_delay);
+  const absl::Duration wait = fail_at - absl::Now();
+  if (wait > absl::ZeroDuration()) co_await Sleep(s.ring, wait);
   if (s.rec.auth_failures >= cfg.max_auth_failures) {
-    s.rec.result = "too_many_auth_failures";
-    co_await s.client->WriteAll(replies::kTooManyFailures,
-                                cfg.preauth_idle_timeout);
+    s.rec.result = SessionResult::kTooManyAuthFailures;
+    co_await s.client->WriteAll(replies::kTooManyFailures, s.ClientTimeout());
     co_return PassOutcome::kClientGone;
   }
-  s.rec.result = "auth_failed";
-  if (co_await s.client->WriteAll(failure_reply, cfg.preauth_idle_timeout) <
-      0) {
+  s.rec.result = SessionResult::kAuthFailed;
+  if (co_await s.client->WriteAll(failure_reply, s.ClientTimeout()) < 0) {
     co_return PassOutcome::kClientGone;
   }
   co_return PassOutcome::kFailed;
 }
 
-enum class SaslStatus { kOk, kCancelled, kMalformed, kClientGone };
+// XPOPGATE-LOOP's argument: the tokens of the popgates a client came
+// through (see LoopGuard in backend_login.h). False if malformed.
+bool ParseLoopChain(std::string_view arg, std::vector<std::string>& out) {
+  std::vector<std::string> chain;
+  while (!arg.empty()) {
+    size_t sp = arg.find(' ');
+    std::string_view t = arg.substr(0, sp);
+    arg =
+        sp == std::string_view::npos ? std::string_view() : arg.substr(sp + 1);
+    if (t.empty()) continue;
+    if (!IsLoopToken(t) || chain.size() >= kMaxPopgateHops) return false;
+    chain.emplace_back(t);
+  }
+  if (chain.empty()) return false;
+  out = std::move(chain);
+  return true;
+}
+
+// kEnded: the session ends, rec.result says why.
+enum class SaslStatus { kOk, kCancelled, kMalformed, kEnded };
 
 // Reads one SASL client response line (base64, or "*" to cancel).
 Task<SaslStatus> ReadSaslLine(SessionState& s, std::string& out) {
   std::string_view line;
   LineStatus st = co_await ReadLine(*s.client, *s.reader, line,
-                                    s.snap->config.server.preauth_idle_timeout);
+                                    s.snap->config.server.preauth_idle_timeout,
+                                    s.login_deadline);
   if (st == LineStatus::kTooLong) co_return SaslStatus::kMalformed;
-  if (st != LineStatus::kLine) co_return SaslStatus::kClientGone;
+  if (st == LineStatus::kTimeout) {
+    s.rec.result = s.PastLoginDeadline() ? SessionResult::kLoginTimeout
+                                         : SessionResult::kIdleTimeout;
+    co_return SaslStatus::kEnded;
+  }
+  if (st == LineStatus::kEndless) {
+    s.rec.result = SessionResult::kLineTooLong;
+    co_return SaslStatus::kEnded;
+  }
+  if (st != LineStatus::kLine) {
+    s.rec.result = SessionResult::kClientClosed;
+    co_return SaslStatus::kEnded;
+  }
   if (line == "*") co_return SaslStatus::kCancelled;
   out = std::string(line);
   co_return SaslStatus::kOk;
@@ -278,12 +569,13 @@ Task<SaslStatus> ReadSaslLine(SessionState& s, std::string& out) {
 Task<SaslStatus> SaslExchange(SessionState& s, SaslMechanism mech,
                               std::string_view initial,
                               SaslCredentials& creds) {
-  const absl::Duration idle = s.snap->config.server.preauth_idle_timeout;
   std::string response(initial == "=" ? std::string_view() : initial);
   if (mech == SaslMechanism::kPlain) {
     if (initial.empty()) {
-      if (co_await s.client->WriteAll(replies::kSaslContinue, idle) < 0) {
-        co_return SaslStatus::kClientGone;
+      if (co_await s.client->WriteAll(replies::kSaslContinue,
+                                      s.ClientTimeout()) < 0) {
+        s.rec.result = SessionResult::kClientClosed;
+        co_return SaslStatus::kEnded;
       }
       SaslStatus st = co_await ReadSaslLine(s, response);
       if (st != SaslStatus::kOk) co_return st;
@@ -296,16 +588,20 @@ Task<SaslStatus> SaslExchange(SessionState& s, SaslMechanism mech,
   }
   // LOGIN: the initial response, if any, is the username.
   if (initial.empty()) {
-    if (co_await s.client->WriteAll(replies::kSaslUsername, idle) < 0) {
-      co_return SaslStatus::kClientGone;
+    if (co_await s.client->WriteAll(replies::kSaslUsername, s.ClientTimeout()) <
+        0) {
+      s.rec.result = SessionResult::kClientClosed;
+      co_return SaslStatus::kEnded;
     }
     SaslStatus st = co_await ReadSaslLine(s, response);
     if (st != SaslStatus::kOk) co_return st;
   }
   std::optional<std::string> user = DecodeBase64(response);
   if (!user || user->empty()) co_return SaslStatus::kMalformed;
-  if (co_await s.client->WriteAll(replies::kSaslPassword, idle) < 0) {
-    co_return SaslStatus::kClientGone;
+  if (co_await s.client->WriteAll(replies::kSaslPassword, s.ClientTimeout()) <
+      0) {
+    s.rec.result = SessionResult::kClientClosed;
+    co_return SaslStatus::kEnded;
   }
   SaslStatus st = co_await ReadSaslLine(s, response);
   if (st != SaslStatus::kOk) co_return st;
@@ -322,31 +618,56 @@ Task<bool> Authorize(SessionState& s) {
   const ServerConfig& cfg = s.snap->config.server;
   const absl::Duration idle = cfg.preauth_idle_timeout;
   std::string greeting = absl::StrCat("+OK ", cfg.greeting, "\r\n");
-  if (co_await s.client->WriteAll(greeting, idle) < 0) co_return false;
+  if (co_await s.client->WriteAll(greeting, s.ClientTimeout()) < 0) {
+    co_return false;
+  }
 
   std::string user;
   int invalid = 0;
   int overlong = 0;
+  int commands = 0;
   std::string_view line;
+  // Sends the last reply of a session that ends here.
+  auto end_with = [&s](SessionResult result,
+                       std::string_view reply) -> Task<bool> {
+    s.rec.result = result;
+    co_await s.client->WriteAll(reply, s.ClientTimeout());
+    co_return false;
+  };
   while (true) {
-    LineStatus st = co_await ReadLine(*s.client, *s.reader, line, idle);
+    LineStatus st =
+        co_await ReadLine(*s.client, *s.reader, line, idle, s.login_deadline);
     if (st == LineStatus::kTimeout) {
-      s.rec.result = "idle_timeout";
-      co_await s.client->WriteAll(replies::kIdleTimeout, idle);
-      co_return false;
+      if (s.PastLoginDeadline()) {
+        co_return co_await end_with(SessionResult::kLoginTimeout,
+                                    kLoginTimeoutReply);
+      }
+      co_return co_await end_with(SessionResult::kIdleTimeout,
+                                  replies::kIdleTimeout);
     }
     if (st == LineStatus::kEof || st == LineStatus::kError) {
-      s.rec.result = s.rec.auth_failures > 0 ? "auth_failed" : "client_closed";
+      s.rec.result = s.rec.auth_failures > 0 ? SessionResult::kAuthFailed
+                     : s.temp_refused        ? SessionResult::kBackendRefused
+                                             : SessionResult::kClientClosed;
       co_return false;
+    }
+    if (st == LineStatus::kEndless) {
+      co_return co_await end_with(SessionResult::kLineTooLong,
+                                  kEndlessLineReply);
+    }
+    // Every line counts, valid or not, CAPA and USER included: a client
+    // that never logs in is bounded in what it can make us do.
+    if (++commands > cfg.max_preauth_commands) {
+      co_return co_await end_with(SessionResult::kTooManyCommands,
+                                  kTooManyCommandsReply);
     }
     std::string_view reply;
     std::string capa;
     if (st == LineStatus::kTooLong) {
       reply = replies::kLineTooLong;
       if (++overlong >= kMaxOverlongLines) {
-        s.rec.result = "protocol_error";
-        co_await s.client->WriteAll(replies::kTooManyErrors, idle);
-        co_return false;
+        co_return co_await end_with(SessionResult::kProtocolError,
+                                    replies::kTooManyErrors);
       }
     } else if (HasForbiddenBytes(line)) {
       reply = replies::kBadBytes;
@@ -366,7 +687,7 @@ Task<bool> Authorize(SessionState& s) {
             ++invalid;
           } else {
             user = std::string(cmd.arg);
-            reply = replies::kUserOk;
+            reply = UserOkReply();
           }
           break;
         case Verb::kPass: {
@@ -384,13 +705,14 @@ Task<bool> Authorize(SessionState& s) {
           Wipe(password);
           user.clear();
           if (outcome == PassOutcome::kLoggedIn) co_return true;
-          if (outcome != PassOutcome::kFailed) co_return false;
-          continue;  // the failure reply has been sent
+          if (outcome == PassOutcome::kFailed ||
+              outcome == PassOutcome::kRetryable) {
+            continue;  // the reply has been sent
+          }
+          co_return false;
         }
         case Verb::kQuit:
-          s.rec.result = "quit";
-          co_await s.client->WriteAll(replies::kBye, idle);
-          co_return false;
+          co_return co_await end_with(SessionResult::kQuit, replies::kBye);
         case Verb::kStls:
           if (s.tls_active) {
             reply = replies::kStlsAgain;
@@ -400,15 +722,17 @@ Task<bool> Authorize(SessionState& s) {
             reply = replies::kStlsUnavailable;
             break;
           }
-          if (co_await s.client->WriteAll(replies::kStlsGo, idle) < 0) {
-            s.rec.result = "client_closed";
+          if (co_await s.client->WriteAll(replies::kStlsGo, s.ClientTimeout()) <
+              0) {
+            s.rec.result = SessionResult::kClientClosed;
             co_return false;
           }
           // Anything pipelined behind STLS arrived in plaintext and could
           // have been injected by a man in the middle (CVE-2011-0411): drop
-          // it, and forget the USER given before TLS.
-          s.reader = std::make_unique<LineReader>();
+          // it, and forget the USER (and any XPOPGATE-LOOP) given before TLS.
+          s.reader = SessionState::NewClientReader();
           user.clear();
+          s.loop_upstream.clear();
           if (!co_await StartClientTls(s)) co_return false;
           continue;
         case Verb::kAuth: {
@@ -433,10 +757,7 @@ Task<bool> Authorize(SessionState& s) {
                                          : cmd.arg.substr(sp + 1);
           SaslCredentials creds;
           SaslStatus st = co_await SaslExchange(s, *mech, initial, creds);
-          if (st == SaslStatus::kClientGone) {
-            s.rec.result = "client_closed";
-            co_return false;
-          }
+          if (st == SaslStatus::kEnded) co_return false;
           if (st == SaslStatus::kCancelled) {
             reply = replies::kSaslCancelled;
             break;
@@ -451,23 +772,37 @@ Task<bool> Authorize(SessionState& s) {
               co_await HandlePass(s, creds.user, creds.password);
           Wipe(creds.password);
           if (outcome == PassOutcome::kLoggedIn) co_return true;
-          if (outcome != PassOutcome::kFailed) co_return false;
-          continue;
+          if (outcome == PassOutcome::kFailed ||
+              outcome == PassOutcome::kRetryable) {
+            continue;
+          }
+          co_return false;
         }
         case Verb::kNoop:
         case Verb::kUnknown:
+          if (cmd.verb == Verb::kUnknown &&
+              cmd.keyword.size() == kLoopCommand.size() &&
+              StartsWithIgnoreCase(cmd.keyword, kLoopCommand)) {
+            // Another popgate tells us who it is and who came before it.
+            if (ParseLoopChain(cmd.arg, s.loop_upstream)) {
+              reply = kLoopChainOk;
+            } else {
+              reply = kLoopChainBad;
+              ++invalid;
+            }
+            break;
+          }
           reply = replies::kUnknownCommand;
           ++invalid;
           break;
       }
     }
     if (invalid >= kMaxInvalidCommands) {
-      s.rec.result = "protocol_error";
-      co_await s.client->WriteAll(replies::kTooManyErrors, idle);
-      co_return false;
+      co_return co_await end_with(SessionResult::kProtocolError,
+                                  replies::kTooManyErrors);
     }
-    if (co_await s.client->WriteAll(reply, idle) < 0) {
-      s.rec.result = "client_closed";
+    if (co_await s.client->WriteAll(reply, s.ClientTimeout()) < 0) {
+      s.rec.result = SessionResult::kClientClosed;
       co_return false;
     }
   }
@@ -479,13 +814,12 @@ Task<bool> Authorize(SessionState& s) {
 // Only towards a plain backend: with TLS on both sides the copy path runs
 // anyway.
 absl::StatusOr<bool> HandClientTlsToKernel(SessionState& s) {
-  auto& tls = static_cast<TlsStream&>(*s.client);
   if (!s.backend_stream->IsPlainSocket()) {
-    tls.engine().ForgetSecrets();
+    s.client->ForgetSecrets();
     s.rec.ktls_fallback = "backend uses TLS";
     return false;
   }
-  absl::Status st = tls.HandOffToKernel();
+  absl::Status st = s.client->HandOffToKernel();
   if (st.ok()) return true;
   if (st.code() == absl::StatusCode::kFailedPrecondition) {
     s.rec.ktls_fallback = std::string(st.message());
@@ -500,20 +834,24 @@ Task<void> Forward(SessionState& s) {
   const absl::Duration timeout = s.snap->config.server.backend_timeout;
   std::string ok = absl::StrCat(s.backend_reply, "\r\n", s.backend_leftover);
   if (co_await s.client->WriteAll(ok, timeout) < 0) {
-    s.rec.result = "client_closed";
+    s.rec.result = SessionResult::kClientClosed;
     co_return;
   }
+  ForwardOptions fwd;
   std::string pipelined(s.reader->Pending());
+  fwd.client_lines.Feed(pipelined);  // a QUIT among them counts
   if (!pipelined.empty()) {
     if (co_await s.backend_stream->WriteAll(pipelined, timeout) < 0) {
-      s.rec.result = "backend_error";
+      s.rec.result = SessionResult::kBackendError;
       co_return;
     }
     s.rec.bytes_in += pipelined.size();
     Wipe(pipelined);
   }
   // An idle forwarded session should cost little: drop pre-login state.
-  const absl::Duration idle = s.snap->config.server.forward_idle_timeout;
+  fwd.idle_timeout = s.snap->config.server.forward_idle_timeout;
+  fwd.client_drain_timeout = s.snap->config.server.client_drain_timeout;
+  fwd.socket_buffer = s.snap->config.server.forward_socket_buffer;
   const bool use_ktls = s.snap->use_ktls;
   s.reader.reset();
   s.snap.reset();
@@ -524,7 +862,7 @@ Task<void> Forward(SessionState& s) {
     absl::StatusOr<bool> handed = HandClientTlsToKernel(s);
     if (!handed.ok()) {
       s.rec.ktls_fallback = std::string(handed.status().message());
-      s.rec.result = "ktls_error";
+      s.rec.result = SessionResult::kKtlsError;
       co_return;
     }
     client_ktls = *handed;
@@ -535,16 +873,16 @@ Task<void> Forward(SessionState& s) {
     s.rec.forwarding = client_ktls ? "ktls-splice" : "splice";
     stats =
         co_await ForwardSplice(s.ring, s.worker.pipes(), &s.worker.buffers(),
-                               s.client_fd, s.backend.get(), idle, client_ktls);
+                               s.client_fd, s.backend.get(), fwd, client_ktls);
   } else {
     // TLS that stays in user space (no kernel TLS here, or it could not
     // take this session): bytes are decrypted and re-encrypted here.
     s.rec.forwarding = "copy";
-    stats = co_await ForwardCopy(s.ring, *s.client, *s.backend_stream, idle);
+    stats = co_await ForwardCopy(s.ring, *s.client, *s.backend_stream, fwd);
   }
   s.rec.bytes_in += stats.client_to_backend;
   s.rec.bytes_out += stats.backend_to_client;
-  s.rec.result = stats.end == "closed" ? "ok" : stats.end;
+  s.rec.result = ResultOfForwardEnd(stats.end);
 }
 
 // Closing a socket with unread input makes the kernel send a reset, which
@@ -553,10 +891,8 @@ Task<void> Forward(SessionState& s) {
 // read and drop what the client still sends, bounded in time and bytes,
 // before the socket closes.
 Task<void> LingerClose(SessionState& s) {
-  if (!s.client->IsPlainSocket()) {
-    co_await static_cast<TlsStream&>(*s.client).Close(kLingerTime);
-  }
-  ::shutdown(s.client_fd, SHUT_WR);
+  co_await s.client->Close(kLingerTime);
+  s.client->ShutdownWrite();
   std::unique_ptr<char[]> sink(new char[4096]);
   absl::Time deadline = absl::Now() + kLingerTime;
   size_t drained = 0;

@@ -2,8 +2,8 @@
 #ifndef POPGATE_SESSION_SESSION_H_
 #define POPGATE_SESSION_SESSION_H_
 
-#include "runtime/task.h"
 #include "base/unique_fd.h"
+#include "runtime/task.h"
 
 namespace popgate {
 

@@ -54,7 +54,13 @@ std::string FormatSessionLog(const SessionRecord& r, absl::Time end) {
       "\",\"tls_resumed\":", r.tls_resumed ? "true" : "false", ",\"sni\":\"",
       JsonEscape(r.sni), "\",\"backend_tls\":\"", JsonEscape(r.backend_tls),
       "\",\"duration_ms\":", absl::ToInt64Milliseconds(end - r.start),
-      ",\"result\":\"", JsonEscape(r.result), "\"}\n");
+      ",\"result\":\"", std::string(SessionResultName(r.result)),
+      "\",\"ended_by\":\"",
+      std::string(EndedByName(SessionResultEndedBy(r.result))), "\"",
+      r.detail.empty()
+          ? ""
+          : absl::StrCat(",\"detail\":\"", JsonEscape(r.detail), "\""),
+      "}\n");
 }
 
 }  // namespace popgate

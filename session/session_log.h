@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "absl/time/time.h"
+#include "session/session_result.h"
 
 namespace popgate {
 
@@ -29,14 +30,17 @@ struct SessionRecord {
   bool tls_resumed = false;
   std::string sni;
   std::string backend_tls;  // "TLSv1.3" or "" for plain
-  std::string result = "client_closed";
+  SessionResult result = SessionResult::kClientClosed;
+  // Free text that goes with the result (a TLS error, why the backend was
+  // unavailable, the backend's refusal); "" for none. Never a secret.
+  std::string detail;
 };
 
 // JSON string escaping (RFC 8259); bytes >= 0x80 are written as \u00XX so
 // the line stays ASCII whatever a client sent.
 std::string JsonEscape(std::string_view s);
 
-// {"time":...,"client":...,...,"result":...}\n
+// {"time":...,"client":...,...,"result":...,"ended_by":...[,"detail":...]}\n
 std::string FormatSessionLog(const SessionRecord& r, absl::Time end);
 
 }  // namespace popgate

@@ -97,7 +97,11 @@ enum ssl_private_key_result_t AsyncSigner::Sign(
   // by the time it runs.
   bssl::UniquePtr<EVP_PKEY> key = bssl::UpRef(self->key_.get());
   std::vector<uint8_t> input(in, in + in_len);
-  self->pool_->Submit(
+  // A bounded queue (HashPool::TrySubmit): under a handshake flood a
+  // signature that would wait behind the whole queue fails the handshake
+  // now instead of growing memory; BoringSSL turns the failure into an
+  // alert and the session logs tls_handshake_failed.
+  const bool queued = self->pool_->TrySubmit(
       [op, sigalg, input = std::move(input),
        key = std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free)] {
         {
@@ -114,6 +118,10 @@ enum ssl_private_key_result_t AsyncSigner::Sign(
         // call after the connection is gone. Wakers only post to a ring.
         if (!op->cancelled && op->waker) op->waker();
       });
+  if (!queued) {
+    self->op_.reset();
+    return ssl_private_key_failure;
+  }
   return ssl_private_key_retry;
 }
 

@@ -136,5 +136,73 @@ TEST(HashPoolTest, MoveOnlyStateInJobs) {
   EXPECT_TRUE(weak.expired());
 }
 
+// Holds the pool's only thread until released, so the queue's length is
+// known exactly (no timing involved).
+class Gate {
+ public:
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    entered_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return open_; });
+  }
+  void WaitEntered() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return entered_; });
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false;
+  bool open_ = false;
+};
+
+TEST(HashPoolTest, TrySubmitRefusesBeyondTheBoundAndCounts) {
+  Gate gate;
+  std::atomic<int> ran{0};
+  {
+    HashPool pool(1, 3);
+    ASSERT_TRUE(pool.TrySubmit([&] { gate.Wait(); }));
+    gate.WaitEntered();  // the running job no longer counts as queued
+    EXPECT_EQ(pool.queued(), 0u);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_TRUE(pool.TrySubmit([&] { ran.fetch_add(1); })) << i;
+    }
+    EXPECT_EQ(pool.queued(), 3u);
+    EXPECT_FALSE(pool.TrySubmit([&] { ran.fetch_add(100); }));
+    EXPECT_FALSE(pool.TrySubmit([&] { ran.fetch_add(100); }, 3));
+    EXPECT_EQ(pool.rejected(), 2u);
+    // A caller's own, larger bound is honoured.
+    EXPECT_TRUE(pool.TrySubmit([&] { ran.fetch_add(1); }, 10));
+    // Submit never refuses.
+    pool.Submit([&] { ran.fetch_add(1); });
+    EXPECT_EQ(pool.rejected(), 2u);
+    gate.Open();
+  }
+  EXPECT_EQ(ran.load(), 5);  // the refused jobs never ran
+}
+
+TEST(HashPoolTest, ZeroBoundRefusesEveryJob) {
+  Gate gate;
+  HashPool pool(1, 0);
+  ASSERT_TRUE(pool.TrySubmit([&] { gate.Wait(); }, 1));
+  gate.WaitEntered();
+  EXPECT_TRUE(pool.TrySubmit([] {}, 1));
+  EXPECT_FALSE(pool.TrySubmit([] {}));
+  EXPECT_EQ(pool.rejected(), 1u);
+  gate.Open();
+}
+
+TEST(HashPoolTest, DefaultBound) {
+  HashPool pool(1);
+  EXPECT_EQ(pool.queue_limit(), HashPool::kDefaultQueueLimit);
+}
+
 }  // namespace
 }  // namespace popgate::auth

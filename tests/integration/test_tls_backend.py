@@ -254,7 +254,8 @@ class BackendTlsRefused(harness.IntegrationTestCase):
         c.close()  # else popgate lingers (drains) before it logs the session
         rec = popgate.wait_for_user_record(user, timeout=5)
         self.assertTrue(rec, f"no session log line for {user}")
-        result = rec[-1]["result"]
+        # The result is a name ("backend_unavailable"), why is in "detail".
+        result = f'{rec[-1]["result"]}: {rec[-1].get("detail", "")}'
         self.assertTrue(result.startswith(prefix), result)
         if reason is not None:
             self.assertIn("certificate verify failed", result)
@@ -286,8 +287,8 @@ class BackendTlsRefused(harness.IntegrationTestCase):
 
     def test_test_ca_not_in_system_store(self):
         self.check_refused("systemstore", None)
-        result = popgate.wait_for_user_record(user_of("systemstore"))[-1]["result"]
-        self.assertIn("certificate verify failed", result)
+        rec = popgate.wait_for_user_record(user_of("systemstore"))[-1]
+        self.assertIn("certificate verify failed", rec.get("detail", ""))
 
     def test_backend_without_stls(self):
         result = self.check_refused("nostls", None, prefix="backend_unavailable: ")

@@ -485,7 +485,7 @@ class VersionsAndLog(harness.IntegrationTestCase):
         recs = harness.wait_until(
             lambda: [x for x in popgate.session_records(event="session")
                      if x["result"].startswith("tls_handshake_failed")
-                     and "PROTOCOL" in x["result"].upper()], 5)
+                     and "PROTOCOL" in x.get("detail", "").upper()], 5)
         self.assertTrue(recs, "no tls_handshake_failed line for an old protocol")
 
     def test_untrusted_client_cert_check_fails_for_wrong_name(self):

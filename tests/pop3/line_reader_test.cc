@@ -118,5 +118,43 @@ TEST(LineReaderTest, ResponseLimitIsConfigurable) {
   EXPECT_EQ(Feed(resp + "\r\n", 64, r), (std::vector<std::string>{resp}));
 }
 
+TEST(LineReaderTest, EndlessLineReportedWhenADiscardBoundIsSet) {
+  // A client trickling a line that never ends: with max_discard the reader
+  // says so (kEndless) instead of discarding for ever.
+  LineReader r(1024, LineReader::kMaxLine, 1000);
+  std::string_view line;
+  std::string junk(300, 'x');
+  auto feed = [&r](std::string_view bytes) {
+    std::span<char> space = r.WritableSpace();
+    ASSERT_GE(space.size(), bytes.size());
+    std::memcpy(space.data(), bytes.data(), bytes.size());
+    r.Commit(bytes.size());
+  };
+  feed(junk);
+  EXPECT_EQ(r.Next(line), LineReader::Result::kTooLong);
+  feed(junk);
+  EXPECT_EQ(r.Next(line), LineReader::Result::kNeedMore);
+  feed(junk);
+  EXPECT_EQ(r.Next(line), LineReader::Result::kNeedMore);  // 900 dropped
+  feed(junk);
+  EXPECT_EQ(r.Next(line), LineReader::Result::kEndless);  // 1200 > 1000
+  feed(junk);
+  EXPECT_EQ(r.Next(line), LineReader::Result::kNeedMore);  // reported once
+  // Should the line end after all, the next one reads normally.
+  feed("x\r\nNOOP\r\n");
+  ASSERT_EQ(r.Next(line), LineReader::Result::kLine);
+  EXPECT_EQ(line, "NOOP");
+}
+
+TEST(LineReaderTest, DiscardBoundIsPerLine) {
+  LineReader r(1024, LineReader::kMaxLine, 1000);
+  std::string in;
+  for (int i = 0; i < 5; ++i) in += std::string(800, 'y') + "\r\n";
+  in += "QUIT\r\n";
+  EXPECT_EQ(Feed(in, 100, r),
+            (std::vector<std::string>{"<TOO LONG>", "<TOO LONG>", "<TOO LONG>",
+                                      "<TOO LONG>", "<TOO LONG>", "QUIT"}));
+}
+
 }  // namespace
 }  // namespace popgate

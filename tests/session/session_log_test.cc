@@ -1,6 +1,10 @@
 #include "session/session_log.h"
 
+#include <set>
+#include <string>
+
 #include "gtest/gtest.h"
+#include "session/session_result.h"
 
 namespace popgate {
 namespace {
@@ -22,7 +26,7 @@ TEST(SessionLogTest, OneLineWithAllFields) {
   r.bytes_in = 12;
   r.bytes_out = 3456;
   r.forwarding = "splice";
-  r.result = "ok";
+  r.result = SessionResult::kOk;
   std::string line = FormatSessionLog(r, absl::FromUnixSeconds(1002));
   EXPECT_EQ(line.back(), '\n');
   EXPECT_EQ(line.find('\n'), line.size() - 1);
@@ -30,8 +34,8 @@ TEST(SessionLogTest, OneLineWithAllFields) {
        {"\"client\":\"127.0.0.1:5000\"", "\"tenant\":\"example-com\"",
         "\"user\":\"alice@example.com\"", "\"backend\":\"127.0.0.1:11001\"",
         "\"bytes_in\":12", "\"bytes_out\":3456", "\"duration_ms\":2000",
-        "\"result\":\"ok\"", "\"forwarding\":\"splice\"",
-        "\"time\":\"1970-01-01T00:16:42.000Z\""}) {
+        "\"result\":\"ok\"", "\"ended_by\":\"client\"",
+        "\"forwarding\":\"splice\"", "\"time\":\"1970-01-01T00:16:42.000Z\""}) {
     EXPECT_NE(line.find(want), std::string::npos) << want << " in " << line;
   }
 }
@@ -50,6 +54,111 @@ TEST(SessionLogTest, SaysWhetherKernelTlsCarriedTheSession) {
   EXPECT_NE(line.find("\"ktls_fallback\":\"bytes buffered in user space\""),
             std::string::npos)
       << line;
+}
+
+TEST(SessionLogTest, DetailOnlyWhenThereIsOneAndEscaped) {
+  SessionRecord r;
+  r.result = SessionResult::kBackendUnavailable;
+  std::string line = FormatSessionLog(r, absl::FromUnixSeconds(1));
+  EXPECT_EQ(line.find("\"detail\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"result\":\"backend_unavailable\""), std::string::npos)
+      << line;
+  EXPECT_NE(line.find("\"ended_by\":\"backend\""), std::string::npos) << line;
+
+  r.detail = "tls: \"bad\"\r\ncert";
+  line = FormatSessionLog(r, absl::FromUnixSeconds(1));
+  EXPECT_NE(line.find("\"detail\":\"tls: \\\"bad\\\"\\r\\ncert\""),
+            std::string::npos)
+      << line;
+  EXPECT_EQ(line.find('\n'), line.size() - 1);
+}
+
+constexpr SessionResult kAllResults[] = {
+    SessionResult::kOk,
+    SessionResult::kQuit,
+    SessionResult::kClientClosed,
+    SessionResult::kClientReset,
+    SessionResult::kAuthFailed,
+    SessionResult::kTooManyAuthFailures,
+    SessionResult::kProtocolError,
+    SessionResult::kTooManyCommands,
+    SessionResult::kLineTooLong,
+    SessionResult::kIdleTimeout,
+    SessionResult::kLoginTimeout,
+    SessionResult::kTlsError,
+    SessionResult::kTlsHandshakeFailed,
+    SessionResult::kTlsHandshakeTimeout,
+    SessionResult::kOverloaded,
+    SessionResult::kLoop,
+    SessionResult::kBackendUnavailable,
+    SessionResult::kBackendRefused,
+    SessionResult::kBackendError,
+    SessionResult::kBackendClosed,
+    SessionResult::kBackendReset,
+    SessionResult::kKtlsError,
+    SessionResult::kProxyError,
+};
+
+TEST(SessionResultTest, NamesAreDistinctAndPlain) {
+  std::set<std::string_view> names;
+  for (SessionResult r : kAllResults) {
+    std::string_view n = SessionResultName(r);
+    EXPECT_TRUE(names.insert(n).second) << "duplicate name " << n;
+    ASSERT_FALSE(n.empty());
+    for (char c : n) {
+      EXPECT_TRUE((c >= 'a' && c <= 'z') || c == '_') << n;
+    }
+  }
+}
+
+TEST(SessionResultTest, NamesExistingTestsAndOperatorsUse) {
+  // These appear in integration tests and operators' log queries: stable.
+  EXPECT_EQ(SessionResultName(SessionResult::kOk), "ok");
+  EXPECT_EQ(SessionResultName(SessionResult::kQuit), "quit");
+  EXPECT_EQ(SessionResultName(SessionResult::kIdleTimeout), "idle_timeout");
+  EXPECT_EQ(SessionResultName(SessionResult::kTlsHandshakeTimeout),
+            "tls_handshake_timeout");
+  EXPECT_EQ(SessionResultName(SessionResult::kTlsHandshakeFailed),
+            "tls_handshake_failed");
+  EXPECT_EQ(SessionResultName(SessionResult::kAuthFailed), "auth_failed");
+  EXPECT_EQ(SessionResultName(SessionResult::kBackendUnavailable),
+            "backend_unavailable");
+  EXPECT_EQ(SessionResultName(SessionResult::kClientClosed), "client_closed");
+  EXPECT_EQ(SessionResultName(SessionResult::kLoop), "loop");
+  EXPECT_EQ(SessionResultName(SessionResult::kOverloaded), "overloaded");
+}
+
+TEST(SessionResultTest, SideThatEnded) {
+  EXPECT_EQ(SessionResultEndedBy(SessionResult::kOk), EndedBy::kClient);
+  EXPECT_EQ(SessionResultEndedBy(SessionResult::kClientReset),
+            EndedBy::kClient);
+  EXPECT_EQ(SessionResultEndedBy(SessionResult::kBackendClosed),
+            EndedBy::kBackend);
+  EXPECT_EQ(SessionResultEndedBy(SessionResult::kBackendRefused),
+            EndedBy::kBackend);
+  EXPECT_EQ(SessionResultEndedBy(SessionResult::kIdleTimeout), EndedBy::kProxy);
+  EXPECT_EQ(SessionResultEndedBy(SessionResult::kLoop), EndedBy::kProxy);
+  EXPECT_EQ(EndedByName(EndedBy::kClient), "client");
+  EXPECT_EQ(EndedByName(EndedBy::kBackend), "backend");
+  EXPECT_EQ(EndedByName(EndedBy::kProxy), "proxy");
+}
+
+TEST(SessionResultTest, ForwardEndsMapToTheirOwnResults) {
+  EXPECT_EQ(ResultOfForwardEnd(ForwardEnd::kQuit), SessionResult::kOk);
+  std::set<SessionResult> seen;
+  for (ForwardEnd e :
+       {ForwardEnd::kQuit, ForwardEnd::kClientClosed, ForwardEnd::kClientReset,
+        ForwardEnd::kBackendClosed, ForwardEnd::kBackendReset,
+        ForwardEnd::kIdleTimeout, ForwardEnd::kProxyError}) {
+    EXPECT_TRUE(seen.insert(ResultOfForwardEnd(e)).second)
+        << ForwardEndName(e) << " shares a result with another end";
+  }
+  // A backend that dies mid-response is not "ok" (issue 8, 14).
+  EXPECT_EQ(ResultOfForwardEnd(ForwardEnd::kBackendClosed),
+            SessionResult::kBackendClosed);
+  EXPECT_EQ(ResultOfForwardEnd(std::string("closed")), SessionResult::kOk);
+  EXPECT_EQ(ResultOfForwardEnd(std::string("idle_timeout")),
+            SessionResult::kIdleTimeout);
 }
 
 }  // namespace

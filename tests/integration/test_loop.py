@@ -1,0 +1,172 @@
+"""Loops at run time (issue 8, 1.4): a backend address that leads back to
+popgate, directly or through another popgate instance, is caught on the
+first login (-ERR [SYS/TEMP], result "loop") instead of nesting sessions
+until a timeout.  The addresses here go through small TCP relays, so that
+the configuration (which refuses a backend that is one of our own
+listeners) cannot see the loop: only the run-time check can.  A chain of
+two popgates in front of a real backend still works."""
+
+import socket
+import threading
+import time
+import unittest
+
+import harness
+
+USER, PW = "loop@example.com", "Loop-Pw-1"
+
+res = harness.ModuleResources()
+synth = None
+
+
+class Relay:
+    """Accepts on a loopback port and pipes each connection to `target`
+    (set after the target has started)."""
+
+    def __init__(self):
+        self.target = None
+        self.accepted = 0
+        self.lsock = socket.socket()
+        self.lsock.bind((harness.LOOPBACK, 0))
+        self.lsock.listen(64)
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.socks = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    @property
+    def address(self):
+        return f"{harness.LOOPBACK}:{self.port}"
+
+    def loop(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.lsock.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.accepted += 1
+            try:
+                up = socket.create_connection((harness.LOOPBACK, self.target), timeout=5)
+            except OSError:
+                conn.close()
+                continue
+            self.socks += [conn, up]
+            for a, b in ((conn, up), (up, conn)):
+                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pipe(src, dst):
+        try:
+            while True:
+                b = src.recv(65536)
+                if not b:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                dst.sendall(b)
+        except OSError:
+            return
+
+    def cleanup(self):
+        self.stop.set()
+        self.lsock.close()
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self.thread.join(5)
+
+
+def setUpModule():
+    global synth
+    try:
+        synth = res.add(harness.Synth({USER: PW}, sizes=[300]))
+    except Exception:
+        res.close()
+        raise
+
+
+def tearDownModule():
+    res.close()
+
+
+class Loop(harness.IntegrationTestCase):
+
+    def relay(self) -> Relay:
+        r = Relay()
+        self.addCleanup(r.cleanup)
+        return r
+
+    def popgate(self, backend: str) -> harness.Popgate:
+        return self.start_popgate([
+            harness.Tenant("example-com", ["example.com"], [backend], users={USER: PW}),
+        ], server={"backend_timeout": "5s"})
+
+    def assertLoopRefused(self, entry: harness.Popgate):
+        c = self.raw(entry.port, timeout=20)
+        t0 = time.monotonic()
+        r = c.login(USER, PW)
+        took = time.monotonic() - t0
+        self.assertTrue(r.startswith(b"-ERR [SYS/TEMP]"), r)
+        self.assertLess(took, 3.0, f"loop refused only after {took:.1f}s")
+        c.close()
+        rec = entry.wait_for_record(user=USER, result="loop")
+        self.assertIsNotNone(rec, entry.stderr_text()[-3000:])
+        self.assertEqual(rec["ended_by"], "proxy")
+        return rec
+
+    def test_backend_leads_back_to_the_same_instance(self):
+        relay = self.relay()
+        a = self.popgate(relay.address)
+        relay.target = a.port
+        self.assertLoopRefused(a)
+        # One nested session at most: A's session for the client and the
+        # one A's own backend login opened.
+        time.sleep(0.3)
+        self.assertLessEqual(relay.accepted, 1)
+        self.assertLessEqual(len(a.session_records(event="session", user=USER)), 2)
+
+    def test_loop_through_a_second_instance(self):
+        to_a, to_b = self.relay(), self.relay()
+        a = self.popgate(to_b.address)
+        b = self.popgate(to_a.address)
+        to_a.target, to_b.target = a.port, b.port
+        self.assertLoopRefused(a)
+        # B saw A's token come back: B's session says loop too.
+        rec_b = b.wait_for_record(user=USER, result="loop")
+        self.assertIsNotNone(rec_b, b.stderr_text()[-3000:])
+        time.sleep(0.3)
+        self.assertLessEqual(to_a.accepted + to_b.accepted, 2, "sessions nested")
+
+    def test_chain_of_two_instances_works(self):
+        inner = self.popgate(synth.address)
+        outer = self.popgate(inner.address)
+        with harness.RawClient(outer.port) as c:
+            r = c.login(USER, PW)
+            self.assertTrue(r.startswith(b"+OK"), r)
+            r = c.cmd("STAT")
+            self.assertEqual(r, b"+OK 1 300\r\n")
+            c.cmd_ok("QUIT")
+
+    def test_token_same_for_all_workers_and_not_in_greeting(self):
+        p = self.popgate(synth.address)
+        tokens = set()
+        for _ in range(8):
+            with harness.RawClient(p.port) as c:
+                self.assertEqual(c.greeting, b"+OK popgate ready.\r\n")
+                r = c.cmd(f"USER {USER}")
+                self.assertTrue(r.startswith(b"+OK"), r)
+                tokens.add(r.split(b"popgate-id=")[1].strip())
+                c.cmd("QUIT")
+        self.assertEqual(len(tokens), 1, tokens)
+        other = self.popgate(synth.address)
+        with harness.RawClient(other.port) as c:
+            r = c.cmd(f"USER {USER}")
+            self.assertNotIn(r.split(b"popgate-id=")[1].strip(), tokens, "same token twice")
+            c.cmd("QUIT")
+
+
+if __name__ == "__main__":
+    unittest.main()
