@@ -43,10 +43,10 @@ constexpr std::string_view ForwardEndName(ForwardEnd e) {
 // Whether the last complete line the client sent was QUIT (any case, CRLF
 // or LF): a backend that closes after that ended the session as asked
 // (kQuit), one that closes otherwise died or gave up (kBackendClosed).
-// Fed only bytes that are in user space anyway (the short lines the splice
-// path receives inline, every chunk of the copy path), looking at the last
-// line of each: no per-byte work is added to the spliced bytes, which are
-// unknown and so never QUIT.
+// Fed the client's bytes, which are in user space anyway (the splice path
+// copies the client's direction, commands only; the copy path sees every
+// chunk), looking at the last line of each read only: the backend's
+// spliced mail is never touched.
 class QuitTracker {
  public:
   // Client bytes that were seen, in order.
@@ -67,11 +67,13 @@ class QuitTracker {
     Reset();
     Append(bytes.substr(nl + 1));
   }
-  // Client bytes that went by unseen (spliced): the line they belong to,
-  // and the last complete line, are unknown.
+  // Client bytes that went by unseen (were a client direction ever
+  // spliced): the last complete line is unknown, so not QUIT. The next
+  // seen bytes are taken to start a line: a client runs out of data at the
+  // end of what it wrote, whole commands.
   void Unseen() {
     quit_ = false;
-    len_ = kOverflow;
+    len_ = 0;
   }
   bool last_line_quit() const { return quit_; }
 

@@ -142,7 +142,8 @@ struct Direction {
   End from;
   End to;
   uint64_t& bytes;
-  // The client -> backend direction: the lines it sees in user space.
+  // The client -> backend direction: the lines it sees (all of them: this
+  // direction never splices, see Pump).
   QuitTracker* client_lines;
   // The backend -> client direction: watches the backend while stalled.
   StallWatch* watch;
@@ -161,8 +162,9 @@ DirectionEnd SinkEnd(int rc) {
 //   every splice on an io-wq thread, so splicing them would cost two thread
 //   hand-offs per line; a recv and a send on the ring run inline instead.
 //   (Only these bytes are looked at, for QUIT.)
-// - A burst that fills that small buffer (a RETR) is spliced, chunk after
-//   chunk, while data keeps coming: mail bodies never enter user space.
+// - A burst from the backend that fills that small buffer (a RETR) is
+//   spliced, chunk after chunk, while data keeps coming: mail bodies never
+//   enter user space. The client's bytes are always copied.
 Task<DirectionEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
                         Direction d, ForwardActivity& activity) {
   const int from = d.from.fd;
@@ -229,8 +231,12 @@ Task<DirectionEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
       }
       d.bytes += static_cast<uint64_t>(got);
       if (d.client_lines != nullptr) d.client_lines->Feed(bytes);
-      // A read that did not fill its buffer: the burst is over.
-      if (static_cast<size_t>(got) < (small ? kSmallCopy : kProvidedSize)) {
+      // A read that did not fill its buffer: the burst is over. The
+      // client's bytes are commands, never mail: even a burst of them (a
+      // pipelined run of DELEs) is cheaper to copy than to hand to io-wq
+      // for splicing, and seeing them all keeps the QUIT check exact.
+      if (static_cast<size_t>(got) < (small ? kSmallCopy : kProvidedSize) ||
+          d.client_lines != nullptr) {
         continue;
       }
       if (!pool.Acquire(pipe)) {
@@ -257,8 +263,6 @@ Task<DirectionEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
       if (end == DirectionEnd::kEof) HalfClose(d.to);
       break;
     }
-    // Spliced bytes are never looked at: the client's line is unknown.
-    if (d.client_lines != nullptr) d.client_lines->Unseen();
     pipe_empty = false;
     activity.Touch();
     unsigned left = static_cast<unsigned>(n);

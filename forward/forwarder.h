@@ -57,8 +57,9 @@ void BoundSocketBuffers(int fd, int bytes);
 // (Stream::HandOffToKernel): its close_notify counts as EOF and it gets one
 // before our FIN.
 // `buffers` (may be null): the worker's provided receive buffers, used for
-// the short lines between bursts (and the QUIT check: only those lines are
-// looked at, spliced bytes never are).
+// the short lines between bursts and for every client byte: the client's
+// direction (commands) is never spliced, so the QUIT check sees it all;
+// the backend's bursts (mail) are, and are never looked at.
 Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool,
                                  BufferRing* buffers, int client_fd,
                                  int backend_fd, ForwardOptions options,
