@@ -4,15 +4,18 @@ only, and also when the client closes or resets as soon as it has read
 +OK), a backend that dies in the middle of a RETR ("backend_closed": before,
 199 of 200 such sessions were logged "ok"), a backend that resets
 ("backend_reset"), a client that resets ("client_reset"), an idle forwarded
-session ("idle_timeout")."""
+session ("idle_timeout").  The same over TLS (the copy path, or kernel TLS
+where the kernel has it), with the client drain after the backend's end."""
 
 import socket
+import ssl
 import struct
 import time
 import unittest
 
 import harness
-from test_backend_end import ScriptedBackend
+import tlsharness as th
+from test_backend_end import ScriptedBackend, popgate_holds_connection
 
 PW = "Forward-Ends-Pw"
 USER = "u@ends.example"
@@ -146,6 +149,88 @@ class ForwardEnds(harness.IntegrationTestCase):
         except ConnectionResetError:
             pass
         self.assertEqual(self.result_of(p, addr), "idle_timeout")
+
+
+class ForwardEndsTls(harness.IntegrationTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = th.Pki()
+        try:
+            cls.pki.start()
+            cls.cert = cls.pki.leaf("pop.example.net", ["localhost", "127.0.0.1"], "ec")
+        except Exception:
+            cls.pki.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pki.cleanup()
+
+    def popgate(self, backend_address: str):
+        p = th.TlsPopgate(
+            [harness.Tenant("ends", ["ends.example"], [backend_address], users={USER: PW})],
+            [th.Listener("tls", "implicit", [self.cert])],
+            server={"client_drain_timeout": "1s"})
+        self.addCleanup(p.cleanup)
+        p.start()
+        return p
+
+    def client(self, p):
+        c = th.TlsClient(p.ports["tls"], ctx=th.verifying_ctx(self.pki.ca_file),
+                         server_hostname="127.0.0.1", timeout=30)
+        self.addCleanup(c.close)
+        self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
+        return c
+
+    def result_of(self, p, addr) -> str:
+        rec = p.wait_for_record(10, client="%s:%d" % addr)
+        self.assertIsNotNone(rec, f"no session line for {addr}")
+        return rec["result"]
+
+    def test_quit_is_ok(self):
+        synth = self.start_synth({USER: PW}, sizes=[3000])
+        p = self.popgate(synth.address)
+        c = self.client(p)
+        addr = c.raw_sock.getsockname()
+        self.assertTrue(c.cmd("QUIT").startswith(b"+OK"))
+        c.close()
+        self.assertEqual(self.result_of(p, addr), "ok")
+
+    def test_backend_killed_mid_retr_is_backend_closed(self):
+        victim = self.start_synth({USER: PW}, sizes=["20m"])
+        p = self.popgate(victim.address)
+        c = self.client(p)
+        addr = c.raw_sock.getsockname()
+        c.send(b"RETR 1\r\n")
+        got = 0
+        while got < 1024 * 1024:
+            b = c.sock.recv(65536)
+            self.assertTrue(b, "closed too early")
+            got += len(b)
+        victim.kill()
+        try:
+            c.read_until_closed(10)
+        except (ConnectionResetError, ssl.SSLError):
+            pass
+        c.close()
+        self.assertIn(self.result_of(p, addr), ("backend_closed", "backend_reset"))
+
+    def test_backend_close_client_never_reads_nor_closes(self):
+        b = ScriptedBackend()
+        self.addCleanup(b.cleanup)
+        p = self.popgate(b.address)
+        c = self.client(p)
+        addr = c.raw_sock.getsockname()
+        c.send(b"BYE\r\n")
+        self.assertTrue(b.closed.wait(5))
+        t0 = time.monotonic()
+        gone = harness.wait_until(
+            lambda: not popgate_holds_connection(p.proc.pid, (harness.LOOPBACK, p.ports["tls"]),
+                                                 addr), 15, 0.05)
+        self.assertTrue(gone, "popgate still holds the TLS client's connection")
+        self.assertLess(time.monotonic() - t0, 3.0)
+        self.assertEqual(self.result_of(p, addr), "backend_closed")
 
 
 if __name__ == "__main__":
