@@ -82,38 +82,52 @@ const std::string& UserOkReply() {
   return reply;
 }
 
-// The slowest password verification seen per tenant, process-wide (all
-// workers, all snapshots: a reload that makes hashes cheaper keeps the old
-// figure, which errs on the safe side). An unknown user's failure is
-// answered no sooner than that, so that when verification is slower than
-// auth_failure_delay the answer's timing still does not tell whether the
-// user exists. Touched once per login, on a worker thread: a mutex is fine.
+// How long password verification takes per tenant, process-wide (all
+// workers, all snapshots): the median of the last few verifications, so
+// that one slow outlier (a busy host, a cold cache) does not stick. An
+// unknown user's failure is answered no sooner than that, so that when
+// verification is slower than auth_failure_delay the answer's timing still
+// does not tell whether the user exists: both take the typical
+// verification time. Touched once per login, on a worker thread: a mutex is
+// fine.
 class VerificationTimes {
  public:
-  // Returns true the first time this tenant's verification took longer
-  // than `delay` (the caller warns once).
+  // Returns true the first time this tenant's typical verification is
+  // slower than `delay` (the caller warns once).
   bool Record(const std::string& tenant, absl::Duration took,
               absl::Duration delay) {
     std::lock_guard<std::mutex> lock(mu_);
     Entry& e = by_tenant_[tenant];
-    e.slowest = std::max(e.slowest, took);
-    if (took > delay && !e.warned) {
+    e.recent[e.next] = took;
+    e.next = (e.next + 1) % kKept;
+    e.count = std::min(e.count + 1, kKept);
+    if (!e.warned && Median(e) > delay) {
       e.warned = true;
       return true;
     }
     return false;
   }
-  absl::Duration Slowest(const std::string& tenant) {
+  absl::Duration Typical(const std::string& tenant) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = by_tenant_.find(tenant);
-    return it == by_tenant_.end() ? absl::ZeroDuration() : it->second.slowest;
+    return it == by_tenant_.end() ? absl::ZeroDuration() : Median(it->second);
   }
 
  private:
+  static constexpr size_t kKept = 15;
   struct Entry {
-    absl::Duration slowest = absl::ZeroDuration();
+    absl::Duration recent[kKept] = {};
+    size_t next = 0;
+    size_t count = 0;
     bool warned = false;
   };
+  static absl::Duration Median(const Entry& e) {
+    if (e.count == 0) return absl::ZeroDuration();
+    absl::Duration v[kKept];
+    std::copy(e.recent, e.recent + e.count, v);
+    std::nth_element(v, v + e.count / 2, v + e.count);
+    return v[e.count / 2];
+  }
   std::mutex mu_;
   absl::flat_hash_map<std::string, Entry> by_tenant_;
 };
@@ -349,8 +363,8 @@ enum class PassOutcome {
 // credentials arrived (arrival + auth_failure_delay), with the verification
 // and the backend's answer inside it, so that the reply's timing tells
 // neither whether the user exists nor how costly their hash is. An unknown
-// user waits at least as long as the tenant's slowest verification seen,
-// for setups where verification outlasts the delay (logged once). The delay
+// user waits at least as long as the tenant's typical verification, for
+// setups where verification outlasts the delay (logged once). The delay
 // is a timer on the ring: it holds no thread and slows no other session.
 Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
                              std::string& password) {
@@ -431,7 +445,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
         }
       } else {
         fail_at = std::max(fail_at,
-                           arrival + Verifications().Slowest(tenant.spec.name));
+                           arrival + Verifications().Typical(tenant.spec.name));
       }
     } else {
       ok = true;  // the backend's answer to PASS is the verdict

@@ -9,7 +9,8 @@ fix the delay started after verification, so the known user was slower by
 the whole Argon2 time (~0.15-0.3 s).
 
 When verification itself takes longer than the delay, popgate logs one
-warning and lets unknown users wait as long as the slowest verification."""
+warning and lets unknown users wait as long as a typical verification (the
+median of the tenant's recent ones)."""
 
 import os
 import shutil
@@ -48,12 +49,12 @@ def setUpModule():
         lines = [f"{KNOWN}:{HASH}", f"other@example.com:{HASH}"]
         popgate = res.add(harness.Popgate([
             harness.Tenant("example-com", ["example.com"], [synth.address], passwd_lines=lines),
-        ], server={"auth_failure_delay": "1s", "max_auth_failures": 1000,
+        ], server={"auth_failure_delay": "1s", "max_auth_failures": 100, "max_preauth_commands": 500,
                    "workers": 1, "auth_threads": 2}))
         # Verification (Argon2id, ~0.1-0.3 s) outlasts this delay.
         slow = res.add(harness.Popgate([
             harness.Tenant("example-com", ["example.com"], [synth.address], passwd_lines=lines),
-        ], server={"auth_failure_delay": "10ms", "max_auth_failures": 1000,
+        ], server={"auth_failure_delay": "10ms", "max_auth_failures": 100, "max_preauth_commands": 500,
                    "workers": 1, "auth_threads": 1}))
     except Exception:
         res.close()
@@ -82,12 +83,18 @@ class AuthTiming(harness.IntegrationTestCase):
         known, unknown, errors = [], [], []
         kc = self.raw(popgate.port, timeout=30)
         uc = self.raw(popgate.port, timeout=30)
-        for _ in range(30):
-            # Both at once, so that load and noise hit both alike.
+        for i in range(30):
+            # Overlapping, so that load and noise hit both alike, but half a
+            # delay apart, so that the two answers never wait for each
+            # other (one worker, one client process); who goes first
+            # alternates.
             threads = [threading.Thread(target=timed_pass, args=(kc, KNOWN, known, errors)),
                        threading.Thread(target=timed_pass, args=(uc, UNKNOWN, unknown, errors))]
-            for t in threads:
-                t.start()
+            if i % 2:
+                threads.reverse()
+            threads[0].start()
+            time.sleep(0.5)
+            threads[1].start()
             for t in threads:
                 t.join(30)
         self.assertEqual(errors, [])
@@ -101,11 +108,9 @@ class AuthTiming(harness.IntegrationTestCase):
         self.assertLess(abs(mk - mu), 0.005, msg)
         self.assertGreaterEqual(min(known + unknown), 0.95, "answered before the delay")
         self.assertLess(max(known + unknown), 1.5, msg)
-        # A correct password is still not delayed.
+        # A correct password still logs in (not delayed: test_auth_delay).
         with harness.RawClient(popgate.port) as c:
-            t0 = time.monotonic()
             self.assertTrue(c.login(KNOWN, PW).startswith(b"+OK"))
-            self.assertLess(time.monotonic() - t0, 0.9)
             c.cmd_ok("QUIT")
 
     def test_verification_slower_than_delay_warns_once(self):
@@ -120,7 +125,7 @@ class AuthTiming(harness.IntegrationTestCase):
         mk, mu = statistics.median(known), statistics.median(unknown)
         msg = f"known {mk * 1000:.1f} ms, unknown {mu * 1000:.1f} ms"
         self.assertGreater(mk, 0.03, f"Argon2id faster than expected: {msg}")
-        # Unknown users wait as long as the slowest verification seen.
+        # Unknown users wait about as long as a verification.
         self.assertGreaterEqual(mu, mk * 0.8, msg)
         warnings = [r for r in slow.log_records() if r.get("event") == "warning"
                     and "auth_failure_delay" in r.get("warning", "")]
