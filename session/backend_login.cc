@@ -25,6 +25,8 @@ using Outcome = BackendLoginResult::Outcome;
 
 // RFC 2449: responses are at most 512 octets including CRLF.
 constexpr size_t kMaxResponse = 512;
+// A backend's CAPA answer longer than this is not one.
+constexpr size_t kMaxCapaLines = 64;
 
 const char* Describe(LineStatus s) {
   switch (s) {
@@ -187,9 +189,29 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
     if (!stream) co_return r;
   }
 
-  std::string command = std::string("USER ").append(user).append("\r\n");
+  // CAPA first, pipelined with USER: its IMPLEMENTATION line tells whether
+  // the backend is a popgate, and which (see LoopGuard). A backend without
+  // CAPA answers one -ERR line, which is fine.
+  std::string command =
+      std::string("CAPA\r\nUSER ").append(user).append("\r\n");
   if (co_await stream->WriteAll(command, connect_timeout) < 0) {
     r.error = "USER: write failed";
+    co_return r;
+  }
+  // A copy: `line` points into the reader, which the next read reuses.
+  std::string token;
+  st = co_await ReadLine(*stream, *reader, line, connect_timeout);
+  if (st == LineStatus::kLine && line.starts_with("+OK")) {
+    for (size_t n = 0;; ++n) {
+      st = co_await ReadLine(*stream, *reader, line, connect_timeout);
+      if (st != LineStatus::kLine || line == "." || n == kMaxCapaLines) break;
+      if (token.empty()) token = std::string(FindLoopToken(line).value_or(""));
+    }
+  }
+  if (st != LineStatus::kLine || (line != "." && !line.starts_with("-"))) {
+    r.error = absl::StrCat("CAPA: ", st == LineStatus::kLine
+                                         ? "malformed or overlong answer"
+                                         : Describe(st));
     co_return r;
   }
   st = co_await ReadLine(*stream, *reader, line, connect_timeout);
@@ -203,8 +225,6 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
     co_return r;
   }
   // Is the backend a popgate, and one we came through? (See LoopGuard.)
-  // A copy: `line` points into the reader, which the next read reuses.
-  const std::string token(FindLoopToken(line).value_or(""));
   const bool backend_is_popgate = !token.empty();
   if (backend_is_popgate &&
       (token == loop.own ||

@@ -33,10 +33,12 @@ struct BackendTlsParams {
 // through other popgate instances).
 //
 // Every popgate process draws a random token at start (ProcessLoopToken;
-// the same for all its workers) and names it in its reply to USER:
-// "+OK Send PASS popgate-id=<16 hex>". Not in the greeting: that text is
-// the operator's, and clients compare it. When popgate logs in to a backend
-// and the backend's USER reply names a token:
+// the same for all its workers) and names it in its CAPA answer:
+// "IMPLEMENTATION popgate popgate-id=<16 hex>" (RFC 2449's free-form
+// implementation line). Not in the greeting or the USER answer: clients
+// and tests compare those texts. popgate sends CAPA to every backend,
+// pipelined with USER (no extra round trip), and when the answer names a
+// token:
 //  - our own, or one of the popgates our client came through (`upstream`):
 //    a loop. We close without PASS (kLoop) and the client gets -ERR
 //    [SYS/TEMP].
@@ -44,8 +46,8 @@ struct BackendTlsParams {
 //    are and who came before us, "XPOPGATE-LOOP <ours> <upstream...>", so
 //    that it recognises us should its own backend lead back here.
 // A -> B -> A: A's session tells B "XPOPGATE-LOOP A"; B's session logs in to
-// A, whose USER reply names A, which B's session has in its upstream list:
-// a loop, seen by B, which answers A's PASS with kLoopReply; A, seeing that
+// A, whose CAPA names A, which B's session has in its upstream list: a
+// loop, seen by B, which answers A's PASS with kLoopReply; A, seeing that
 // exact reply from a popgate, reports the loop too. A -> A is caught by A
 // at once. A chain of more than kMaxPopgateHops popgates counts as a loop
 // (no sane setup chains that many proxies, and it bounds the command).
@@ -89,10 +91,9 @@ struct BackendLoginResult {
 
 // `*fd_slot` is set to the backend socket while it is open, so the worker
 // can cut it at shutdown. `connect_timeout` bounds connect, greeting, STLS
-// and the USER reply; `auth_timeout` the PASS reply (backends delay failed
-// logins on purpose, so this one is longer).
-// `user` and `password` go through CheckLineArgument before anything is
-// sent (pop3/line_safety.h).
+// and the CAPA and USER replies; `auth_timeout` the PASS reply (backends delay
+// failed logins on purpose, so this one is longer). `user` and `password` go
+// through CheckLineArgument before anything is sent (pop3/line_safety.h).
 Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
                                         std::string_view user,
                                         std::string_view password,

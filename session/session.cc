@@ -74,12 +74,21 @@ constexpr std::string_view kUnusableCredentials =
 constexpr std::string_view kLoopChainOk = "+OK\r\n";
 constexpr std::string_view kLoopChainBad = "-ERR Malformed XPOPGATE-LOOP\r\n";
 
-// Our answer to USER names this process's loop token (see LoopGuard in
-// backend_login.h), so that a popgate logging in to us can tell.
-const std::string& UserOkReply() {
-  static const std::string reply = absl::StrCat(
-      "+OK Send PASS ", std::string(kLoopTokenTag), ProcessLoopToken(), "\r\n");
-  return reply;
+// Our CAPA's IMPLEMENTATION line names this process's loop token (see
+// LoopGuard in backend_login.h), so that a popgate logging in to us can
+// tell.
+const std::string& CapaTail() {
+  static const std::string tail = [] {
+    std::string t(replies::kCapaTail);
+    const std::string impl = "IMPLEMENTATION popgate";
+    size_t at = t.find(impl);
+    if (at != std::string::npos) {
+      t.insert(at + impl.size(), absl::StrCat(" ", std::string(kLoopTokenTag),
+                                              ProcessLoopToken()));
+    }
+    return t;
+  }();
+  return tail;
 }
 
 // How long password verification takes per tenant, process-wide (all
@@ -294,7 +303,7 @@ std::string CapaReply(const SessionState& s) {
   if (s.listener().tls == ListenerTls::kStartTls && !s.tls_active) {
     capa += replies::kCapaStls;
   }
-  capa += replies::kCapaTail;
+  capa += CapaTail();
   return capa;
 }
 
@@ -701,7 +710,7 @@ Task<bool> Authorize(SessionState& s) {
             ++invalid;
           } else {
             user = std::string(cmd.arg);
-            reply = UserOkReply();
+            reply = replies::kUserOk;
           }
           break;
         case Verb::kPass: {

@@ -93,6 +93,9 @@ def tearDownModule():
 
 
 class Loop(harness.IntegrationTestCase):
+    # Each popgate names a per-process token in its CAPA answer's
+    # IMPLEMENTATION line, and sends CAPA to its backends; see LoopGuard in
+    # session/backend_login.h for the design.
 
     def relay(self) -> Relay:
         r = Relay()
@@ -150,23 +153,24 @@ class Loop(harness.IntegrationTestCase):
             self.assertEqual(r, b"+OK 1 300\r\n")
             c.cmd_ok("QUIT")
 
+    def token_of(self, port: int) -> bytes:
+        with harness.RawClient(port) as c:
+            self.assertEqual(c.greeting, b"+OK popgate ready.\r\n")
+            r, body = c.multi("CAPA")
+            impl = [l for l in body.split(b"\r\n") if l.startswith(b"IMPLEMENTATION")]
+            self.assertEqual(len(impl), 1, body)
+            self.assertTrue(impl[0].startswith(b"IMPLEMENTATION popgate popgate-id="), impl)
+            self.assertEqual(c.cmd(f"USER {USER}"), b"+OK Send PASS\r\n")
+            c.cmd("QUIT")
+            return impl[0].split(b"popgate-id=")[1]
+
     def test_token_same_for_all_workers_and_not_in_greeting(self):
         p = self.popgate(synth.address)
-        tokens = set()
-        for _ in range(8):
-            with harness.RawClient(p.port) as c:
-                self.assertEqual(c.greeting, b"+OK popgate ready.\r\n")
-                r = c.cmd(f"USER {USER}")
-                self.assertTrue(r.startswith(b"+OK"), r)
-                tokens.add(r.split(b"popgate-id=")[1].strip())
-                c.cmd("QUIT")
+        tokens = {self.token_of(p.port) for _ in range(8)}  # both workers
         self.assertEqual(len(tokens), 1, tokens)
+        self.assertEqual(len(next(iter(tokens))), 16)
         other = self.popgate(synth.address)
-        with harness.RawClient(other.port) as c:
-            r = c.cmd(f"USER {USER}")
-            self.assertNotIn(r.split(b"popgate-id=")[1].strip(), tokens, "same token twice")
-            c.cmd("QUIT")
-
+        self.assertNotIn(self.token_of(other.port), tokens, "same token in two processes")
 
 if __name__ == "__main__":
     unittest.main()
