@@ -185,6 +185,22 @@ TEST(CertSelectionTest, AsyncHandshakeBeforeCompletionStillWaits) {
   EXPECT_EQ(PeerKeyType(*p.client), EVP_PKEY_RSA);
 }
 
+TEST(CertSelectionTest, FullSigningQueueFailsTheHandshakeCleanly) {
+  // A bounded queue (issue 8, 1.10): with no room the signature is refused
+  // at once and the handshake fails, rather than waiting without bound.
+  auth::HashPool pool(1, /*queue_limit=*/0);
+  ServerTlsOptions opts;
+  opts.default_certs = {Pki().rsa};
+  opts.sign_pool = &pool;
+  EnginePair p(TestClientContext(), TestServerContext(opts),
+               "mail.example.test");
+  ASSERT_EQ(p.client->Handshake(), TlsResult::kWantRead);
+  testing::Transfer(*p.client, *p.server);
+  EXPECT_EQ(p.server->Handshake(), TlsResult::kError);
+  EXPECT_EQ(pool.rejected(), 1u);
+  EXPECT_FALSE(p.server->error().empty());
+}
+
 TEST(CertSelectionTest, EngineDestroyedWhileSigning) {
   auth::HashPool pool(1);
   ServerTlsOptions opts;
