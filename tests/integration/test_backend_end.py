@@ -29,6 +29,7 @@ class ScriptedBackend:
        RST    -> reset (SO_LINGER 0 close)
        BIG n  -> "+OK", n bytes of body, close (without the final ".")
        QUIT   -> "+OK", close
+       CAPA   -> a capability list
        other  -> "+OK"
     Every connection is closed on cleanup; threads are daemons bounded by
     socket timeouts."""
@@ -97,6 +98,9 @@ class ScriptedBackend:
                     conn.close()
                     self.closed.set()
                     return
+                if verb == b"CAPA":
+                    conn.sendall(b"+OK\r\nUSER\r\n.\r\n")
+                    continue
                 if verb == b"QUIT":
                     conn.sendall(b"+OK bye\r\n")
                     conn.close()
