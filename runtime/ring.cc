@@ -4,9 +4,70 @@
 #include <string.h>
 #include <sys/eventfd.h>
 
+#include <cstdio>
+#include <string>
+
 #include "absl/strings/str_cat.h"
 
 namespace popgate {
+
+namespace {
+
+// -1 if the sysctl does not exist (kernels before 6.6) or cannot be read.
+int ReadSysctlInt(const char* path) {
+  int value = -1;
+  if (FILE* f = std::fopen(path, "r")) {
+    if (std::fscanf(f, "%d", &value) != 1) value = -1;
+    std::fclose(f);
+  }
+  return value;
+}
+
+}  // namespace
+
+std::string IoUringUnavailableMessage(int err) {
+  std::string why;
+  if (err == EPERM) {
+    const int disabled = ReadSysctlInt("/proc/sys/kernel/io_uring_disabled");
+    if (disabled == 2) {
+      why =
+          "kernel.io_uring_disabled is 2 (io_uring is off for every "
+          "process); set it to 0 (sysctl -w kernel.io_uring_disabled=0, and "
+          "in /etc/sysctl.d/ to keep it)";
+    } else if (disabled == 1) {
+      why = absl::StrCat(
+          "kernel.io_uring_disabled is 1 (io_uring only for CAP_SYS_ADMIN "
+          "and the group kernel.io_uring_group = ",
+          ReadSysctlInt("/proc/sys/kernel/io_uring_group"),
+          "); run popgate with that group or set kernel.io_uring_disabled "
+          "to 0");
+    } else {
+      why =
+          "a seccomp profile blocks io_uring (the default profile of "
+          "Docker, Podman and containerd does); allow io_uring_setup, "
+          "io_uring_enter and io_uring_register for popgate (e.g. docker "
+          "run --security-opt seccomp=PROFILE)";
+    }
+  } else if (err == ENOSYS) {
+    why =
+        "the kernel has no io_uring (built without CONFIG_IO_URING) or a "
+        "seccomp profile hides it; popgate needs Linux 5.19 or later with "
+        "io_uring_setup, io_uring_enter and io_uring_register allowed";
+  } else if (err == ENOMEM) {
+    why =
+        "not enough lockable memory for the ring (kernels before 5.12 "
+        "count it against RLIMIT_MEMLOCK); raise the limit (ulimit -l, "
+        "systemd LimitMEMLOCK=)";
+  } else if (err == EMFILE || err == ENFILE) {
+    why = "out of file descriptors; raise the limit (ulimit -n)";
+  } else if (err == EINVAL) {
+    why = "the kernel's io_uring is too old; popgate needs Linux 5.19 or later";
+  } else {
+    why = "popgate needs io_uring (Linux 5.19 or later)";
+  }
+  return absl::StrCat("io_uring is not available (io_uring_setup: ",
+                      strerror(err), "): ", why, "; see README.md");
+}
 
 Ring::~Ring() {
   if (initialised_) io_uring_queue_exit(&ring_);
@@ -23,10 +84,7 @@ absl::Status Ring::Init(unsigned entries) {
     params = {};
     rc = io_uring_queue_init_params(entries, &ring_, &params);
   }
-  if (rc < 0) {
-    return absl::InternalError(
-        absl::StrCat("io_uring_queue_init: ", strerror(-rc)));
-  }
+  if (rc < 0) return absl::UnavailableError(IoUringUnavailableMessage(-rc));
   initialised_ = true;
   wake_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_.valid()) {

@@ -19,6 +19,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -36,6 +37,11 @@ struct Completion {
   uint32_t flags = 0;
 };
 
+// One line for an operator when io_uring_setup fails with `err` (an errno):
+// the cause (kernel.io_uring_disabled, a seccomp profile, an old kernel,
+// limits) and what to change.
+std::string IoUringUnavailableMessage(int err);
+
 class Ring {
  public:
   Ring() = default;
@@ -43,6 +49,7 @@ class Ring {
   Ring(const Ring&) = delete;
   Ring& operator=(const Ring&) = delete;
 
+  // Fails with IoUringUnavailableMessage() when the kernel refuses a ring.
   absl::Status Init(unsigned entries);
 
   // Never returns null: submits pending SQEs to make room when full.

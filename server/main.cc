@@ -1,6 +1,8 @@
 // popgate: the binary. Parses flags, loads the config, opens listeners,
 // starts the workers, then waits for signals on the main thread (the only
 // thread allowed to block): SIGHUP reloads, SIGTERM/SIGINT drain and exit.
+#include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -9,7 +11,9 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -18,10 +22,13 @@
 #include "auth/hash_pool.h"
 #include "config/config.h"
 #include "net/listener.h"
+#include "runtime/ring.h"
+#include "server/log_writer.h"
+#include "server/trim_policy.h"
+#include "server/worker.h"
 #include "session/session_log.h"
 #include "session/snapshot.h"
 #include "tls/ktls_socket.h"
-#include "server/worker.h"
 
 #ifndef POPGATE_VERSION
 #define POPGATE_VERSION "0.0.0"
@@ -30,29 +37,69 @@
 namespace popgate {
 namespace {
 
+// Set while the log writer runs: from then on the main thread's events go
+// through it too, so they never split a session line on a pipe.
+LogWriter* g_log = nullptr;
+
 void LogEvent(const std::string& event, const std::string& detail) {
   std::string line =
       absl::StrCat("{\"time\":\"",
                    absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
                                     absl::UTCTimeZone()),
                    "\",\"event\":\"", event, "\"", detail, "}\n");
+  if (g_log != nullptr) {
+    g_log->Append(line);
+    return;
+  }
   // Main thread only: a blocking write here stalls no session.
   fwrite(line.data(), 1, line.size(), stderr);
   fflush(stderr);
 }
 
-void Usage() {
-  fprintf(stderr,
-          "usage: popgate --config FILE\n"
-          "       popgate --check-config FILE\n"
-          "       popgate --version\n");
-}
+constexpr char kUsage[] =
+    "usage: popgate --config FILE        run the proxy (in the foreground)\n"
+    "       popgate --check-config FILE  load FILE, its passwd-files, "
+    "certificates\n"
+    "                                    and addresses, then exit: 0 if "
+    "good, 1 with\n"
+    "                                    \"file:line: reason\"\n"
+    "       popgate --version            print the version\n"
+    "       popgate --help               print this text\n"
+    "FILE may also follow an '=' (--config=FILE).\n"
+    "\n"
+    "signals:\n"
+    "  SIGHUP           reload the config: passwd-files, tenants, "
+    "certificates and\n"
+    "                   ticket_key_file apply to new sessions; a bad file "
+    "leaves the\n"
+    "                   running config in force; settings that need a "
+    "restart are\n"
+    "                   named in a warning\n"
+    "  SIGTERM, SIGINT  close the listening sockets at once, let sessions "
+    "finish for\n"
+    "                   up to shutdown_grace, cut the rest (no QUIT), exit "
+    "0\n"
+    "\n"
+    "logs: one JSON object per line on stderr (one per session, and "
+    "events).\n"
+    "docs: README.md (running, configuration reference) and docs/ "
+    "(architecture.md)\n"
+    "      in popgate's source tree.\n";
+
+void Usage(FILE* out) { fputs(kUsage, out); }
 
 absl::StatusOr<std::shared_ptr<const Snapshot>> LoadSnapshot(
     const std::string& path, const SnapshotDeps& deps) {
   absl::StatusOr<Config> config = LoadConfig(path);
   if (!config.ok()) return config.status();
   return Snapshot::Build(*std::move(config), deps);
+}
+
+// "file:line: ticket key file F: reason" (the line that names the file).
+// The reason never quotes the file's contents.
+std::string TicketKeyError(const Config& config, const absl::Status& status) {
+  return absl::StrCat(config.path, ":", config.tls.ticket_key_file_line, ": ",
+                      status.message());
 }
 
 int CheckConfig(const std::string& path) {
@@ -62,6 +109,18 @@ int CheckConfig(const std::string& path) {
   if (!snap.ok()) {
     fprintf(stderr, "%s\n", std::string(snap.status().message()).c_str());
     return 1;
+  }
+  // The ticket key file is read at start (and on SIGHUP): a check that
+  // passes must mean the start will not fail on it.
+  const TlsConfig& tls = (*snap)->config.tls;
+  if (tls.session_tickets) {
+    absl::StatusOr<std::shared_ptr<tls::TicketKeys>> keys =
+        tls::TicketKeys::Create(tls.ticket_key_rotation, tls.ticket_key_file);
+    if (!keys.ok()) {
+      fprintf(stderr, "%s\n",
+              TicketKeyError((*snap)->config, keys.status()).c_str());
+      return 1;
+    }
   }
   printf("%s: OK (%zu listeners, %zu tenants)\n", path.c_str(),
          (*snap)->config.listeners.size(), (*snap)->config.tenants.size());
@@ -88,12 +147,53 @@ int WorkerCount(const ServerConfig& cfg) {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
+// Settings only read at start (thread counts, the ticket key set-up, the
+// listening sockets' options): a reload that changes them logs them in one
+// warning instead of pretending they apply.
+std::vector<std::string> RestartOnlyChanges(const Config& started,
+                                            const Config& next) {
+  std::vector<std::string> out;
+  if (next.server.workers != started.server.workers) {
+    out.push_back("server.workers");
+  }
+  if (next.server.auth_threads != started.server.auth_threads) {
+    out.push_back("server.auth_threads");
+  }
+  if (next.tls.session_tickets != started.tls.session_tickets) {
+    out.push_back("tls.session_tickets");
+  }
+  if (next.tls.session_tickets &&
+      next.tls.ticket_key_rotation != started.tls.ticket_key_rotation) {
+    out.push_back("tls.ticket_key_rotation");
+  }
+  // Listener addresses are compared by the caller (a change is refused).
+  for (size_t i = 0; i < next.listeners.size() && i < started.listeners.size();
+       ++i) {
+    if (next.listeners[i].ipv6_only != started.listeners[i].ipv6_only) {
+      out.push_back(absl::StrCat("listener[", i, "].ipv6_only"));
+    }
+  }
+  return out;
+}
+
 int Serve(const std::string& path) {
   absl::StatusOr<Config> first = LoadConfig(path);
   if (!first.ok()) {
     fprintf(stderr, "%s\n", std::string(first.status().message()).c_str());
     return 1;
   }
+  // Before anything else runs: without io_uring nothing can (a container's
+  // seccomp profile, kernel.io_uring_disabled). One line that says why and
+  // what to change, exit 1.
+  {
+    Ring probe;
+    if (absl::Status s = probe.Init(8); !s.ok()) {
+      fprintf(stderr, "popgate: %s\n", std::string(s.message()).c_str());
+      return 1;
+    }
+  }
+  // What reloads compare against: settings read only now.
+  const Config started = *first;
   // TLS signing gets its own pool so a storm of slow password hashes never
   // delays handshakes (and the reverse). Ticket keys live as long as the
   // process so reloads do not break resumption.
@@ -109,11 +209,13 @@ int Serve(const std::string& path) {
         tls::TicketKeys::Create(first->tls.ticket_key_rotation,
                                 first->tls.ticket_key_file);
     if (!keys.ok()) {
-      fprintf(stderr, "%s\n", std::string(keys.status().message()).c_str());
+      fprintf(stderr, "%s\n", TicketKeyError(*first, keys.status()).c_str());
       return 1;
     }
     deps.ticket_keys = *std::move(keys);
   }
+  // The key file whose secret is in force (reloads re-read it).
+  std::string ticket_key_file = first->tls.ticket_key_file;
   absl::StatusOr<std::shared_ptr<const Snapshot>> loaded =
       Snapshot::Build(*std::move(first), deps);
   if (!loaded.ok()) {
@@ -128,8 +230,8 @@ int Serve(const std::string& path) {
   // Another process on one of our addresses would share it with us without
   // a word (SO_REUSEPORT): refuse unless the operator asked for a takeover.
   // Before any socket of ours exists, or the check would find itself.
-  for (size_t i = 0; !config.server.takeover_listeners &&
-                     i < snap->listener_addrs.size();
+  for (size_t i = 0;
+       !config.server.takeover_listeners && i < snap->listener_addrs.size();
        ++i) {
     absl::Status s = CheckNobodyListens(snap->listener_addrs[i],
                                         config.listeners[i].ipv6_only);
@@ -169,12 +271,17 @@ int Serve(const std::string& path) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // The only writer of stderr from here on (workers and this thread).
+  LogWriter log(STDERR_FILENO);
+  log.Start();
+  g_log = &log;
+
   SnapshotStore store(snap);
   auth::HashPool pool(static_cast<size_t>(config.server.auth_threads));
   std::vector<std::unique_ptr<Worker>> ws;
   for (int i = 0; i < workers; ++i) {
-    ws.push_back(
-        std::make_unique<Worker>(i, store, pool, std::move(per_worker[i])));
+    ws.push_back(std::make_unique<Worker>(i, store, pool, log,
+                                          std::move(per_worker[i])));
     ws.back()->Start();
   }
   LogEvent("listening", absl::StrCat(",\"version\":\"", POPGATE_VERSION,
@@ -191,9 +298,23 @@ int Serve(const std::string& path) {
   absl::Duration grace = config.server.shutdown_grace;
   snap.reset();
 
+  TrimPolicy trim(absl::Now());
   while (true) {
-    int sig = 0;
-    if (sigwait(&signals, &sig) != 0) continue;
+    // Wake once a second for housekeeping when no signal comes.
+    const timespec tick{1, 0};
+    const int sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig < 0) {
+      if (errno == EAGAIN) {
+        int live = 0;
+        uint64_t ended = 0;
+        for (auto& w : ws) {
+          live += w->live_sessions();
+          ended += w->sessions_ended();
+        }
+        if (trim.ShouldTrim(live, ended, absl::Now())) malloc_trim(0);
+      }
+      continue;
+    }
     if (sig == SIGHUP) {
       absl::StatusOr<std::shared_ptr<const Snapshot>> next =
           LoadSnapshot(path, deps);
@@ -220,9 +341,46 @@ int Serve(const std::string& path) {
                  "restart; the running config stays in force\"");
         continue;
       }
-      grace = (*next)->config.server.shutdown_grace;
+      const Config& next_config = (*next)->config;
+      // Ticket keys are shared by every snapshot's TLS contexts: a new
+      // secret applies to new tickets at once, and tickets made under the
+      // old one get a full handshake (a key file is changed when its
+      // secret may have leaked: the old one is not kept).
+      std::string ticket_detail;
+      const std::string& next_key_file = next_config.tls.ticket_key_file;
+      if (deps.ticket_keys != nullptr &&
+          (!next_key_file.empty() || next_key_file != ticket_key_file)) {
+        absl::StatusOr<bool> changed =
+            deps.ticket_keys->SetKeyFile(next_key_file);
+        if (!changed.ok()) {
+          LogEvent("reload_failed",
+                   absl::StrCat(",\"error\":\"",
+                                JsonEscape(TicketKeyError(next_config,
+                                                          changed.status())),
+                                "; the running config stays in force\""));
+          continue;
+        }
+        ticket_key_file = next_key_file;
+        ticket_detail = absl::StrCat(",\"ticket_keys\":\"",
+                                     *changed ? "new" : "unchanged", "\"");
+      }
+      const std::vector<std::string> restart =
+          RestartOnlyChanges(started, next_config);
+      grace = next_config.server.shutdown_grace;
       store.Set(*std::move(next));
-      LogEvent("reloaded", "");
+      LogEvent("reloaded", ticket_detail);
+      if (!restart.empty()) {
+        std::string names;
+        for (const std::string& n : restart) {
+          absl::StrAppend(&names, names.empty() ? "" : ",", "\"", JsonEscape(n),
+                          "\"");
+        }
+        LogEvent("warning",
+                 absl::StrCat(",\"warning\":\"changed settings need a "
+                              "restart to take effect; the values from the "
+                              "start stay in force\",\"settings\":[",
+                              names, "]"));
+      }
       continue;
     }
     LogEvent("stopping",
@@ -231,24 +389,72 @@ int Serve(const std::string& path) {
     for (auto& w : ws) w->RequestStop(deadline);
     for (auto& w : ws) w->Join();
     LogEvent("stopped", "");
-    return 0;
+    break;
   }
+  // Every line written before exit; a stuck stderr (a pipe nobody reads)
+  // must not keep the process from exiting, though.
+  g_log = nullptr;
+  log.Stop(absl::Seconds(5));
+  return 0;
+}
+
+// "--flag FILE" or "--flag=FILE": the value, or nullopt if `argv[*i]` is
+// not `flag`. Advances *i past a separate value.
+std::optional<std::string> FlagValue(int argc, char** argv, int* i,
+                                     std::string_view flag) {
+  std::string_view arg = argv[*i];
+  if (arg == flag) {
+    if (*i + 1 >= argc) return std::nullopt;
+    ++*i;
+    return std::string(argv[*i]);
+  }
+  if (arg.size() > flag.size() + 1 && arg.substr(0, flag.size()) == flag &&
+      arg[flag.size()] == '=') {
+    return std::string(arg.substr(flag.size() + 1));
+  }
+  return std::nullopt;
+}
+
+int Main(int argc, char** argv) {
+  enum class Mode { kNone, kServe, kCheck };
+  Mode mode = Mode::kNone;
+  std::string file;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      Usage(stdout);
+      return 0;
+    }
+    if (arg == "--version") {
+      printf("popgate %s\n", POPGATE_VERSION);
+      return 0;
+    }
+    if (mode == Mode::kNone) {
+      if (std::optional<std::string> v =
+              FlagValue(argc, argv, &i, "--config")) {
+        mode = Mode::kServe;
+        file = *std::move(v);
+        continue;
+      }
+      if (std::optional<std::string> v =
+              FlagValue(argc, argv, &i, "--check-config")) {
+        mode = Mode::kCheck;
+        file = *std::move(v);
+        continue;
+      }
+    }
+    fprintf(stderr, "popgate: unexpected argument \"%s\"\n", argv[i]);
+    Usage(stderr);
+    return 2;
+  }
+  if (mode == Mode::kNone || file.empty()) {
+    Usage(stderr);
+    return 2;
+  }
+  return mode == Mode::kCheck ? CheckConfig(file) : Serve(file);
 }
 
 }  // namespace
 }  // namespace popgate
 
-int main(int argc, char** argv) {
-  if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
-    printf("popgate %s\n", POPGATE_VERSION);
-    return 0;
-  }
-  if (argc == 3 && std::strcmp(argv[1], "--check-config") == 0) {
-    return popgate::CheckConfig(argv[2]);
-  }
-  if (argc == 3 && std::strcmp(argv[1], "--config") == 0) {
-    return popgate::Serve(argv[2]);
-  }
-  popgate::Usage();
-  return 2;
-}
+int main(int argc, char** argv) { return popgate::Main(argc, argv); }

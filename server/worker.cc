@@ -1,12 +1,15 @@
 #include "server/worker.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
-#include <cstdio>
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "session/session.h"
+#include "session/session_log.h"
 
 namespace popgate {
 namespace {
@@ -15,11 +18,22 @@ namespace {
 // GetSqe() submits early when it runs out anyway.
 constexpr unsigned kRingEntries = 4096;
 
+// Log backlog (all workers together, bytes) above which workers stop
+// accepting until it is back under the low mark. Session lines are ~400
+// bytes: 16 MiB is some 40,000 lines, far more than a working stderr ever
+// holds (the writer takes everything queued in one write).
+constexpr size_t kLogBacklogHigh = 16 << 20;
+constexpr size_t kLogBacklogLow = 4 << 20;
+
 }  // namespace
 
 Worker::Worker(int index, SnapshotStore& store, auth::HashPool& pool,
-               std::vector<UniqueFd> listeners)
-    : index_(index), store_(store), pool_(pool) {
+               LogWriter& log, std::vector<UniqueFd> listeners)
+    : index_(index),
+      store_(store),
+      pool_(pool),
+      log_(log),
+      log_pressure_(kLogBacklogHigh, kLogBacklogLow) {
   for (size_t i = 0; i < listeners.size(); ++i) {
     auto a = std::make_unique<Acceptor>();
     a->worker = this;
@@ -40,9 +54,30 @@ void Worker::Join() {
 }
 
 void Worker::RequestStop(absl::Time deadline) {
+  // A listening socket that is shut down leaves the listen state at once:
+  // new connections are refused (or go to another instance's socket on the
+  // same port) instead of waiting in our backlog for a reset. The fd stays
+  // open until this worker's accept is done with it; the worker closes it
+  // only after it has seen stop_requested_, so the fd is still ours here.
+  for (auto& a : acceptors_) {
+    if (a->fd.valid()) ::shutdown(a->fd.get(), SHUT_RDWR);
+  }
   deadline_unix_ns_.store(absl::ToUnixNanos(deadline));
   stop_requested_.store(true);
   ring_.Wake();
+}
+
+void Worker::Register(LiveSession* s) {
+  sessions_.insert(s);
+  live_sessions_.store(static_cast<int>(sessions_.size()),
+                       std::memory_order_relaxed);
+}
+
+void Worker::Unregister(LiveSession* s) {
+  sessions_.erase(s);
+  sessions_ended_.fetch_add(1, std::memory_order_relaxed);
+  live_sessions_.store(static_cast<int>(sessions_.size()),
+                       std::memory_order_relaxed);
 }
 
 void Worker::ArmAccept(Acceptor& a) {
@@ -53,21 +88,37 @@ void Worker::ArmAccept(Acceptor& a) {
                                  SOCK_CLOEXEC);
   io_uring_sqe_set_data(sqe, &a.completion);
   a.armed = true;
+  a.cancelling = false;
+}
+
+void Worker::CancelAccept(Acceptor& a) {
+  if (!a.armed || a.cancelling) return;
+  io_uring_sqe* sqe = ring_.GetSqe();
+  io_uring_prep_cancel(sqe, &a.completion, 0);
+  io_uring_sqe_set_data(sqe, nullptr);
+  a.cancelling = true;
 }
 
 void Worker::OnAccept(void* ctx, int result, uint32_t flags) {
   auto* a = static_cast<Acceptor*>(ctx);
   Worker* w = a->worker;
   if (result >= 0) {
-    if (w->stopping_) {
+    if (w->stopping_ || w->stop_requested_.load()) {
       ::close(result);
     } else {
+      // Also while paused for the log: it is accepted already.
       RunSession(*w, UniqueFd(result), a->listener_index);
     }
   }
   if (flags & IORING_CQE_F_MORE) return;
   a->armed = false;
-  if (w->stopping_) return;
+  a->cancelling = false;
+  if (w->stopping_) {
+    a->fd.Reset();  // the kernel is done with it: close it now
+    return;
+  }
+  // Shut down by RequestStop (the accept then fails): BeginStop closes it.
+  if (w->stop_requested_.load() || !w->WantAccepting()) return;
   if (result < 0 && result != -ECANCELED) {
     // EMFILE, ENOBUFS...: back off briefly instead of spinning on the error.
     a->retry.callback = &Worker::OnRetry;
@@ -76,6 +127,7 @@ void Worker::OnAccept(void* ctx, int result, uint32_t flags) {
     io_uring_sqe* sqe = w->ring_.GetSqe();
     io_uring_prep_timeout(sqe, &a->retry_ts, 0, 0);
     io_uring_sqe_set_data(sqe, &a->retry);
+    a->retry_pending = true;
     return;
   }
   w->ArmAccept(*a);
@@ -83,94 +135,104 @@ void Worker::OnAccept(void* ctx, int result, uint32_t flags) {
 
 void Worker::OnRetry(void* ctx, int /*result*/, uint32_t /*flags*/) {
   auto* a = static_cast<Acceptor*>(ctx);
-  if (!a->worker->stopping_) a->worker->ArmAccept(*a);
+  a->retry_pending = false;
+  Worker* w = a->worker;
+  if (w->WantAccepting() && !w->stop_requested_.load() && !a->armed &&
+      a->fd.valid()) {
+    w->ArmAccept(*a);
+  }
 }
 
 void Worker::BeginStop() {
   stopping_ = true;
   for (auto& a : acceptors_) {
-    if (!a->armed) continue;
-    io_uring_sqe* sqe = ring_.GetSqe();
-    io_uring_prep_cancel(sqe, &a->completion, 0);
-    io_uring_sqe_set_data(sqe, nullptr);
+    if (a->armed) {
+      CancelAccept(*a);  // OnAccept closes the fd when the cancel lands
+    } else {
+      a->fd.Reset();
+    }
   }
 }
 
 void Worker::Log(std::string line) {
-  // A stuck stderr must not eat memory: past 4 MiB waiting, lines are
-  // dropped (and the drop is said once the queue drains).
-  constexpr size_t kMaxQueued = 4 << 20;
-  if (log_queue_.size() + line.size() > kMaxQueued) {
-    ++dropped_logs_;
-    return;
+  if (log_queue_.empty()) {
+    log_queue_ = std::move(line);
+  } else {
+    log_queue_ += line;
   }
-  log_queue_ += line;
-  if (log_writing_.empty()) FlushLog();
 }
 
 void Worker::FlushLog() {
-  if (log_queue_.empty() && dropped_logs_ > 0) {
-    log_queue_ = absl::StrCat(
+  if (!log_queue_.empty()) {
+    log_.Append(log_queue_);
+    log_queue_.clear();
+    if (log_queue_.capacity() > 64 * 1024) std::string().swap(log_queue_);
+  }
+  const bool was_paused = log_pressure_.paused();
+  const size_t backlog = log_.backlog();
+  if (log_pressure_.Update(backlog) == was_paused) return;
+  if (!was_paused) {
+    // Lines are never dropped; new connections wait in the kernel's
+    // backlog instead until stderr catches up.
+    for (auto& a : acceptors_) CancelAccept(*a);
+    log_queue_ += absl::StrCat(
         "{\"event\":\"warning\",\"worker\":", index_,
-        ",\"warning\":\"log lines dropped\",\"count\":", dropped_logs_, "}\n");
-    dropped_logs_ = 0;
+        ",\"warning\":\"stderr is not keeping up with the log: not accepting "
+        "new connections until it does\",\"backlog_bytes\":",
+        backlog, "}\n");
+  } else {
+    if (!stopping_) {
+      for (auto& a : acceptors_) {
+        if (!a->armed && !a->retry_pending && a->fd.valid()) ArmAccept(*a);
+      }
+    }
+    log_queue_ +=
+        absl::StrCat("{\"event\":\"log_caught_up\",\"worker\":", index_,
+                     ",\"backlog_bytes\":", backlog, "}\n");
   }
-  if (log_queue_.empty()) return;
-  // Writes to a pipe are atomic only up to PIPE_BUF (4 KiB): cut at the
-  // last whole line within it so lines of several workers never interleave.
-  constexpr size_t kAtomicWrite = 4096;
-  size_t n = log_queue_.size();
-  if (n > kAtomicWrite) {
-    size_t nl = log_queue_.rfind('\n', kAtomicWrite - 1);
-    n = nl == std::string::npos ? log_queue_.find('\n') + 1 : nl + 1;
-    if (n == 0) n = log_queue_.size();  // no newline at all
-  }
-  log_writing_.assign(log_queue_, 0, n);
-  log_queue_.erase(0, n);
-  log_done_.ctx = this;
-  log_done_.callback = &Worker::OnLogWritten;
-  io_uring_sqe* sqe = ring_.GetSqe();
-  // offset -1: append at the file position (stderr may be a file or pipe).
-  io_uring_prep_write(sqe, STDERR_FILENO, log_writing_.data(),
-                      static_cast<unsigned>(log_writing_.size()), -1);
-  io_uring_sqe_set_data(sqe, &log_done_);
-}
-
-void Worker::OnLogWritten(void* ctx, int result, uint32_t /*flags*/) {
-  auto* w = static_cast<Worker*>(ctx);
-  if (result > 0 && static_cast<size_t>(result) < w->log_writing_.size()) {
-    // Short write: the rest goes first next time.
-    w->log_queue_.insert(0, w->log_writing_, static_cast<size_t>(result));
-  }
-  // On an error the lines are lost: there is nowhere else to say so.
-  w->log_writing_.clear();
-  w->FlushLog();
 }
 
 void Worker::Run() {
-  // The ring is created on its own thread: it is single-issuer.
+  pthread_setname_np(pthread_self(),
+                     absl::StrCat("popgate-w", index_).substr(0, 15).c_str());
+  // The ring is created on its own thread: it is single-issuer. main()
+  // tried one already, so this fails only for want of memory or fds.
   if (absl::Status s = ring_.Init(kRingEntries); !s.ok()) {
-    std::fprintf(stderr,
-                 "{\"event\":\"fatal\",\"worker\":%d,\"error\":\"%s\"}\n",
-                 index_, std::string(s.message()).c_str());
-    std::abort();
+    std::string line =
+        absl::StrCat("popgate: worker ", index_, ": ", s.message(), "\n");
+    [[maybe_unused]] ssize_t n =
+        ::write(STDERR_FILENO, line.data(), line.size());
+    // Other threads are running: exit without running destructors.
+    ::_exit(1);
   }
   // 64 x 16.5 KiB receive buffers shared by this worker's TLS sessions; if
   // the kernel lacks buffer rings, TLS reads use private buffers instead.
   if (absl::Status s = buffers_.Init(ring_.raw(), 1, 64); !s.ok()) {
     Log(absl::StrCat("{\"event\":\"warning\",\"worker\":", index_,
                      ",\"warning\":\"no provided buffers: ",
-                     std::string(s.message()), "\"}\n"));
+                     JsonEscape(std::string(s.message())), "\"}\n"));
   }
   for (auto& a : acceptors_) ArmAccept(*a);
   while (true) {
-    ring_.RunOnce(absl::Seconds(1));
+    FlushLog();
+    // While paused for the log, look at the backlog more often than once
+    // a second: it can drain in milliseconds.
+    absl::Duration wait =
+        log_pressure_.paused() ? absl::Milliseconds(20) : absl::Seconds(1);
+    if (stopping_) {
+      // Wake at the deadline; past it, re-cut every 100 ms at most.
+      absl::Duration left =
+          absl::FromUnixNanos(deadline_unix_ns_.load()) - absl::Now();
+      wait = left > absl::ZeroDuration() ? std::min(wait, left)
+                                         : absl::Milliseconds(100);
+    }
+    ring_.RunOnce(wait);
     if (stop_requested_.load() && !stopping_) BeginStop();
     if (!stopping_) continue;
-    if (sessions_.empty() && log_writing_.empty() && log_queue_.empty()) {
-      bool any_armed = false;
-      for (auto& a : acceptors_) any_armed |= a->armed;
-      if (!any_armed) break;
+    if (sessions_.empty()) {
+      bool busy = false;
+      for (auto& a : acceptors_) busy |= a->armed || a->retry_pending;
+      if (!busy) break;
     }
     if (absl::Now() >= absl::FromUnixNanos(deadline_unix_ns_.load())) {
       // Grace period over: cut what is left (again each turn, for sessions
@@ -183,6 +245,7 @@ void Worker::Run() {
       }
     }
   }
+  FlushLog();
   buffers_.Reset();
 }
 

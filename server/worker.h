@@ -14,25 +14,37 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
 #include "auth/hash_pool.h"
+#include "base/unique_fd.h"
 #include "runtime/buffer_ring.h"
 #include "runtime/pipe_pool.h"
 #include "runtime/ring.h"
+#include "server/log_writer.h"
 #include "session/session_env.h"
 #include "session/snapshot.h"
-#include "base/unique_fd.h"
 
 namespace popgate {
 
 class Worker final : public SessionEnv {
  public:
-  Worker(int index, SnapshotStore& store, auth::HashPool& pool,
+  Worker(int index, SnapshotStore& store, auth::HashPool& pool, LogWriter& log,
          std::vector<UniqueFd> listeners);
   ~Worker();
 
   void Start();
-  // Thread-safe: stop accepting now, cut remaining sessions at `deadline`.
+  // Thread-safe. Shuts the listening sockets down at once (from the calling
+  // thread, so the kernel refuses new connections, or hands them to another
+  // instance, without waiting for this worker's loop), then lets sessions
+  // run until `deadline` and cuts what remains.
   void RequestStop(absl::Time deadline);
   void Join();
+
+  // Thread-safe: sessions running now (for the memory housekeeping).
+  int live_sessions() const {
+    return live_sessions_.load(std::memory_order_relaxed);
+  }
+  uint64_t sessions_ended() const {
+    return sessions_ended_.load(std::memory_order_relaxed);
+  }
 
   // --- For sessions, on this worker's thread only.
   Ring& ring() override { return ring_; }
@@ -42,11 +54,11 @@ class Worker final : public SessionEnv {
   auth::HashPool& hash_pool() override { return pool_; }
   PipePool& pipes() override { return pipes_; }
   BufferRing& buffers() override { return buffers_; }
-  void Register(LiveSession* s) override { sessions_.insert(s); }
-  void Unregister(LiveSession* s) override { sessions_.erase(s); }
-  // Writes a line to stderr through the ring (never blocks the worker).
-  // Lines that come while a write is in flight go out together in the next
-  // one: under load one write carries many session lines.
+  void Register(LiveSession* s) override;
+  void Unregister(LiveSession* s) override;
+  // Queues a line for stderr. The lines of one loop turn go to the log
+  // writer together at the start of the next turn (one lock, at most one
+  // wake-up per turn); nothing is dropped.
   void Log(std::string line) override;
 
  private:
@@ -57,20 +69,26 @@ class Worker final : public SessionEnv {
     Completion completion;
     Completion retry;
     __kernel_timespec retry_ts{};
-    bool armed = false;
+    bool armed = false;          // a multishot accept is in flight
+    bool cancelling = false;     // and a cancel for it was submitted
+    bool retry_pending = false;  // a back-off timer is in flight
   };
 
   void Run();
+  bool WantAccepting() const { return !stopping_ && !log_pressure_.paused(); }
   void ArmAccept(Acceptor& a);
+  void CancelAccept(Acceptor& a);
   static void OnAccept(void* ctx, int result, uint32_t flags);
   static void OnRetry(void* ctx, int result, uint32_t flags);
+  // Hands queued lines to the writer and pauses or resumes accepting by
+  // the writer's backlog.
   void FlushLog();
-  static void OnLogWritten(void* ctx, int result, uint32_t flags);
   void BeginStop();
 
   int index_;
   SnapshotStore& store_;
   auth::HashPool& pool_;
+  LogWriter& log_;
   Ring ring_;
   // 256 KiB pipes: one splice moves a big chunk of a RETR; pipe pages exist
   // only while data is in flight. Up to 64 idle pipes are kept for reuse.
@@ -80,10 +98,12 @@ class Worker final : public SessionEnv {
   BufferRing buffers_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   absl::flat_hash_set<LiveSession*> sessions_;
-  std::string log_queue_;    // lines waiting for the next write
-  std::string log_writing_;  // the write in flight (empty: none)
-  Completion log_done_;
-  uint64_t dropped_logs_ = 0;
+  std::atomic<int> live_sessions_{0};
+  std::atomic<uint64_t> sessions_ended_{0};
+  std::string log_queue_;  // lines of this loop turn
+  // While stderr cannot keep up, stop taking new connections (the kernel
+  // queues them) instead of dropping lines or growing without bound.
+  LogBackpressure log_pressure_;
   std::thread thread_;
   std::atomic<bool> stop_requested_{false};
   std::atomic<int64_t> deadline_unix_ns_{0};

@@ -34,17 +34,11 @@ struct TicketKeys::Prepared {
   ~Prepared() { OPENSSL_cleanse(&key, sizeof(key)); }
 };
 
-absl::StatusOr<std::shared_ptr<TicketKeys>> TicketKeys::Create(
-    absl::Duration rotation, const std::string& key_file) {
-  if (rotation < absl::Seconds(1)) {
-    return absl::InvalidArgumentError(
-        "session ticket key rotation must be at least 1s");
-  }
-  std::shared_ptr<TicketKeys> keys(new TicketKeys());
-  keys->rotation_ = rotation;
+absl::Status TicketKeys::ReadSecret(const std::string& key_file,
+                                    std::array<uint8_t, 32>& secret) {
   if (key_file.empty()) {
-    RAND_bytes(keys->secret_.data(), keys->secret_.size());
-    return keys;
+    RAND_bytes(secret.data(), secret.size());
+    return absl::OkStatus();
   }
   std::ifstream in(key_file, std::ios::binary);
   if (!in) {
@@ -63,9 +57,36 @@ absl::StatusOr<std::shared_ptr<TicketKeys>> TicketKeys::Create(
   }
   // Hashing accepts any format (raw, hex, base64) and yields a uniform key.
   SHA256(reinterpret_cast<const uint8_t*>(contents.data()), contents.size(),
-         keys->secret_.data());
+         secret.data());
   OPENSSL_cleanse(contents.data(), contents.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<TicketKeys>> TicketKeys::Create(
+    absl::Duration rotation, const std::string& key_file) {
+  if (rotation < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(
+        "session ticket key rotation must be at least 1s");
+  }
+  std::shared_ptr<TicketKeys> keys(new TicketKeys());
+  keys->rotation_ = rotation;
+  if (absl::Status s = ReadSecret(key_file, keys->secret_); !s.ok()) return s;
   return keys;
+}
+
+absl::StatusOr<bool> TicketKeys::SetKeyFile(const std::string& key_file) {
+  std::array<uint8_t, 32> secret{};
+  if (absl::Status s = ReadSecret(key_file, secret); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  const bool changed =
+      CRYPTO_memcmp(secret.data(), secret_.data(), secret.size()) != 0;
+  if (changed) {
+    secret_ = secret;
+    // Keys in use elsewhere stay alive (shared) until their user is done.
+    cache_.clear();
+  }
+  OPENSSL_cleanse(secret.data(), secret.size());
+  return changed;
 }
 
 // Cached keys wipe themselves when their last user lets go.

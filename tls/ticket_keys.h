@@ -35,6 +35,13 @@ class TicketKeys {
   static absl::StatusOr<std::shared_ptr<TicketKeys>> Create(
       absl::Duration rotation, const std::string& key_file);
 
+  // Re-reads the secret (a reload): from now on new tickets use keys
+  // derived from `key_file`'s contents (empty: a new random secret), and
+  // tickets made under the previous secret are no longer accepted (their
+  // clients get a full handshake). On an error nothing changes. Returns
+  // whether the secret differs from the one in force.
+  absl::StatusOr<bool> SetKeyFile(const std::string& key_file);
+
   // Key for new tickets at `now`.
   TicketKey Current(absl::Time now);
   // Key with this name if still accepted (current or the 2 before it), and
@@ -67,6 +74,10 @@ class TicketKeys {
   struct Prepared;
 
   TicketKeys() = default;
+  // The 32-byte secret for `key_file` (random if empty). Errors name the
+  // file, never its contents.
+  static absl::Status ReadSecret(const std::string& key_file,
+                                 std::array<uint8_t, 32>& secret);
   TicketKey Derive(int64_t period) const;
   int64_t Period(absl::Time now) const;
   std::shared_ptr<const Prepared> KeyForPeriod(int64_t period);
@@ -76,8 +87,8 @@ class TicketKeys {
   absl::Duration rotation_;
   mutable std::mutex clock_mu_;
   std::function<absl::Time()> clock_;
-  std::array<uint8_t, 32> secret_{};
   std::mutex mu_;
+  std::array<uint8_t, 32> secret_{};  // guarded by mu_ once shared
   // Small cache of derived keys (current, 2 previous, 1 spare).
   std::vector<std::shared_ptr<const Prepared>> cache_;
 };

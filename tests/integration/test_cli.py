@@ -1,0 +1,134 @@
+"""The command line (issue 8, item 18): `popgate --help` prints usage (flags,
+signals, where the docs are) and exits 0; `--config=FILE` and
+`--check-config=FILE` work like `--config FILE`; wrong usage exits 2 with
+the usage on stderr. And main's own error paths never print a secret: a
+ticket key file that is too short is named (with the config line that
+names it), its contents are not."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import unittest
+
+import harness
+
+PW = "Cli-Pw-18"
+ALICE = "alice@example.com"
+# Looks like a key; must never appear in any output.
+SECRET = "TicketSecret-c4f1e2"
+
+
+def run(*args, timeout=20) -> subprocess.CompletedProcess:
+    return subprocess.run([harness.popgate_bin(), *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+class Help(unittest.TestCase):
+
+    def check_usage(self, text: str):
+        for want in ("--config", "--check-config", "--version", "--help", "SIGHUP",
+                     "SIGTERM", "shutdown_grace", "README.md", "docs/"):
+            self.assertIn(want, text)
+
+    def test_help_exits_0_with_usage_on_stdout(self):
+        for flag in ("--help", "-h"):
+            with self.subTest(flag=flag):
+                r = run(flag)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.check_usage(r.stdout)
+                self.assertEqual(r.stderr, "")
+
+    def test_help_anywhere_on_the_line(self):
+        r = run("--config", "/nonexistent.toml", "--help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.check_usage(r.stdout)
+
+    def test_docs_it_names_exist(self):
+        self.assertTrue(os.path.exists(os.path.join(harness.REPO, "README.md")))
+        self.assertTrue(os.path.isdir(os.path.join(harness.REPO, "docs")))
+
+    def test_wrong_usage_exits_2_with_usage_on_stderr(self):
+        for args in ((), ("--bogus",), ("--config",), ("--config=",), ("--check-config",),
+                     ("--configfile", "x"), ("--config", "a.toml", "extra")):
+            with self.subTest(args=args):
+                r = run(*args)
+                self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+                self.assertIn("usage:", r.stderr)
+                self.assertEqual(r.stdout, "")
+
+
+class ConfigFlags(harness.IntegrationTestCase):
+
+    def setUp(self):
+        self.synth = self.start_synth({ALICE: PW}, sizes=[700])
+        # Only to write the config and passwd file; started by hand below.
+        self.p = harness.Popgate([harness.Tenant("example-com", ["example.com"],
+                                                 [self.synth.address], users={ALICE: PW})])
+        self.addCleanup(shutil.rmtree, self.p.dir, True)
+        self.p.port = harness.free_port()
+        self.p.write_config()
+
+    def test_check_config_equals_form(self):
+        for args in (["--check-config", self.p.config_path],
+                     [f"--check-config={self.p.config_path}"]):
+            with self.subTest(args=args):
+                r = run(*args)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertIn("OK", r.stdout)
+
+    def test_config_equals_form_serves(self):
+        err_path = os.path.join(self.p.dir, "eq.stderr")
+        with open(err_path, "wb") as err:
+            proc = harness.spawn([harness.popgate_bin(), f"--config={self.p.config_path}"],
+                                 stdout=subprocess.DEVNULL, stderr=err)
+        self.addCleanup(harness.stop_process, proc)
+        harness.wait_for_greeting(self.p.port, proc, 10, "popgate --config=FILE", err_path)
+        with harness.RawClient(self.p.port) as c:
+            self.assertTrue(c.login(ALICE, PW).startswith(b"+OK"))
+            self.assertEqual(c.cmd("STAT"), b"+OK 1 700\r\n")
+            c.cmd_ok("QUIT")
+        self.assertEqual(harness.stop_process(proc, signal.SIGTERM), 0)
+
+    def short_key_config(self) -> tuple[str, str]:
+        key = os.path.join(self.p.dir, "short.key")
+        with open(key, "w") as f:
+            f.write(SECRET)  # < 32 bytes: refused
+        self.p.extra_toml = f"[tls]\nticket_key_file = {json.dumps(key)}\n"
+        self.p.write_config()
+        return key, self.p.config_path
+
+    def test_short_ticket_key_file_named_not_quoted(self):
+        key, cfg = self.short_key_config()
+        # --check-config finds it (before, only the start did) ...
+        r = run("--check-config", cfg)
+        out = r.stdout + r.stderr
+        self.assertEqual(r.returncode, 1, out)
+        self.assertIn(key, out)
+        with open(cfg) as f:
+            line = next(i for i, l in enumerate(f.read().splitlines(), 1)
+                        if l.startswith("ticket_key_file"))
+        self.assertRegex(out, re.escape(cfg) + f":{line}: ")
+        self.assertNotIn(SECRET, out)
+        self.assertNotIn(SECRET[:12], out)
+        # ... and the start says the same, without the contents either.
+        r = run("--config", cfg, timeout=20)
+        out = r.stdout + r.stderr
+        self.assertEqual(r.returncode, 1, out)
+        self.assertIn(key, out)
+        self.assertNotIn(SECRET[:12], out)
+
+    def test_unreadable_ticket_key_file(self):
+        missing = os.path.join(self.p.dir, "missing.key")
+        self.p.extra_toml = f"[tls]\nticket_key_file = {json.dumps(missing)}\n"
+        self.p.write_config()
+        r = run("--check-config", self.p.config_path)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(missing, r.stderr)
+        self.assertIn("cannot open", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
