@@ -19,12 +19,11 @@ tls::CertKeyFiles ToFiles(const CertKeyConfig& c) {
   return tls::CertKeyFiles{c.cert, c.key};
 }
 
-// "host:port" / "[v6]:port" -> host, the default name to verify.
+// "host:port" / "[v6]:port" -> host, the default name to verify (the one
+// host:port parser; addresses were validated at load).
 std::string HostOf(const std::string& address) {
-  if (!address.empty() && address.front() == '[') {
-    return address.substr(1, address.find(']') - 1);
-  }
-  return address.substr(0, address.rfind(':'));
+  absl::StatusOr<HostPort> hp = ParseHostPort(address);
+  return hp.ok() ? hp->host : address;
 }
 
 absl::Status At(const Config& config, uint32_t line, std::string_view what,
