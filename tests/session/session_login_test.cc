@@ -159,23 +159,31 @@ TEST(SessionLoginTest, PipeliningBehindPassIsDeliveredInOrder) {
 }
 
 // CVE-2011-0411: whatever was pipelined in plaintext behind STLS is
-// discarded, not executed after the handshake. Here an injected USER: after
-// TLS, PASS alone must be refused (no username), and the backend never
-// hears of the injected user.
+// discarded, not executed after the handshake. Here a man in the middle
+// injected a valid USER: if it were kept, the client's PASS over TLS would
+// log in as that user. It must be refused for want of a USER instead.
 TEST(SessionLoginTest, StlsDiscardsPipelinedPlaintext) {
   ConfigOptions o;
   o.listener =
       "tls = \"starttls\"\n"
       "certificates = [ { cert = \"{CERT}\", key = \"{KEY}\" } ]\n";
-  SessionHarness h(Toml(o));
+  BackendScript script = DefaultScript();
+  auto base = script.respond;
+  script.respond = [base](const std::string& line) -> BackendReply {
+    if (line == "USER mallory") return {"+OK\r\n"};
+    if (line == "PASS secret") return {"+OK logged in\r\n"};
+    return base(line);
+  };
+  SessionHarness h(Toml(o), script);
   ASSERT_TRUE(h.Start());
   Client c(h.client());
   EXPECT_TRUE(c.Line().starts_with("+OK"));
-  ASSERT_TRUE(c.Send("STLS\r\nUSER mallory@example.com\r\n"));
+  ASSERT_TRUE(c.Send("STLS\r\nUSER mallory@backend.test\r\n"));
   EXPECT_EQ(c.Line(), "+OK Begin TLS negotiation");
   ASSERT_TRUE(c.StartTls("mail.example.test")) << c.tls_error();
   ASSERT_TRUE(c.Send("PASS secret\r\n"));
-  EXPECT_TRUE(c.Line().starts_with("-ERR")) << "injected USER was kept";
+  EXPECT_EQ(c.Line(), "-ERR No username given, send USER first")
+      << "the USER injected before TLS was kept";
   ASSERT_TRUE(c.Send("USER alice@example.com\r\n"));
   EXPECT_TRUE(c.Line().starts_with("+OK"));
   ASSERT_TRUE(c.Send("PASS secret\r\n"));
@@ -186,6 +194,8 @@ TEST(SessionLoginTest, StlsDiscardsPipelinedPlaintext) {
   SessionOutcome out = Finish(h);
   EXPECT_FALSE(Contains(out.backend_lines, "mallory"))
       << Joined(out.backend_lines);
+  EXPECT_EQ(out.backend_connections, 1);
+  EXPECT_EQ(testing::JsonField(out.log_line, "user"), "alice@example.com");
   EXPECT_EQ(testing::JsonField(out.log_line, "tls"), "TLSv1.3");
   EXPECT_EQ(testing::JsonField(out.log_line, "forwarding"), "copy");
   EXPECT_EQ(out.result(), "ok") << out.log_line;
