@@ -43,6 +43,9 @@ BackendScript DefaultScript() {
       return {absl::StrCat("+OK ", msg.size(), " octets\r\n", msg, ".\r\n")};
     }
     if (line == "NOOP") return {"+OK\r\n"};
+    if (line == "CAPA") {
+      return {"+OK\r\nUSER\r\nPIPELINING\r\nIMPLEMENTATION scripted\r\n.\r\n"};
+    }
     if (line == "QUIT") return {"+OK bye\r\n", /*close_after=*/true};
     return {"-ERR unknown command\r\n"};
   };

@@ -31,7 +31,7 @@ struct BackendScript {
 std::string TestMessage();
 
 // USER anything -> +OK; PASS secret -> +OK, else -ERR [AUTH]; STAT, LIST,
-// RETR 1 (TestMessage, dot-stuffed), NOOP, QUIT (+OK, then close).
+// RETR 1 (TestMessage, dot-stuffed), NOOP, CAPA, QUIT (+OK, then close).
 BackendScript DefaultScript();
 
 class ScriptedBackend {

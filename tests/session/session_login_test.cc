@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "session/backend_login.h"
 #include "tests/runtime/test_util.h"
 #include "tests/session/scripted_backend.h"
 #include "tests/session/test_env.h"
@@ -80,6 +81,9 @@ SessionOutcome Finish(SessionHarness& h) {
   EXPECT_TRUE(out.has_value()) << "the session did not end";
   if (!out) return {};
   EXPECT_EQ(out->live_after, 0u) << "a session stayed registered";
+  // popgate's own CAPA probe (it looks for a loop token) is no command of
+  // the client's: leave it out of what the tests compare.
+  std::erase(out->backend_lines, std::string("CAPA"));
   return *out;
 }
 
@@ -599,6 +603,92 @@ TEST(SessionLoginTest, ClientClosesWhileForwarding) {
   SessionOutcome out = Finish(h);
   EXPECT_EQ(out.result(), "client_closed") << out.log_line;
   EXPECT_FALSE(Contains(out.backend_lines, "QUIT"));
+}
+
+// A backend whose CAPA names this very process's loop token is
+// popgate itself (a config loop through another route): -ERR [SYS/TEMP],
+// result "loop", and no PASS is sent to it.
+TEST(SessionLoginTest, LoopToOurselvesIsDetected) {
+  BackendScript script = DefaultScript();
+  auto base = script.respond;
+  script.respond = [base](const std::string& line) -> BackendReply {
+    if (line == "CAPA") {
+      return {absl::StrCat("+OK\r\nUSER\r\nIMPLEMENTATION popgate ",
+                           std::string(kLoopTokenTag), ProcessLoopToken(),
+                           "\r\n.\r\n")};
+    }
+    return base(line);
+  };
+  SessionHarness h(Toml(), script);
+  ASSERT_TRUE(h.Start());
+  Client c(h.client());
+  EXPECT_TRUE(c.Line().starts_with("+OK"));
+  ASSERT_TRUE(c.Send("USER alice@example.com\r\nPASS secret\r\n"));
+  EXPECT_TRUE(c.Line().starts_with("+OK"));
+  EXPECT_TRUE(c.Line().starts_with("-ERR [SYS/TEMP]"));
+  h.client_fd().Reset();
+  SessionOutcome out = Finish(h);
+  EXPECT_EQ(out.result(), "loop") << out.log_line;
+  EXPECT_FALSE(Contains(out.backend_lines, "PASS"))
+      << Joined(out.backend_lines);
+}
+
+// Implicit TLS: a client that sends garbage instead of a ClientHello.
+TEST(SessionLoginTest, ImplicitTlsHandshakeFailure) {
+  ConfigOptions o;
+  o.listener =
+      "tls = \"implicit\"\n"
+      "certificates = [ { cert = \"{CERT}\", key = \"{KEY}\" } ]\n";
+  SessionHarness h(Toml(o));
+  ASSERT_TRUE(h.Start());
+  ASSERT_TRUE(testing::WriteAllBlocking(h.client(), "USER alice\r\n"));
+  testing::ReadUntilEof(h.client());  // an alert, then the end
+  h.client_fd().Reset();
+  SessionOutcome out = Finish(h);
+  EXPECT_EQ(out.result(), "tls_handshake_failed") << out.log_line;
+  EXPECT_EQ(out.backend_connections, 0);
+}
+
+TEST(SessionLoginTest, ImplicitTlsHandshakeTimeout) {
+  ConfigOptions o;
+  o.listener =
+      "tls = \"implicit\"\n"
+      "certificates = [ { cert = \"{CERT}\", key = \"{KEY}\" } ]\n";
+  std::string toml = Toml(o);
+  toml.replace(toml.find("ktls = false"), 12,
+               "ktls = false\nhandshake_timeout = \"100ms\"");
+  SessionHarness h(toml);
+  ASSERT_TRUE(h.Start());
+  // Say nothing: the handshake never starts.
+  testing::ReadUntilEof(h.client());
+  h.client_fd().Reset();
+  SessionOutcome out = Finish(h);
+  EXPECT_EQ(out.result(), "tls_handshake_timeout") << out.log_line;
+}
+
+// Implicit TLS, then a normal login and a RETR through the copy path.
+TEST(SessionLoginTest, ImplicitTlsLoginAndRetr) {
+  ConfigOptions o;
+  o.listener =
+      "tls = \"implicit\"\n"
+      "certificates = [ { cert = \"{CERT}\", key = \"{KEY}\" } ]\n";
+  SessionHarness h(Toml(o));
+  ASSERT_TRUE(h.Start());
+  Client c(h.client());
+  ASSERT_TRUE(c.StartTls("mail.example.test")) << c.tls_error();
+  EXPECT_TRUE(c.Line().starts_with("+OK"));
+  ASSERT_TRUE(c.Send("USER alice@example.com\r\nPASS secret\r\nRETR 1\r\n"));
+  EXPECT_TRUE(c.Line().starts_with("+OK"));
+  EXPECT_EQ(c.Line(), "+OK logged in");
+  const std::string msg = TestMessage();
+  EXPECT_EQ(c.Line(), absl::StrCat("+OK ", msg.size(), " octets"));
+  EXPECT_TRUE(c.Body() == msg) << "message differs";
+  ASSERT_TRUE(c.Send("QUIT\r\n"));
+  EXPECT_EQ(c.Line(), "+OK bye");
+  h.client_fd().Reset();
+  SessionOutcome out = Finish(h);
+  EXPECT_EQ(out.result(), "ok") << out.log_line;
+  EXPECT_EQ(testing::JsonField(out.log_line, "forwarding"), "copy");
 }
 
 }  // namespace
