@@ -98,8 +98,8 @@ Task<ForwardStats> ForwardCopy(Ring& ring, Stream& client, Stream& backend,
                                ForwardOptions options) {
   ForwardStats stats;
   ForwardActivity activity(options.idle_timeout, options.client_lines);
-  BoundSocketBuffers(client.fd(), options.socket_buffer);
-  BoundSocketBuffers(backend.fd(), options.socket_buffer);
+  BoundSocketBuffers(client.fd(), options.socket_buffer, SocketSide::kClient);
+  BoundSocketBuffers(backend.fd(), options.socket_buffer, SocketSide::kBackend);
   JoinCounter join(2);
   RunCopyUp(client, backend, stats.client_to_backend, activity, join);
   RunCopyDown(ring, client, backend, stats.backend_to_client, activity,

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -336,11 +338,25 @@ Detached RunDown(Ring& ring, PipePool& pool, BufferRing* buffers, Direction d,
 
 }  // namespace
 
-void BoundSocketBuffers(int fd, int bytes) {
+void BoundSocketBuffers(int fd, int bytes, SocketSide side) {
   if (bytes <= 0) return;
-  // Locks both sizes (no autotuning from here on): what a stalled peer can
-  // make us hold is bounded by these, whatever the kernel's tcp_wmem and
-  // tcp_rmem maxima are.
+  // Bytes from the backend waiting here for the client: a stalled client
+  // makes the client's send queue and the backend's receive queue fill.
+  //  - The backend socket: SO_RCVBUF (and SO_SNDBUF for the reverse way),
+  //    which lock the sizes (no autotuning from here on). The backend is
+  //    near (a data centre), so a window of this size costs no throughput.
+  //  - The client socket: TCP_NOTSENT_LOWAT bounds only the bytes not yet
+  //    sent, and leaves what is in flight to the congestion window: a
+  //    client far away keeps its throughput (SO_SNDBUF would cap it at
+  //    about bytes / RTT), and one that stops reading holds at most about
+  //    this much once its window has closed. SO_RCVBUF for the reverse
+  //    way (commands). Not TCP (tests over Unix sockets): SO_SNDBUF.
+  if (side == SocketSide::kClient &&
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &bytes, sizeof(bytes)) ==
+          0) {
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+    return;
+  }
   ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
 }
@@ -353,8 +369,9 @@ Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool,
   ForwardActivity activity(options.idle_timeout, options.client_lines);
   for (int fd : {client_fd, backend_fd}) {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    BoundSocketBuffers(fd, options.socket_buffer);
   }
+  BoundSocketBuffers(client_fd, options.socket_buffer, SocketSide::kClient);
+  BoundSocketBuffers(backend_fd, options.socket_buffer, SocketSide::kBackend);
   StallWatch watch{.source_fd = backend_fd,
                    .drain = options.client_drain_timeout,
                    .period = StallCheckPeriod(options.client_drain_timeout)};

@@ -30,11 +30,12 @@ struct ForwardOptions {
   // both sides are closed (with a reset if the client left bytes unread, so
   // the kernel frees them at once).
   absl::Duration client_drain_timeout = absl::Seconds(10);
-  // forward_socket_buffer: SO_SNDBUF and SO_RCVBUF (bytes) on both sockets
-  // once forwarding starts, so a client that stops reading holds at most
-  // about this much per socket and direction in kernel memory (the kernel
-  // doubles the value for its bookkeeping and caps it at
-  // net.core.wmem_max / rmem_max). 0: keep the kernel's autotuning.
+  // forward_socket_buffer (bytes): once forwarding starts, what a client
+  // that stops reading can make popgate hold in kernel memory is about
+  // this much in the client's send queue (TCP_NOTSENT_LOWAT) plus the
+  // backend's receive buffer (SO_RCVBUF; the kernel doubles the value for
+  // its bookkeeping and caps it at net.core.rmem_max). See
+  // BoundSocketBuffers. 0: keep the kernel's autotuning.
   int socket_buffer = 0;
   // What the client sent before forwarding started and the session already
   // passed on (commands pipelined behind PASS): feed them so that a QUIT
@@ -42,9 +43,11 @@ struct ForwardOptions {
   QuitTracker client_lines;
 };
 
-// Sets forward_socket_buffer on one forwarded socket (both directions).
-// No-op for `bytes` <= 0. Best effort: a kernel that refuses keeps its own.
-void BoundSocketBuffers(int fd, int bytes);
+// Sets forward_socket_buffer on one forwarded socket (both directions; see
+// the .cc for which option on which side). No-op for `bytes` <= 0. Best
+// effort: a kernel that refuses keeps its own sizes.
+enum class SocketSide { kClient, kBackend };
+void BoundSocketBuffers(int fd, int bytes, SocketSide side);
 
 // Returns when both directions have ended. A FIN from one side becomes
 // shutdown(SHUT_WR) towards the other (half-close); an error on either side

@@ -2,7 +2,7 @@
 TCP memory (issue 8, item 16): through popgate each one held about 5.7 MiB
 of kernel socket memory (8 MiB on this test's kernel: the client's send
 queue plus the backend's receive queue, both autotuned).  With
-server.forward_socket_buffer popgate bounds both sockets' buffers once
+server.forward_socket_buffer popgate bounds what both sockets may queue once
 forwarding starts: 50 stalled sessions must stay under a generous bound per
 session, read from `ss -tm` for popgate's own sockets."""
 
@@ -18,9 +18,9 @@ import harness
 PW = "Stalled-Pw"
 SESSIONS = 50
 BUFFER = 524288
-# Per session: two sockets, each bounded to 2 * BUFFER by the kernel
-# (SO_SNDBUF/SO_RCVBUF are doubled for bookkeeping), of which the stall fills
-# about one send and one receive buffer.  Autotuned, a session held ~8 MiB.
+# Per session: about BUFFER unsent bytes in the client's send queue
+# (TCP_NOTSENT_LOWAT) plus the backend socket's receive buffer (SO_RCVBUF,
+# doubled by the kernel): 1.5 MiB measured.  Autotuned: 7-8 MiB.
 BOUND = 3 * 1024 * 1024
 
 SKMEM = re.compile(r"skmem:\(r(\d+),rb\d+,t\d+,tb\d+,f(\d+),w(\d+)")
