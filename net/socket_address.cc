@@ -155,6 +155,12 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text,
         }
       }
       if (!IsValidName(host)) return Bad(text, ": bad host name");
+      // getaddrinfo takes inet_aton's forms ("0x7f.1", "0177.0.0.1") as
+      // addresses, not names: refuse them rather than let a number pass as
+      // a name (the loop check looks at numeric addresses before DNS).
+      if (inet_aton(out.host.c_str(), &ignored) != 0) {
+        return Bad(text, ": bad IPv4 address (write it as a dotted quad)");
+      }
     }
   }
   if (host.empty()) return Bad(text, ": empty host");

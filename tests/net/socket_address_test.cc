@@ -67,6 +67,9 @@ INSTANTIATE_TEST_SUITE_P(
         // Digits and dots are an IPv4 address or nothing.
         std::pair{"256.0.0.1:110", false}, std::pair{"1.2.3:110", false},
         std::pair{"1.2.3.4.5:110", false}, std::pair{"127.1:110", false},
+        // inet_aton's forms, which getaddrinfo would take as addresses.
+        std::pair{"0x7f.1:110", false}, std::pair{"0x7f000001:110", false},
+        std::pair{"0x7F.0.0.1:110", false},
         // Names by the resolver's rules.
         std::pair{"a..b:110", false}, std::pair{".a:110", false},
         std::pair{"-a.example:110", false}, std::pair{"a-.example:110", false},
