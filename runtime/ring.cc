@@ -66,7 +66,7 @@ std::string IoUringUnavailableMessage(int err) {
     why = "popgate needs io_uring (Linux 5.19 or later)";
   }
   return absl::StrCat("io_uring is not available (io_uring_setup: ",
-                      strerror(err), "): ", why, "; see README.md");
+                      strerror(err), "): ", why);
 }
 
 Ring::~Ring() {
