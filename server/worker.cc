@@ -103,12 +103,10 @@ void Worker::OnAccept(void* ctx, int result, uint32_t flags) {
   auto* a = static_cast<Acceptor*>(ctx);
   Worker* w = a->worker;
   if (result >= 0) {
-    if (w->stopping_ || w->stop_requested_.load()) {
-      ::close(result);
-    } else {
-      // Also while paused for the log: it is accepted already.
-      RunSession(*w, UniqueFd(result), a->listener_index);
-    }
+    // Also while paused for the log or stopping: the kernel accepted it
+    // before the socket was shut down, so it is a session in progress and
+    // gets the grace period like the others.
+    RunSession(*w, UniqueFd(result), a->listener_index);
   }
   if (flags & IORING_CQE_F_MORE) return;
   a->armed = false;

@@ -87,16 +87,32 @@ class RestartOnlySettings(harness.IntegrationTestCase):
         self.assertEqual(self.warnings(self.reload_and_wait()), [])
 
     def test_ticket_settings_named(self):
+        # Turning tickets off applies at once (new contexts issue none): no
+        # warning. A new rotation period needs a restart.
         self.p.extra_toml = '[tls]\nsession_tickets = false\n'
         self.p.write_config()
-        warns = self.warnings(self.reload_and_wait())
-        self.assertEqual(len(warns), 1)
-        self.assertEqual(warns[0]["settings"], ["tls.session_tickets"])
+        self.assertEqual(self.warnings(self.reload_and_wait()), [])
         self.p.extra_toml = '[tls]\nticket_key_rotation = "1h"\n'
         self.p.write_config()
         warns = self.warnings(self.reload_and_wait())
         self.assertEqual(len(warns), 1)
         self.assertEqual(warns[0]["settings"], ["tls.ticket_key_rotation"])
+
+    def test_tickets_turned_on_need_a_restart(self):
+        off = self.start_popgate(
+            [harness.Tenant("example-com", ["example.com"], [self.synth.address],
+                            users={USER: PW})],
+            extra_toml='[tls]\nsession_tickets = false\n')
+        off.extra_toml = ""
+        off.write_config()
+        mark = len(off.log_records())
+        off.reload()
+        self.assertTrue(harness.wait_until(
+            lambda: any(r.get("event") == "reloaded" for r in off.log_records()[mark:]), 5))
+        time.sleep(0.3)
+        warns = [r for r in off.log_records()[mark:]
+                 if r.get("event") == "warning" and "settings" in r]
+        self.assertEqual([w["settings"] for w in warns], [["tls.session_tickets"]])
 
 
 res = harness.ModuleResources()
