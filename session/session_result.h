@@ -6,7 +6,6 @@
 #ifndef POPGATE_SESSION_SESSION_RESULT_H_
 #define POPGATE_SESSION_SESSION_RESULT_H_
 
-#include <string>
 #include <string_view>
 
 #include "forward/forward_end.h"
@@ -160,17 +159,6 @@ constexpr SessionResult ResultOfForwardEnd(ForwardEnd e) {
     case ForwardEnd::kProxyError:
       return SessionResult::kProxyError;
   }
-  return SessionResult::kProxyError;
-}
-
-// The older spelling of forwarding ends (ForwardStats::end as a string:
-// "closed", "client_error", "backend_error", "pipe_error", "idle_timeout"),
-// kept while forward/ moves to ForwardEnd.
-inline SessionResult ResultOfForwardEnd(const std::string& end) {
-  if (end == "closed") return SessionResult::kOk;
-  if (end == "client_error") return SessionResult::kClientReset;
-  if (end == "backend_error") return SessionResult::kBackendError;
-  if (end == "idle_timeout") return SessionResult::kIdleTimeout;
   return SessionResult::kProxyError;
 }
 
