@@ -385,7 +385,7 @@ TEST_P(ForwardTest, IdleTimeoutEndsBothSides) {
 // the last byte, in either direction.
 TEST_P(ForwardTest, IdleTimeoutAfterTraffic) {
   HarnessOptions o = Defaults();
-  o.forward.idle_timeout = absl::Milliseconds(150);
+  o.forward.idle_timeout = absl::Milliseconds(400);
   Forwarding f(GetParam(), o);
   f.Start();
   ASSERT_TRUE(WriteAllBlocking(f.client(), "STAT\r\n"));
@@ -574,13 +574,16 @@ TEST_P(ForwardTest, DISABLED_QuitRightAfterASplicedBurstIsQuit) {
 class FdExhaustion {
  public:
   FdExhaustion() {
+    // Duplicates of an fd of our own (stdin may be closed under CI).
+    fillers_.push_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    const int src = fillers_.back();
     ::getrlimit(RLIMIT_NOFILE, &saved_);
-    int lowest = ::dup(0);
+    int lowest = ::dup(src);
     ::close(lowest);
     rlimit low = saved_;
     low.rlim_cur = static_cast<rlim_t>(lowest + 8);
     ::setrlimit(RLIMIT_NOFILE, &low);
-    for (int fd; (fd = ::dup(0)) >= 0;) fillers_.push_back(fd);
+    for (int fd; (fd = ::dup(src)) >= 0;) fillers_.push_back(fd);
   }
   ~FdExhaustion() {
     for (int fd : fillers_) ::close(fd);

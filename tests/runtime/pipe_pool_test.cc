@@ -103,14 +103,17 @@ TEST(PipePoolTest, ZeroSpareKeepsNothing) {
 class FdExhaustion {
  public:
   FdExhaustion() {
+    // Duplicates of an fd of our own (stdin may be closed under CI).
+    fillers_.push_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    const int src = fillers_.back();
     ::getrlimit(RLIMIT_NOFILE, &saved_);
-    int highest = ::dup(0);
-    ::close(highest);
+    int lowest = ::dup(src);
+    ::close(lowest);
     rlimit low = saved_;
-    low.rlim_cur = static_cast<rlim_t>(highest + 16);
+    low.rlim_cur = static_cast<rlim_t>(lowest + 16);
     ::setrlimit(RLIMIT_NOFILE, &low);
     while (true) {
-      int fd = ::dup(0);
+      int fd = ::dup(src);
       if (fd < 0) break;
       fillers_.push_back(fd);
     }

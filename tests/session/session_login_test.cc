@@ -432,7 +432,7 @@ TEST(SessionLoginTest, IdleTimeoutBeforeLogin) {
 // passes long before the idle timeout would.
 TEST(SessionLoginTest, LoginTimeout) {
   ConfigOptions o;
-  o.server = "login_timeout = \"200ms\"\n";
+  o.server = "login_timeout = \"500ms\"\n";
   SessionHarness h(Toml(o));
   ASSERT_TRUE(h.Start());
   Client c(h.client());
