@@ -691,5 +691,38 @@ TEST(SessionLoginTest, ImplicitTlsLoginAndRetr) {
   EXPECT_EQ(testing::JsonField(out.log_line, "forwarding"), "copy");
 }
 
+// The end of the shutdown grace: the worker shuts down every registered
+// session's sockets. A forwarded session has its backend socket registered,
+// unwinds through its normal exit, and sends the backend no QUIT.
+TEST(SessionLoginTest, CutAtShutdownEndsAForwardedSession) {
+  SessionHarness h(Toml());
+  ASSERT_TRUE(h.Start());
+  Client c(h.client());
+  EXPECT_TRUE(c.Line().starts_with("+OK"));
+  ASSERT_TRUE(c.Send("USER alice@example.com\r\nPASS secret\r\nNOOP\r\n"));
+  EXPECT_TRUE(c.Line().starts_with("+OK"));
+  EXPECT_EQ(c.Line(), "+OK logged in");
+  EXPECT_EQ(c.Line(), "+OK");
+  EXPECT_EQ(h.CutLiveSessions(), 1);
+  EXPECT_TRUE(c.AtEof());
+  h.client_fd().Reset();
+  SessionOutcome out = Finish(h);
+  EXPECT_FALSE(Contains(out.backend_lines, "QUIT"));
+  EXPECT_NE(out.result(), "ok") << out.log_line;
+}
+
+// Cut before login (a client idling at the greeting): the session ends.
+TEST(SessionLoginTest, CutAtShutdownEndsASessionBeforeLogin) {
+  SessionHarness h(Toml());
+  ASSERT_TRUE(h.Start());
+  Client c(h.client());
+  EXPECT_TRUE(c.Line().starts_with("+OK"));
+  EXPECT_EQ(h.CutLiveSessions(), 0);
+  EXPECT_TRUE(c.AtEof());
+  h.client_fd().Reset();
+  SessionOutcome out = Finish(h);
+  EXPECT_EQ(out.backend_connections, 0);
+}
+
 }  // namespace
 }  // namespace popgate

@@ -23,6 +23,18 @@ absl::Status TestEnv::Init() {
   return buffers_.Init(ring_.raw(), 1, 8);
 }
 
+int TestEnv::CutLiveSessions() {
+  int backends = 0;
+  for (LiveSession* s : live_) {
+    if (s->client_fd >= 0) ::shutdown(s->client_fd, SHUT_RDWR);
+    if (s->backend_fd >= 0) {
+      ::shutdown(s->backend_fd, SHUT_RDWR);
+      ++backends;
+    }
+  }
+  return backends;
+}
+
 std::string WriteTestFile(const std::string& name,
                           const std::string& contents) {
   static const std::string dir = [] {
@@ -115,6 +127,11 @@ void SessionHarness::Run(std::shared_ptr<const Snapshot> snap,
       const absl::Time deadline = absl::Now() + absl::Seconds(20);
       while (env.log().empty() && absl::Now() < deadline) {
         env.ring().RunOnce(absl::Milliseconds(20));
+        std::lock_guard<std::mutex> lock(mu_);
+        if (cut_requested_ && cut_backends_ < 0) {
+          cut_backends_ = env.CutLiveSessions();
+          cv_.notify_all();
+        }
       }
       {
         std::lock_guard<std::mutex> lock(block_mu);
@@ -140,6 +157,14 @@ void SessionHarness::Run(std::shared_ptr<const Snapshot> snap,
   outcome_ = std::move(out);
   finished_ = true;
   cv_.notify_all();
+}
+
+int SessionHarness::CutLiveSessions() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cut_requested_ = true;
+  cv_.wait_for(lock, std::chrono::seconds(10),
+               [this] { return cut_backends_ >= 0 || finished_; });
+  return cut_backends_;
 }
 
 std::optional<SessionOutcome> SessionHarness::Wait(absl::Duration limit) {

@@ -46,6 +46,10 @@ class TestEnv final : public SessionEnv {
 
   const std::vector<std::string>& log() const { return log_; }
   size_t live() const { return live_.size(); }
+  // What the worker does when the shutdown grace is over: shut down every
+  // registered session's sockets. Returns how many backend sockets were
+  // registered (open) at that moment.
+  int CutLiveSessions();
 
  private:
   std::shared_ptr<const Snapshot> snap_;
@@ -89,6 +93,10 @@ class SessionHarness {
   // Before Start: keeps the hash pool's one thread busy and one job queued
   // until the session ended, so that a login finds the queue full.
   void BlockHashPool() { block_hash_pool_ = true; }
+  // From the test thread: asks the ring thread to CutLiveSessions() (as a
+  // worker does once shutdown_grace is over) and waits for it; returns the
+  // number of backend sockets it cut, or -1.
+  int CutLiveSessions();
   // The client's end (blocking, I/O bounded by 10 s timeouts).
   int client() const { return client_.get(); }
   UniqueFd& client_fd() { return client_; }
@@ -102,6 +110,8 @@ class SessionHarness {
   std::string toml_;
   BackendScript script_;
   bool block_hash_pool_ = false;
+  bool cut_requested_ = false;
+  int cut_backends_ = -1;
   UniqueFd client_;
   std::thread thread_;
   std::mutex mu_;
