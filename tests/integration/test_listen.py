@@ -82,7 +82,12 @@ class Listen(harness.IntegrationTestCase):
         with open(err_path, "wb") as err:
             proc = harness.spawn([harness.popgate_bin(), "--config", config],
                                  stdout=subprocess.DEVNULL, stderr=err)
-        self.addCleanup(harness.stop_process, proc, signal.SIGKILL, 5)
+        def stop():
+            # SIGTERM first so that an ASan build gets to report leaks.
+            rc = harness.stop_process(proc, signal.SIGTERM, 10)
+            harness.check_sanitizer_output(f"popgate --config {config}",
+                                           harness._read_bytes(err_path), rc)
+        self.addCleanup(stop)
         return proc, err_path
 
     def wait_listening(self, proc: subprocess.Popen, err_path: str) -> None:
