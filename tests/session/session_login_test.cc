@@ -724,5 +724,31 @@ TEST(SessionLoginTest, CutAtShutdownEndsASessionBeforeLogin) {
   EXPECT_EQ(out.backend_connections, 0);
 }
 
+// Commands pipelined behind a PASS that fails are answered by popgate as
+// pre-login commands, never forwarded; a later good login in the same
+// connection works and the failure stays counted.
+TEST(SessionLoginTest, PipelinedBehindAFailedPassIsNotForwarded) {
+  SessionHarness h(Toml());
+  ASSERT_TRUE(h.Start());
+  Client c(h.client());
+  EXPECT_TRUE(c.Line().starts_with("+OK"));
+  ASSERT_TRUE(
+      c.Send("USER alice@example.com\r\nPASS wrong\r\nDELE 1\r\n"
+             "USER alice@example.com\r\nPASS secret\r\nQUIT\r\n"));
+  EXPECT_TRUE(c.Line().starts_with("+OK"));
+  EXPECT_TRUE(c.Line().starts_with("-ERR [AUTH]"));
+  EXPECT_TRUE(c.Line().starts_with("-ERR"));  // DELE before login
+  EXPECT_TRUE(c.Line().starts_with("+OK"));
+  EXPECT_EQ(c.Line(), "+OK logged in");
+  EXPECT_EQ(c.Line(), "+OK bye");
+  h.client_fd().Reset();
+  SessionOutcome out = Finish(h);
+  EXPECT_EQ(out.backend_lines,
+            (std::vector<std::string>{"USER alice@example.com", "PASS secret",
+                                      "QUIT"}));
+  EXPECT_TRUE(absl::StrContains(out.log_line, "\"auth_failures\":1"));
+  EXPECT_EQ(out.result(), "ok") << out.log_line;
+}
+
 }  // namespace
 }  // namespace popgate
