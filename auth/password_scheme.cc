@@ -2,7 +2,8 @@
 
 #include <argon2.h>
 #include <crypt.h>
-#include <string.h>  // explicit_bzero
+#include <openssl/mem.h>  // CRYPTO_memcmp
+#include <string.h>       // explicit_bzero
 
 #include <array>
 #include <cstdint>
@@ -314,18 +315,11 @@ void BurnVerificationTime() {
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  // Walks all of `a` whatever the content; differences are OR-ed into an
-  // accumulator instead of returning at the first mismatch. The length
-  // difference is folded in too, so unequal lengths never match.
-  volatile unsigned char acc = a.size() == b.size() ? 0 : 1;
-  const size_t n = b.size();
-  for (size_t i = 0; i < a.size(); ++i) {
-    const unsigned char bc =
-        n == 0 ? 0 : static_cast<unsigned char>(b[i < n ? i : 0]);
-    acc =
-        acc | static_cast<unsigned char>(static_cast<unsigned char>(a[i]) ^ bc);
-  }
-  return acc == 0;
+  // The length may leak (see the header); the content does not:
+  // CRYPTO_memcmp reads every byte whatever the differences.
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace popgate::auth

@@ -1,9 +1,8 @@
 #include "pop3/sasl.h"
 
+#include <openssl/base64.h>
 #include <string.h>
 #include <strings.h>
-
-#include <array>
 
 #include "base/wipe.h"
 
@@ -19,40 +18,48 @@ std::optional<SaslMechanism> ParseSaslMechanism(std::string_view name) {
   return std::nullopt;
 }
 
+namespace {
+
+// The 6-bit value of a base64 alphabet character (RFC 4648 table 1); only
+// called on characters EVP_DecodeBase64 has already accepted.
+int Base64Value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  return c == '+' ? 62 : 63;
+}
+
+}  // namespace
+
 std::optional<std::string> DecodeBase64(std::string_view in) {
-  static constexpr std::array<int8_t, 256> kTable = [] {
-    std::array<int8_t, 256> t{};
-    t.fill(-1);
-    const char* alphabet =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int i = 0; i < 64; ++i) {
-      t[static_cast<unsigned char>(alphabet[i])] = static_cast<int8_t>(i);
-    }
-    return t;
-  }();
-  if (in.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() / 4 * 3);
-  for (size_t i = 0; i < in.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int j = 0; j < 4; ++j) {
-      unsigned char c = static_cast<unsigned char>(in[i + j]);
-      // '=' only at the very end: "xx==" or "xxx=".
-      if (c == '=' && i + 4 == in.size() && j >= 2 &&
-          (j == 3 || in[i + 3] == '=')) {
-        v[j] = 0;
-        ++pad;
-        continue;
-      }
-      if (pad > 0 || kTable[c] < 0) return std::nullopt;
-      v[j] = kTable[c];
-    }
-    uint32_t n = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
-    out += static_cast<char>((n >> 16) & 0xff);
-    if (pad < 2) out += static_cast<char>((n >> 8) & 0xff);
-    if (pad < 1) out += static_cast<char>(n & 0xff);
+  size_t max_len = 0;
+  if (!EVP_DecodedLength(&max_len, in.size())) return std::nullopt;
+  std::string out(max_len, '\0');
+  size_t len = 0;
+  // EVP_DecodeBase64 wants whole quads with padding and refuses whitespace
+  // and characters outside the alphabet...
+  if (!EVP_DecodeBase64(reinterpret_cast<uint8_t*>(out.data()), &len,
+                        out.size(), reinterpret_cast<const uint8_t*>(in.data()),
+                        in.size())) {
+    Wipe(out);
+    return std::nullopt;
   }
+  // ...but it ignores the bits that padding leaves over, so "ZbV=" decodes
+  // like "ZbU=". RFC 4648 section 3.5 lets a decoder refuse such input; we
+  // do, so that every payload has exactly one spelling (a second spelling of
+  // the same credentials would slip past anything that compares encodings).
+  if (in.ends_with("==")) {
+    if ((Base64Value(in[in.size() - 3]) & 0x0f) != 0) {
+      Wipe(out);
+      return std::nullopt;
+    }
+  } else if (in.ends_with("=")) {
+    if ((Base64Value(in[in.size() - 2]) & 0x03) != 0) {
+      Wipe(out);
+      return std::nullopt;
+    }
+  }
+  out.resize(len);
   return out;
 }
 

@@ -8,6 +8,9 @@ PKGS=(
   libcrypt-dev libargon2-dev libgtest-dev libgmock-dev libbenchmark-dev
   # Test peers: real clients and a real Dovecot backend.
   curl python3 fetchmail dovecot-pop3d dovecot-core whois openssl
+  # tests/fuzz (the fuzz preset, scripts/fuzz.sh): clang with libFuzzer and
+  # the sanitizer runtimes.
+  clang libclang-rt-14-dev llvm
   # tests/ktls_vm: a VM whose kernel has kernel TLS (this host's has none).
   qemu-system-x86 busybox-static kmod
 )

@@ -58,6 +58,46 @@ TEST(SaslTest, Base64RefusesGarbage) {
   }
 }
 
+// RFC 4648 section 3.5: the bits that padding leaves over must be zero, so
+// that every payload has one spelling. "ZbV=" once decoded like "ZbU="
+// (tests/fuzz/regressions/sasl/ keeps the input the fuzzer checks).
+TEST(SaslTest, Base64RefusesNonZeroPaddingBits) {
+  EXPECT_EQ(DecodeBase64("ZbU="), std::string("e\xb5"));
+  EXPECT_FALSE(DecodeBase64("ZbV="));
+  EXPECT_EQ(DecodeBase64("Zg=="), std::string("f"));
+  EXPECT_FALSE(DecodeBase64("Zh=="));
+  EXPECT_FALSE(DecodeBase64("Zm9vYmFyZbV="));  // also after whole quads
+  static const std::string kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (size_t v = 0; v < 64; ++v) {
+    // "Zm" + c + "=": the last 2 bits of c are padding.
+    std::string one = std::string("Zm") + kAlphabet[v] + "=";
+    EXPECT_EQ(DecodeBase64(one).has_value(), (v & 0x03) == 0) << one;
+    // "Z" + c + "==": the last 4 bits of c are padding.
+    std::string two = std::string("Z") + kAlphabet[v] + "==";
+    EXPECT_EQ(DecodeBase64(two).has_value(), (v & 0x0f) == 0) << two;
+  }
+}
+
+TEST(SaslTest, Base64DecodesWhatItEncodes) {
+  // Every canonical spelling decodes to the bytes it encodes, including
+  // all byte values at the end of the input (where padding bits live).
+  for (int b = 0; b < 256; ++b) {
+    for (std::string raw : {std::string(1, char(b)), std::string("x") + char(b),
+                            std::string("xy") + char(b)}) {
+      std::optional<std::string> back = DecodeBase64(B64(raw));
+      ASSERT_TRUE(back) << b;
+      EXPECT_EQ(*back, raw);
+    }
+  }
+}
+
+TEST(SaslTest, PlainRefusesNonCanonicalBase64) {
+  // "\0bob\0pw" is "AGJvYgBwdw==": 'w' ends in zero bits, 'x' does not.
+  ASSERT_TRUE(DecodeSaslPlain("AGJvYgBwdw=="));
+  EXPECT_FALSE(DecodeSaslPlain("AGJvYgBwdx=="));
+}
+
 TEST(SaslTest, PlainWithAndWithoutAuthzid) {
   auto c =
       DecodeSaslPlain(B64(std::string("\0alice@example.com\0s3cr et", 26)));
