@@ -36,8 +36,11 @@ struct ForwardActivity {
     if (!first) first = Classify(e, from_client);
     if (from_client) {
       client_done = true;
-    } else if (e == DirectionEnd::kEof || e == DirectionEnd::kSourceError) {
-      backend_ended = true;
+    } else {
+      backend_done = true;
+      if (e == DirectionEnd::kEof || e == DirectionEnd::kSourceError) {
+        backend_ended = true;
+      }
     }
   }
 
@@ -79,6 +82,7 @@ struct ForwardActivity {
   QuitTracker client_lines;
   std::optional<ForwardEnd> first;
   bool client_done = false;    // the client -> backend direction stopped
+  bool backend_done = false;   // the backend -> client direction stopped
   bool backend_ended = false;  // the backend's EOF or reset was seen
 };
 

@@ -1,8 +1,10 @@
 #include "forward/forward_copy.h"
 
 #include <errno.h>
+#include <poll.h>
 
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "forward/forward_activity.h"
@@ -74,9 +76,7 @@ Detached RunCopyUp(Stream& client, Stream& backend, uint64_t& bytes,
   join.Done();
 }
 
-// The backend -> client direction: see RunDown in forwarder.cc. (A client
-// that stops reading stalls WriteAll until the idle timeout; the backend's
-// end behind unread bytes is only watched for on the splice path.)
+// The backend -> client direction: see RunDown in forwarder.cc.
 Detached RunCopyDown(Ring& ring, Stream& client, Stream& backend,
                      uint64_t& bytes, ForwardActivity& activity,
                      absl::Duration drain, JoinCounter& join) {
@@ -92,6 +92,35 @@ Detached RunCopyDown(Ring& ring, Stream& client, Stream& backend,
   join.Done();
 }
 
+// A client that stops reading stalls the backend -> client direction in
+// WriteAll, so that direction cannot see the backend's end queued behind
+// the bytes it has not read yet. This watches for it instead: one poll on
+// the backend socket for the whole session (its FIN, an error, or our own
+// cut at the end wakes it; no timer runs meanwhile). After the backend's
+// end the client gets the drain time; if the direction is still stuck
+// then, the session ends as the backend's (kBackendClosed) and both sides
+// are cut.
+Detached WatchBackendEnd(Ring& ring, int client_fd, int backend_fd,
+                         absl::Duration drain, ForwardActivity& activity,
+                         JoinCounter& join) {
+  co_await PollFd(ring, backend_fd, POLLRDHUP);
+  if (!activity.backend_done) {
+    int ev = -ECANCELED;
+    if (drain > absl::ZeroDuration()) {
+      std::optional<absl::Duration> limit;
+      if (drain != absl::InfiniteDuration()) limit = drain;
+      // The client's FIN or error, or our cut, end the wait early.
+      ev = co_await PollFd(ring, client_fd, POLLRDHUP, limit);
+    }
+    if (ev == -ECANCELED && !activity.backend_done) {
+      activity.Record(DirectionEnd::kEof, /*from_client=*/false);
+      AbortIfUnsent(client_fd);
+      CutBoth(client_fd, backend_fd);
+    }
+  }
+  join.Done();
+}
+
 }  // namespace
 
 Task<ForwardStats> ForwardCopy(Ring& ring, Stream& client, Stream& backend,
@@ -100,7 +129,9 @@ Task<ForwardStats> ForwardCopy(Ring& ring, Stream& client, Stream& backend,
   ForwardActivity activity(options.idle_timeout, options.client_lines);
   BoundSocketBuffers(client.fd(), options.socket_buffer, SocketSide::kClient);
   BoundSocketBuffers(backend.fd(), options.socket_buffer, SocketSide::kBackend);
-  JoinCounter join(2);
+  JoinCounter join(3);
+  WatchBackendEnd(ring, client.fd(), backend.fd(), options.client_drain_timeout,
+                  activity, join);
   RunCopyUp(client, backend, stats.client_to_backend, activity, join);
   RunCopyDown(ring, client, backend, stats.backend_to_client, activity,
               options.client_drain_timeout, join);

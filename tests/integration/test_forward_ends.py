@@ -232,6 +232,27 @@ class ForwardEndsTls(harness.IntegrationTestCase):
         self.assertLess(time.monotonic() - t0, 5.0)
         self.assertEqual(self.result_of(p, addr), "backend_closed")
 
+    def test_backend_end_behind_a_stalled_client(self):
+        # The client reads nothing, so popgate is stuck writing to it; the
+        # backend's last bytes and FIN wait behind them (sized as in
+        # test_backend_end). popgate still lets go about the drain time
+        # after the backend's end.
+        b = ScriptedBackend()
+        self.addCleanup(b.cleanup)
+        p = self.popgate(b.address)
+        c = self.client(p)
+        c.raw_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        addr = c.raw_sock.getsockname()
+        c.send(b"BIG 750000\r\n")
+        self.assertTrue(b.closed.wait(10), "backend could not send it all")
+        t0 = time.monotonic()
+        gone = harness.wait_until(
+            lambda: not popgate_holds_connection(p.proc.pid, (harness.LOOPBACK, p.ports["tls"]),
+                                                 addr), 20, 0.05)
+        self.assertTrue(gone, "popgate still holds the stalled TLS client's connection")
+        self.assertLess(time.monotonic() - t0, 6.0)
+        self.assertEqual(self.result_of(p, addr), "backend_closed")
+
 
 if __name__ == "__main__":
     unittest.main()
