@@ -84,8 +84,10 @@ run_one() {
 main() {
   [[ $# -ge 1 ]] || usage
   local work="${FUZZ_WORK_DIR:-}"
-  if [[ -z "$work" ]]; then work=$(mktemp -d /tmp/popgate-fuzz.XXXXXX); fi
-  mkdir -p "$work"
+  new_work_dir() {
+    if [[ -z "$work" ]]; then work=$(mktemp -d /tmp/popgate-fuzz.XXXXXX); fi
+    mkdir -p "$work"
+  }
   case "$1" in
     --list)
       targets
@@ -93,6 +95,7 @@ main() {
     --ci)
       local secs=${FUZZ_CI_SECONDS:-30} jobs=${FUZZ_JOBS:-2}
       build_targets fuzz
+      new_work_dir
       echo "fuzz: every target for ${secs}s, $jobs at a time (work dir $work)"
       local t failed=0
       for t in $(targets); do
@@ -126,6 +129,7 @@ main() {
         return 2
       fi
       build_targets "${t}_fuzz"
+      new_work_dir
       echo "fuzz: $t for ${2}s (work dir $work)"
       run_one "$t" "$2" "$work"
       ;;
