@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "session/session.h"
 #include "session/session_log.h"
 
@@ -24,6 +25,12 @@ constexpr unsigned kRingEntries = 4096;
 // holds (the writer takes everything queued in one write).
 constexpr size_t kLogBacklogHigh = 16 << 20;
 constexpr size_t kLogBacklogLow = 4 << 20;
+
+// The "time" field every event line starts with (as main's).
+std::string LogTime() {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                          absl::UTCTimeZone());
+}
 
 }  // namespace
 
@@ -174,7 +181,8 @@ void Worker::FlushLog() {
     // backlog instead until stderr catches up.
     for (auto& a : acceptors_) CancelAccept(*a);
     log_queue_ += absl::StrCat(
-        "{\"event\":\"warning\",\"worker\":", index_,
+        "{\"time\":\"", LogTime(),
+        "\",\"event\":\"warning\",\"worker\":", index_,
         ",\"warning\":\"stderr is not keeping up with the log: not accepting "
         "new connections until it does\",\"backlog_bytes\":",
         backlog, "}\n");
@@ -185,7 +193,8 @@ void Worker::FlushLog() {
       }
     }
     log_queue_ +=
-        absl::StrCat("{\"event\":\"log_caught_up\",\"worker\":", index_,
+        absl::StrCat("{\"time\":\"", LogTime(),
+                     "\",\"event\":\"log_caught_up\",\"worker\":", index_,
                      ",\"backlog_bytes\":", backlog, "}\n");
   }
 }
@@ -206,7 +215,8 @@ void Worker::Run() {
   // 64 x 16.5 KiB receive buffers shared by this worker's TLS sessions; if
   // the kernel lacks buffer rings, TLS reads use private buffers instead.
   if (absl::Status s = buffers_.Init(ring_.raw(), 1, 64); !s.ok()) {
-    Log(absl::StrCat("{\"event\":\"warning\",\"worker\":", index_,
+    Log(absl::StrCat("{\"time\":\"", LogTime(),
+                     "\",\"event\":\"warning\",\"worker\":", index_,
                      ",\"warning\":\"no provided buffers: ",
                      JsonEscape(std::string(s.message())), "\"}\n"));
   }
