@@ -48,12 +48,12 @@ def setUpModule():
         lines = [f"{KNOWN}:{HASH}", f"other@example.com:{HASH}"]
         popgate = res.add(harness.Popgate([
             harness.Tenant("example-com", ["example.com"], [synth.address], passwd_lines=lines),
-        ], server={"auth_failure_delay": "1s", "max_auth_failures": 100, "max_preauth_commands": 500,
+        ], server={"auth_failure_delay": "1s", "max_auth_failures": 100, "max_preauth_commands": 500, "login_timeout": "300s",
                    "workers": 1, "auth_threads": 2}))
         # Verification (Argon2id, ~0.1-0.3 s) outlasts this delay.
         slow = res.add(harness.Popgate([
             harness.Tenant("example-com", ["example.com"], [synth.address], passwd_lines=lines),
-        ], server={"auth_failure_delay": "10ms", "max_auth_failures": 100, "max_preauth_commands": 500,
+        ], server={"auth_failure_delay": "10ms", "max_auth_failures": 100, "max_preauth_commands": 500, "login_timeout": "300s",
                    "workers": 1, "auth_threads": 1}))
     except Exception:
         res.close()
