@@ -2,13 +2,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <string.h>  // explicit_bzero
+#include <string.h>
 #include <unistd.h>
 
 #include <string>
 #include <utility>
 
 #include "absl/status/status.h"
+#include "base/wipe.h"
 
 namespace popgate::auth {
 namespace {
@@ -176,8 +177,8 @@ absl::StatusOr<PasswdFile> PasswdFile::Load(const std::string& path) {
   close(fd);
   absl::StatusOr<PasswdFile> file = Parse(content, path);
   // The buffer held every hash in the file; don't leave it in freed memory.
-  explicit_bzero(content.data(), content.size());
-  explicit_bzero(buf, sizeof(buf));
+  WipeBytes(content.data(), content.size());
+  WipeBytes(buf, sizeof(buf));
   return file;
 }
 

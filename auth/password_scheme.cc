@@ -3,7 +3,7 @@
 #include <argon2.h>
 #include <crypt.h>
 #include <openssl/mem.h>  // CRYPTO_memcmp
-#include <string.h>       // explicit_bzero
+#include <string.h>
 
 #include <array>
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "base/wipe.h"
 
 namespace popgate::auth {
 namespace {
@@ -51,7 +52,7 @@ constexpr std::array<SchemeNameEntry, 7> kSchemeNames = {{
 class WipedString {
  public:
   explicit WipedString(std::string_view s) : s_(s) {}
-  ~WipedString() { explicit_bzero(s_.data(), s_.size()); }
+  ~WipedString() { WipeBytes(s_.data(), s_.size()); }
   WipedString(const WipedString&) = delete;
   WipedString& operator=(const WipedString&) = delete;
   const char* c_str() const { return s_.c_str(); }
@@ -83,7 +84,7 @@ bool VerifyCrypt(std::string_view hash, std::string_view password) {
   // check explicitly rather than rely on that.
   bool ok = out != nullptr && out[0] != '*' &&
             ConstantTimeEquals(std::string_view(out), hash);
-  explicit_bzero(data.get(), sizeof(crypt_data));
+  WipeBytes(data.get(), sizeof(crypt_data));
   return ok;
 }
 

@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "auth/hash_pool.h"
+#include "base/json_escape.h"
 #include "config/config.h"
 #include "net/listener.h"
 #include "runtime/ring.h"

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/json_escape.h"
 #include "session/session.h"
 #include "session/session_log.h"
 

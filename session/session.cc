@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "auth/password_scheme.h"
+#include "base/json_escape.h"
 #include "base/wipe.h"
 #include "forward/forward_copy.h"
 #include "forward/forwarder.h"

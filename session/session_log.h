@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "absl/time/time.h"
+#include "base/json_escape.h"
 #include "session/session_result.h"
 
 namespace popgate {
@@ -35,10 +36,6 @@ struct SessionRecord {
   // unavailable, the backend's refusal); "" for none. Never a secret.
   std::string detail;
 };
-
-// JSON string escaping (RFC 8259); bytes >= 0x80 are written as \u00XX so
-// the line stays ASCII whatever a client sent.
-std::string JsonEscape(std::string_view s);
 
 // {"time":...,"client":...,...,"result":...,"ended_by":...[,"detail":...]}\n
 std::string FormatSessionLog(const SessionRecord& r, absl::Time end);

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "absl/status/status.h"
+#include "base/wipe.h"
 #include "tls/tls_errors.h"
 
 namespace popgate::tls {
@@ -97,7 +98,7 @@ absl::StatusOr<LoadedCert> LoadCertKey(const CertKeyFiles& files) {
         PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   }
   // The PEM text is key material: do not leave it in freed heap memory.
-  OPENSSL_cleanse(key_pem->data(), key_pem->size());
+  WipeBytes(key_pem->data(), key_pem->size());
   if (out.key == nullptr) {
     return FileError("key_file", files.key_file,
                      "no PEM private key found (encrypted keys are not "

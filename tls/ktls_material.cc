@@ -10,12 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "base/wipe.h"
+
 namespace popgate::tls {
 namespace {
 
 void WipeDirection(KtlsDirection& d) {
-  explicit_bzero(d.key.data(), d.key.size());
-  explicit_bzero(d.nonce_base.data(), d.nonce_base.size());
+  WipeBytes(d.key.data(), d.key.size());
+  WipeBytes(d.nonce_base.data(), d.nonce_base.size());
 }
 
 // RFC 8446 7.1: HKDF-Expand-Label(secret, label, "", length).
@@ -133,7 +135,7 @@ absl::StatusOr<KtlsMaterial> ExportKtlsMaterial(const SSL* ssl,
     p += tls12_iv_len;
     if (tls12_iv_len == 4) PutSeq(d->seq, d->nonce_base.data() + 4);
   }
-  explicit_bzero(block.data(), block.size());
+  WipeBytes(block.data(), block.size());
   return m;
 }
 

@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <string>
 
+#include "base/wipe.h"
+
 #ifndef SOL_TLS
 #define SOL_TLS 282
 #endif
@@ -41,7 +43,7 @@ class CryptoInfo {
       seq >>= 8;
     }
   }
-  ~CryptoInfo() { explicit_bzero(&info_, sizeof(info_)); }
+  ~CryptoInfo() { WipeBytes(&info_, sizeof(info_)); }
   int Set(int fd, int direction) const {
     return setsockopt(fd, SOL_TLS, direction, &info_, sizeof(info_));
   }

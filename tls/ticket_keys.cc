@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "absl/status/status.h"
+#include "base/wipe.h"
 
 namespace popgate::tls {
 namespace {
@@ -31,7 +32,7 @@ struct TicketKeys::Prepared {
   int64_t period = 0;
   TicketKey key;
   bssl::ScopedHMAC_CTX hmac;  // keyed with key.hmac_key; wiped on cleanup
-  ~Prepared() { OPENSSL_cleanse(&key, sizeof(key)); }
+  ~Prepared() { WipeBytes(&key, sizeof(key)); }
 };
 
 absl::Status TicketKeys::ReadSecret(const std::string& key_file,
@@ -49,7 +50,7 @@ absl::Status TicketKeys::ReadSecret(const std::string& key_file,
   ss << in.rdbuf();
   std::string contents = ss.str();
   if (contents.size() < 32) {
-    OPENSSL_cleanse(contents.data(), contents.size());
+    WipeBytes(contents.data(), contents.size());
     return absl::InvalidArgumentError(
         "ticket key file " + key_file +
         ": needs at least 32 bytes of secret (e.g. `head -c 48 /dev/urandom "
@@ -58,7 +59,7 @@ absl::Status TicketKeys::ReadSecret(const std::string& key_file,
   // Hashing accepts any format (raw, hex, base64) and yields a uniform key.
   SHA256(reinterpret_cast<const uint8_t*>(contents.data()), contents.size(),
          secret.data());
-  OPENSSL_cleanse(contents.data(), contents.size());
+  WipeBytes(contents.data(), contents.size());
   return absl::OkStatus();
 }
 
@@ -85,12 +86,12 @@ absl::StatusOr<bool> TicketKeys::SetKeyFile(const std::string& key_file) {
     // Keys in use elsewhere stay alive (shared) until their user is done.
     cache_.clear();
   }
-  OPENSSL_cleanse(secret.data(), secret.size());
+  WipeBytes(secret.data(), secret.size());
   return changed;
 }
 
 // Cached keys wipe themselves when their last user lets go.
-TicketKeys::~TicketKeys() { OPENSSL_cleanse(secret_.data(), secret_.size()); }
+TicketKeys::~TicketKeys() { WipeBytes(secret_.data(), secret_.size()); }
 
 absl::Time TicketKeys::Now() const {
   std::lock_guard<std::mutex> lock(clock_mu_);
@@ -122,7 +123,7 @@ TicketKey TicketKeys::Derive(int64_t period) const {
   std::memcpy(key.name.data(), out, 16);
   std::memcpy(key.hmac_key.data(), out + 16, 32);
   std::memcpy(key.aes_key.data(), out + 48, 32);
-  OPENSSL_cleanse(out, sizeof(out));
+  WipeBytes(out, sizeof(out));
   return key;
 }
 

@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <string.h>
 
+#include "base/wipe.h"
 #include "tls/conn_state.h"
 
 namespace popgate::tls {
@@ -58,8 +59,8 @@ bool TrafficSecrets::TakeKeyLogLine(std::string_view line) {
 }
 
 void TrafficSecrets::Wipe() {
-  explicit_bzero(client_.data(), client_.size());
-  explicit_bzero(server_.data(), server_.size());
+  WipeBytes(client_.data(), client_.size());
+  WipeBytes(server_.data(), server_.size());
   client_len_ = server_len_ = 0;
 }
 
