@@ -189,7 +189,9 @@ int Serve(const std::string& path) {
   // delays handshakes (and the reverse). Ticket keys live as long as the
   // process so reloads do not break resumption.
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  auth::HashPool sign_pool(cores);
+  // Bounded like the hash pool: a full queue fails the handshake at once.
+  auth::HashPool sign_pool(
+      cores, static_cast<size_t>(std::max(first->server.auth_queue_limit, 0)));
   SnapshotDeps deps;
   deps.sign_pool = &sign_pool;
   // Kernel TLS needs the "tls" TCP upper-layer protocol; without it every
