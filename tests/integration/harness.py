@@ -78,3 +78,6 @@ from popgate_testing.popgate import (  # noqa: E402,F401
     Popgate, Tenant, _toml_str, run_popgate)
 from popgate_testing.testcase import IntegrationTestCase  # noqa: E402,F401
 from popgate_testing.fakebackend import FakeBackend  # noqa: E402,F401
+from popgate_testing.helpers import (  # noqa: E402,F401
+    closing_on_error, drain_until_closed, loadgen_bin, popgate_holds_connection,
+    recv_at_least, reset_close, unstarted_popgate)

@@ -8,7 +8,6 @@ names it), its contents are not."""
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import unittest
@@ -21,11 +20,6 @@ ALICE = "alice@example.com"
 SECRET = "TicketSecret-c4f1e2"
 
 
-def run(*args, timeout=20) -> subprocess.CompletedProcess:
-    return subprocess.run([harness.popgate_bin(), *args], capture_output=True, text=True,
-                          timeout=timeout)
-
-
 class Help(unittest.TestCase):
 
     def check_usage(self, text: str):
@@ -36,13 +30,13 @@ class Help(unittest.TestCase):
     def test_help_exits_0_with_usage_on_stdout(self):
         for flag in ("--help", "-h"):
             with self.subTest(flag=flag):
-                r = run(flag)
+                r = harness.run_popgate(flag)
                 self.assertEqual(r.returncode, 0, r.stderr)
                 self.check_usage(r.stdout)
                 self.assertEqual(r.stderr, "")
 
     def test_help_anywhere_on_the_line(self):
-        r = run("--config", "/nonexistent.toml", "--help")
+        r = harness.run_popgate("--config", "/nonexistent.toml", "--help")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.check_usage(r.stdout)
 
@@ -54,7 +48,7 @@ class Help(unittest.TestCase):
         for args in ((), ("--bogus",), ("--config",), ("--config=",), ("--check-config",),
                      ("--configfile", "x"), ("--config", "a.toml", "extra")):
             with self.subTest(args=args):
-                r = run(*args)
+                r = harness.run_popgate(*args)
                 self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
                 self.assertIn("usage:", r.stderr)
                 self.assertEqual(r.stdout, "")
@@ -65,17 +59,14 @@ class ConfigFlags(harness.IntegrationTestCase):
     def setUp(self):
         self.synth = self.start_synth({ALICE: PW}, sizes=[700])
         # Only to write the config and passwd file; started by hand below.
-        self.p = harness.Popgate([harness.Tenant("example-com", ["example.com"],
-                                                 [self.synth.address], users={ALICE: PW})])
-        self.addCleanup(shutil.rmtree, self.p.dir, True)
-        self.p.port = harness.free_port()
-        self.p.write_config()
+        self.p = harness.unstarted_popgate(self, [harness.Tenant(
+            "example-com", ["example.com"], [self.synth.address], users={ALICE: PW})])
 
     def test_check_config_equals_form(self):
         for args in (["--check-config", self.p.config_path],
                      [f"--check-config={self.p.config_path}"]):
             with self.subTest(args=args):
-                r = run(*args)
+                r = harness.run_popgate(*args)
                 self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
                 self.assertIn("OK", r.stdout)
 
@@ -103,7 +94,7 @@ class ConfigFlags(harness.IntegrationTestCase):
     def test_short_ticket_key_file_named_not_quoted(self):
         key, cfg = self.short_key_config()
         # --check-config finds it (before, only the start did) ...
-        r = run("--check-config", cfg)
+        r = harness.run_popgate("--check-config", cfg)
         out = r.stdout + r.stderr
         self.assertEqual(r.returncode, 1, out)
         self.assertIn(key, out)
@@ -114,7 +105,7 @@ class ConfigFlags(harness.IntegrationTestCase):
         self.assertNotIn(SECRET, out)
         self.assertNotIn(SECRET[:12], out)
         # ... and the start says the same, without the contents either.
-        r = run("--config", cfg, timeout=20)
+        r = harness.run_popgate("--config", cfg)
         out = r.stdout + r.stderr
         self.assertEqual(r.returncode, 1, out)
         self.assertIn(key, out)
@@ -124,7 +115,7 @@ class ConfigFlags(harness.IntegrationTestCase):
         missing = os.path.join(self.p.dir, "missing.key")
         self.p.extra_toml = f"[tls]\nticket_key_file = {json.dumps(missing)}\n"
         self.p.write_config()
-        r = run("--check-config", self.p.config_path)
+        r = harness.run_popgate("--check-config", self.p.config_path)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn(missing, r.stderr)
         self.assertIn("cannot open", r.stderr)

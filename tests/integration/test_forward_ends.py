@@ -9,24 +9,46 @@ where the kernel has it), with the client drain after the backend's end."""
 
 import socket
 import ssl
-import struct
 import time
 import unittest
 
 import harness
 import tlsharness as th
-from test_backend_end import ScriptedBackend, popgate_holds_connection
 
 PW = "Forward-Ends-Pw"
 USER = "u@ends.example"
 
 
-def reset_close(sock: socket.socket) -> None:
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
+class Ends(harness.IntegrationTestCase):
+    """What the plain and the TLS cases share; each has its own popgate()
+    and logged_in(p) -> (client, the client's address)."""
+
+    def result_of(self, p, c_addr: tuple[str, int], timeout: float = 10.0) -> str:
+        rec = p.wait_for_record(timeout, client="%s:%d" % c_addr)
+        self.assertIsNotNone(rec, f"no session line for {c_addr}")
+        return rec["result"]
+
+    def on_synth(self, **server):
+        """A popgate in front of a pop3-synth with one 3000-byte message."""
+        synth = self.start_synth({USER: PW}, sizes=[3000])
+        return synth, self.popgate(synth.address, **server)
+
+    def ending_backend(self) -> harness.FakeBackend:
+        b = harness.FakeBackend.ending()
+        self.addCleanup(b.cleanup)
+        return b
+
+    def kill_backend_mid_retr(self, c, victim: harness.Synth, errors: tuple) -> None:
+        """RETR 1 of a big message, SIGKILL for the backend once 1 MiB of it
+        has come, then read until popgate closes (or an error in `errors`)."""
+        c.send(b"RETR 1\r\n")
+        harness.recv_at_least(c.sock, 1024 * 1024)
+        victim.kill()  # SIGKILL while the message is in flight
+        harness.drain_until_closed(c, 10, errors)
+        c.close()
 
 
-class ForwardEnds(harness.IntegrationTestCase):
+class ForwardEnds(Ends):
 
     def popgate(self, backend_address: str, **server):
         return self.start_popgate(
@@ -34,19 +56,16 @@ class ForwardEnds(harness.IntegrationTestCase):
                             users={USER: PW})],
             server={"client_drain_timeout": "2s", **server})
 
-    def result_of(self, p, c_addr: tuple[str, int], timeout: float = 10.0) -> str:
-        rec = p.wait_for_record(timeout, client="%s:%d" % c_addr)
-        self.assertIsNotNone(rec, f"no session line for {c_addr}")
-        return rec["result"]
+    def logged_in(self, p, **kw):
+        c = self.raw(p.port, **kw)
+        self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
+        return c, c.sock.getsockname()
 
     def test_quit_is_ok(self):
-        synth = self.start_synth({USER: PW}, sizes=[3000])
-        p = self.popgate(synth.address)
+        synth, p = self.on_synth()
         for quit_line in (b"QUIT\r\n", b"quit\n", b"Quit\r\n"):
             with self.subTest(quit=quit_line):
-                c = self.raw(p.port)
-                self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
-                addr = c.sock.getsockname()
+                c, addr = self.logged_in(p)
                 self.assertBytesEqual(c.retr(1), synth.dump(USER, 1), "RETR 1")
                 c.send(quit_line)
                 self.assertTrue(c.readline().startswith(b"+OK"))
@@ -55,19 +74,15 @@ class ForwardEnds(harness.IntegrationTestCase):
                 self.assertEqual(self.result_of(p, addr), "ok")
 
     def test_quit_then_reset_at_once_is_ok(self):
-        synth = self.start_synth({USER: PW}, sizes=[3000])
-        p = self.popgate(synth.address)
+        _, p = self.on_synth()
         for _ in range(5):
-            c = self.raw(p.port)
-            self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
-            addr = c.sock.getsockname()
+            c, addr = self.logged_in(p)
             self.assertTrue(c.cmd("QUIT").startswith(b"+OK"))
-            reset_close(c.sock)
+            harness.reset_close(c.sock)
             self.assertEqual(self.result_of(p, addr), "ok")
 
     def test_quit_pipelined_behind_pass_is_ok(self):
-        synth = self.start_synth({USER: PW}, sizes=[3000])
-        p = self.popgate(synth.address)
+        _, p = self.on_synth()
         c = self.raw(p.port)
         addr = c.sock.getsockname()
         c.send(f"USER {USER}\r\nPASS {PW}\r\nQUIT\r\n".encode())
@@ -78,50 +93,26 @@ class ForwardEnds(harness.IntegrationTestCase):
     def test_backend_killed_mid_retr_is_backend_closed(self):
         for i in range(3):
             with self.subTest(round=i):
-                victim = harness.Synth({USER: PW}, sizes=["20m"])
-                self.addCleanup(victim.cleanup)
-                victim.start()
+                victim = self.start_synth({USER: PW}, sizes=["20m"])
                 p = self.popgate(victim.address)
-                c = self.raw(p.port, timeout=30)
-                self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
-                addr = c.sock.getsockname()
-                c.send(b"RETR 1\r\n")
-                got = 0
-                while got < 1024 * 1024:
-                    b = c.sock.recv(65536)
-                    self.assertTrue(b, "closed too early")
-                    got += len(b)
-                victim.kill()  # SIGKILL while the message is in flight
-                try:
-                    c.read_until_closed(10)
-                except ConnectionResetError:
-                    pass
-                c.close()
+                c, addr = self.logged_in(p, timeout=30)
+                self.kill_backend_mid_retr(c, victim, (ConnectionResetError,))
                 self.assertIn(self.result_of(p, addr), ("backend_closed", "backend_reset"))
 
     def test_backend_reset_is_backend_reset(self):
-        b = ScriptedBackend()
-        self.addCleanup(b.cleanup)
+        b = self.ending_backend()
         p = self.popgate(b.address)
-        c = self.raw(p.port)
-        self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
-        addr = c.sock.getsockname()
+        c, addr = self.logged_in(p)
         c.cmd_ok("NOOP")
         c.send(b"RST\r\n")
-        try:
-            c.read_until_closed(5)
-        except ConnectionResetError:
-            pass
+        harness.drain_until_closed(c, 5)
         c.close()
         self.assertEqual(self.result_of(p, addr), "backend_reset")
 
     def test_backend_closing_on_its_own_is_backend_closed(self):
-        b = ScriptedBackend()
-        self.addCleanup(b.cleanup)
+        b = self.ending_backend()
         p = self.popgate(b.address)
-        c = self.raw(p.port)
-        self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
-        addr = c.sock.getsockname()
+        c, addr = self.logged_in(p)
         c.send(b"BYE\r\n")
         self.assertEqual(c.readline(), b"+OK bye\r\n")
         c.read_until_closed(5)
@@ -129,29 +120,20 @@ class ForwardEnds(harness.IntegrationTestCase):
         self.assertEqual(self.result_of(p, addr), "backend_closed")
 
     def test_client_reset_is_client_reset(self):
-        synth = self.start_synth({USER: PW}, sizes=[3000])
-        p = self.popgate(synth.address)
-        c = self.raw(p.port)
-        self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
-        addr = c.sock.getsockname()
+        _, p = self.on_synth()
+        c, addr = self.logged_in(p)
         c.cmd_ok("NOOP")
-        reset_close(c.sock)
+        harness.reset_close(c.sock)
         self.assertEqual(self.result_of(p, addr), "client_reset")
 
     def test_idle_is_idle_timeout(self):
-        synth = self.start_synth({USER: PW}, sizes=[3000])
-        p = self.popgate(synth.address, forward_idle_timeout="1s")
-        c = self.raw(p.port)
-        self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
-        addr = c.sock.getsockname()
-        try:
-            c.read_until_closed(5)
-        except ConnectionResetError:
-            pass
+        _, p = self.on_synth(forward_idle_timeout="1s")
+        c, addr = self.logged_in(p)
+        harness.drain_until_closed(c, 5)
         self.assertEqual(self.result_of(p, addr), "idle_timeout")
 
 
-class ForwardEndsTls(harness.IntegrationTestCase):
+class ForwardEndsTls(Ends):
 
     @classmethod
     def setUpClass(cls):
@@ -176,23 +158,27 @@ class ForwardEndsTls(harness.IntegrationTestCase):
         p.start()
         return p
 
-    def client(self, p):
+    def logged_in(self, p):
         c = th.TlsClient(p.ports["tls"], ctx=th.verifying_ctx(self.pki.ca_file),
                          server_hostname="127.0.0.1", timeout=30)
         self.addCleanup(c.close)
         self.assertTrue(c.login(USER, PW).startswith(b"+OK"))
-        return c
+        return c, c.raw_sock.getsockname()
 
-    def result_of(self, p, addr) -> str:
-        rec = p.wait_for_record(10, client="%s:%d" % addr)
-        self.assertIsNotNone(rec, f"no session line for {addr}")
-        return rec["result"]
+    def assert_let_go(self, p, addr, wait: float, bound: float, what: str):
+        """popgate closes the TLS client's connection within `bound` seconds
+        (waiting up to `wait`) and logs backend_closed."""
+        t0 = time.monotonic()
+        ours = (harness.LOOPBACK, p.ports["tls"])
+        gone = harness.wait_until(
+            lambda: not harness.popgate_holds_connection(p.proc.pid, ours, addr), wait, 0.05)
+        self.assertTrue(gone, what)
+        self.assertLess(time.monotonic() - t0, bound)
+        self.assertEqual(self.result_of(p, addr), "backend_closed")
 
     def test_quit_is_ok(self):
-        synth = self.start_synth({USER: PW}, sizes=[3000])
-        p = self.popgate(synth.address)
-        c = self.client(p)
-        addr = c.raw_sock.getsockname()
+        _, p = self.on_synth()
+        c, addr = self.logged_in(p)
         self.assertTrue(c.cmd("QUIT").startswith(b"+OK"))
         c.close()
         self.assertEqual(self.result_of(p, addr), "ok")
@@ -200,58 +186,31 @@ class ForwardEndsTls(harness.IntegrationTestCase):
     def test_backend_killed_mid_retr_is_backend_closed(self):
         victim = self.start_synth({USER: PW}, sizes=["20m"])
         p = self.popgate(victim.address)
-        c = self.client(p)
-        addr = c.raw_sock.getsockname()
-        c.send(b"RETR 1\r\n")
-        got = 0
-        while got < 1024 * 1024:
-            b = c.sock.recv(65536)
-            self.assertTrue(b, "closed too early")
-            got += len(b)
-        victim.kill()
-        try:
-            c.read_until_closed(10)
-        except (ConnectionResetError, ssl.SSLError):
-            pass
-        c.close()
+        c, addr = self.logged_in(p)
+        self.kill_backend_mid_retr(c, victim, (ConnectionResetError, ssl.SSLError))
         self.assertIn(self.result_of(p, addr), ("backend_closed", "backend_reset"))
 
     def test_backend_close_client_never_reads_nor_closes(self):
-        b = ScriptedBackend()
-        self.addCleanup(b.cleanup)
+        b = self.ending_backend()
         p = self.popgate(b.address)
-        c = self.client(p)
-        addr = c.raw_sock.getsockname()
+        c, addr = self.logged_in(p)
         c.send(b"BYE\r\n")
         self.assertTrue(b.closed.wait(5))
-        t0 = time.monotonic()
-        gone = harness.wait_until(
-            lambda: not popgate_holds_connection(p.proc.pid, (harness.LOOPBACK, p.ports["tls"]),
-                                                 addr), 15, 0.05)
-        self.assertTrue(gone, "popgate still holds the TLS client's connection")
-        self.assertLess(time.monotonic() - t0, 5.0)
-        self.assertEqual(self.result_of(p, addr), "backend_closed")
+        self.assert_let_go(p, addr, 15, 5.0, "popgate still holds the TLS client's connection")
 
     def test_backend_end_behind_a_stalled_client(self):
         # The client reads nothing, so popgate is stuck writing to it; the
         # backend's last bytes and FIN wait behind them (sized as in
         # test_backend_end). popgate still lets go about the drain time
         # after the backend's end.
-        b = ScriptedBackend()
-        self.addCleanup(b.cleanup)
+        b = self.ending_backend()
         p = self.popgate(b.address)
-        c = self.client(p)
+        c, addr = self.logged_in(p)
         c.raw_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        addr = c.raw_sock.getsockname()
         c.send(b"BIG 750000\r\n")
         self.assertTrue(b.closed.wait(10), "backend could not send it all")
-        t0 = time.monotonic()
-        gone = harness.wait_until(
-            lambda: not popgate_holds_connection(p.proc.pid, (harness.LOOPBACK, p.ports["tls"]),
-                                                 addr), 20, 0.05)
-        self.assertTrue(gone, "popgate still holds the stalled TLS client's connection")
-        self.assertLess(time.monotonic() - t0, 6.0)
-        self.assertEqual(self.result_of(p, addr), "backend_closed")
+        self.assert_let_go(p, addr, 20, 6.0,
+                           "popgate still holds the stalled TLS client's connection")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ synth = popgate = None
 
 def setUpModule():
     global synth, popgate
-    try:
+    with harness.closing_on_error(res):
         synth = res.add(harness.Synth({BE_USER: BE_PW, FILE_USER: FILE_PW}, messages=3,
                                       sizes=[700]))
         popgate = res.add(harness.Popgate([
@@ -27,9 +27,6 @@ def setUpModule():
             harness.Tenant("example-com", ["example.com"], [synth.address],
                            users={FILE_USER: FILE_PW}),
         ], server={"max_auth_failures": 2, "auth_failure_delay": "200ms"}))
-    except Exception:
-        res.close()
-        raise
 
 
 def tearDownModule():

@@ -18,7 +18,6 @@ of the file is valid JSON."""
 import fcntl
 import json
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -30,15 +29,6 @@ import harness
 SECONDS = float(os.environ.get("LOG_LOSS_SECONDS", "15"))
 USERS = 2000
 CONCURRENCY = 200
-
-
-def loadgen_bin() -> str | None:
-    env = os.environ.get("LOADGEN_BIN")
-    if env:
-        return env
-    build = os.path.dirname(os.path.dirname(os.path.abspath(harness.popgate_bin())))
-    cand = os.path.join(build, "bench", "loadgen", "loadgen")
-    return cand if os.access(cand, os.X_OK) else None
 
 
 def python_sessions(port: int, seconds: float, threads: int = 48) -> dict:
@@ -78,12 +68,10 @@ class LogLoss(harness.IntegrationTestCase):
                                       extra_args=["--generated-users", str(USERS)])
         # auth = "backend": no passwd-file for 2,000 users; only writes the
         # config, popgate is started by hand with its stderr as we want it.
-        self.p = harness.Popgate([harness.Tenant("example-com", ["example.com"],
-                                                 [self.synth.address], auth="backend")],
-                                 server={"workers": 2})
-        self.addCleanup(shutil.rmtree, self.p.dir, True)
-        self.p.port = harness.free_port()
-        self.p.write_config()
+        self.p = harness.unstarted_popgate(
+            self, [harness.Tenant("example-com", ["example.com"], [self.synth.address],
+                                  auth="backend")],
+            server={"workers": 2})
 
     def start(self, stderr) -> subprocess.Popen:
         proc = harness.spawn([harness.popgate_bin(), "--config", self.p.config_path],
@@ -108,7 +96,7 @@ class LogLoss(harness.IntegrationTestCase):
         self.fail("popgate did not listen")
 
     def saturate(self) -> dict:
-        lg = loadgen_bin()
+        lg = harness.loadgen_bin()
         if lg is None:
             return python_sessions(self.p.port, SECONDS)
         r = subprocess.run(

@@ -6,8 +6,6 @@ the configuration (which refuses a backend that is one of our own
 listeners) cannot see the loop: only the run-time check can.  A chain of
 two popgates in front of a real backend still works."""
 
-import socket
-import threading
 import time
 import unittest
 
@@ -19,73 +17,10 @@ res = harness.ModuleResources()
 synth = None
 
 
-class Relay:
-    """Accepts on a loopback port and pipes each connection to `target`
-    (set after the target has started)."""
-
-    def __init__(self):
-        self.target = None
-        self.accepted = 0
-        self.lsock = socket.socket()
-        self.lsock.bind((harness.LOOPBACK, 0))
-        self.lsock.listen(64)
-        self.lsock.settimeout(0.2)
-        self.port = self.lsock.getsockname()[1]
-        self.socks = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-        self.thread.start()
-
-    @property
-    def address(self):
-        return f"{harness.LOOPBACK}:{self.port}"
-
-    def loop(self):
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.lsock.accept()
-            except (socket.timeout, OSError):
-                continue
-            self.accepted += 1
-            try:
-                up = socket.create_connection((harness.LOOPBACK, self.target), timeout=5)
-            except OSError:
-                conn.close()
-                continue
-            self.socks += [conn, up]
-            for a, b in ((conn, up), (up, conn)):
-                threading.Thread(target=self.pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def pipe(src, dst):
-        try:
-            while True:
-                b = src.recv(65536)
-                if not b:
-                    dst.shutdown(socket.SHUT_WR)
-                    return
-                dst.sendall(b)
-        except OSError:
-            return
-
-    def cleanup(self):
-        self.stop.set()
-        self.lsock.close()
-        for s in self.socks:
-            try:
-                s.close()
-            except OSError:
-                pass
-        self.thread.join(5)
-
-
 def setUpModule():
     global synth
-    try:
+    with harness.closing_on_error(res):
         synth = res.add(harness.Synth({USER: PW}, sizes=[300]))
-    except Exception:
-        res.close()
-        raise
 
 
 def tearDownModule():
@@ -97,8 +32,9 @@ class Loop(harness.IntegrationTestCase):
     # IMPLEMENTATION line, and sends CAPA to its backends; see LoopGuard in
     # session/backend_login.h for the design.
 
-    def relay(self) -> Relay:
-        r = Relay()
+    def relay(self) -> harness.FakeBackend:
+        """A TCP relay whose target is set once the target has started."""
+        r = harness.FakeBackend("proxy")
         self.addCleanup(r.cleanup)
         return r
 
@@ -123,7 +59,7 @@ class Loop(harness.IntegrationTestCase):
     def test_backend_leads_back_to_the_same_instance(self):
         relay = self.relay()
         a = self.popgate(relay.address)
-        relay.target = a.port
+        relay.target = (harness.LOOPBACK, a.port)
         self.assertLoopRefused(a)
         # One nested session at most: A's session for the client and the
         # one A's own backend login opened.
@@ -135,7 +71,7 @@ class Loop(harness.IntegrationTestCase):
         to_a, to_b = self.relay(), self.relay()
         a = self.popgate(to_b.address)
         b = self.popgate(to_a.address)
-        to_a.target, to_b.target = a.port, b.port
+        to_a.target, to_b.target = (harness.LOOPBACK, a.port), (harness.LOOPBACK, b.port)
         self.assertLoopRefused(a)
         # B saw A's token come back: B's session says loop too.
         rec_b = b.wait_for_record(user=USER, result="loop")

@@ -28,15 +28,6 @@ CYCLES = 3
 SLACK_KB = 8 * 1024
 
 
-def loadgen_bin() -> str | None:
-    env = os.environ.get("LOADGEN_BIN")
-    if env:
-        return env
-    build = os.path.dirname(os.path.dirname(os.path.abspath(harness.popgate_bin())))
-    cand = os.path.join(build, "bench", "loadgen", "loadgen")
-    return cand if os.access(cand, os.X_OK) else None
-
-
 def sanitized(pid: int) -> bool:
     with open(f"/proc/{pid}/maps") as f:
         maps = f.read()
@@ -46,7 +37,7 @@ def sanitized(pid: int) -> bool:
 class MemoryAfterLoad(harness.IntegrationTestCase):
 
     def setUp(self):
-        self.loadgen = loadgen_bin()
+        self.loadgen = harness.loadgen_bin()
         if self.loadgen is None:
             self.skipTest("loadgen not built (bench/ is off in this build)")
         # loadgen, pop3-synth and popgate each hold N sockets or more.

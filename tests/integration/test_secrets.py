@@ -22,7 +22,6 @@ import base64
 import os
 import shutil
 import socket
-import threading
 import unittest
 import warnings
 
@@ -59,80 +58,6 @@ def b64(data: bytes | str) -> bytes:
 
 def plain_blob(user: str, pw: str, authzid: str = "") -> bytes:
     return f"{authzid}\0{user}\0{pw}".encode()
-
-
-class ScriptedBackend:
-    """A loopback POP3 backend that greets, accepts USER and answers PASS
-    (and AUTH) with `pass_reply`, e.g. a temporary refusal (b"": never
-    answers)."""
-
-    def __init__(self, pass_reply: bytes):
-        self.pass_reply = pass_reply
-        self.lsock = socket.socket()
-        self.lsock.bind((harness.LOOPBACK, 0))
-        self.lsock.listen(16)
-        self.lsock.settimeout(0.2)
-        self.port = self.lsock.getsockname()[1]
-        self._stop = threading.Event()
-        self._conns: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    @property
-    def address(self) -> str:
-        return f"{harness.LOOPBACK}:{self.port}"
-
-    def _loop(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.lsock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self._conns.append(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket):
-        conn.settimeout(30)
-        try:
-            conn.sendall(b"+OK scripted ready\r\n")
-            buf = b""
-            while not self._stop.is_set():
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                buf += chunk
-                while b"\r\n" in buf:
-                    line, buf = buf.split(b"\r\n", 1)
-                    verb = line.split(b" ", 1)[0].upper()
-                    if verb == b"USER":
-                        conn.sendall(b"+OK\r\n")
-                    elif verb in (b"PASS", b"AUTH"):
-                        if self.pass_reply:
-                            conn.sendall(self.pass_reply)
-                    elif verb == b"QUIT":
-                        conn.sendall(b"+OK bye\r\n")
-                        return
-                    else:
-                        conn.sendall(b"-ERR unknown\r\n")
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def cleanup(self):
-        self._stop.set()
-        self.lsock.close()
-        for c in self._conns:
-            try:
-                c.close()
-            except OSError:
-                pass
-        self._thread.join(5)
-
-    def start(self):  # for harness.ModuleResources.add
-        return self
 
 
 class SecretChecks:
@@ -174,8 +99,8 @@ def setUpModule():
     try:
         S["synth"] = synth = R.add(harness.Synth(
             {ALICE: PW, CAROL: CAROL_BACK, DAVE_USER: DAVE}, messages=1, size=1000))
-        S["temp"] = temp = R.add(ScriptedBackend(b"-ERR [IN-USE] mailbox locked\r\n"))
-        S["silent"] = silent = R.add(ScriptedBackend(b""))  # silent after PASS
+        S["temp"] = temp = R.add(harness.FakeBackend.refusing(b"-ERR [IN-USE] mailbox locked\r\n"))
+        S["silent"] = silent = R.add(harness.FakeBackend.refusing(b""))  # silent after PASS
         S["pki"] = pki = R.add(th.Pki())
         cert = pki.leaf("popgate.test", ["popgate.test", "127.0.0.1"])
         down = f"{harness.LOOPBACK}:{harness.free_port()}"  # nothing listens

@@ -1,11 +1,9 @@
 """A backend's temporary refusal is no failed login (issue 8, 1.3): [IN-USE]
 (the mailbox is locked by another session; pop3-synth says so when a
 maildrop is already open) and [SYS/TEMP] (from a small scripted backend
-here) are relayed at once, without auth_failure_delay, and do not count
-toward max_auth_failures."""
+here, harness.FakeBackend.refusing) are relayed at once, without
+auth_failure_delay, and do not count toward max_auth_failures."""
 
-import socket
-import threading
 import time
 import unittest
 
@@ -19,70 +17,15 @@ res = harness.ModuleResources()
 synth = popgate = scripted = None
 
 
-class ScriptedBackend:
-    """Greets, accepts USER, answers every PASS with `pass_reply`."""
-
-    def __init__(self, pass_reply: bytes):
-        self.pass_reply = pass_reply
-        self.lsock = socket.socket()
-        self.lsock.bind((harness.LOOPBACK, 0))
-        self.lsock.listen(16)
-        self.lsock.settimeout(0.2)
-        self.port = self.lsock.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-        self.thread.start()
-
-    @property
-    def address(self):
-        return f"{harness.LOOPBACK}:{self.port}"
-
-    def loop(self):
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.lsock.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
-
-    def serve(self, conn):
-        conn.settimeout(10)
-        with conn:
-            f = conn.makefile("rb")
-            conn.sendall(b"+OK scripted ready\r\n")
-            try:
-                for line in f:
-                    cmd = line.split(b" ", 1)[0].upper().strip()
-                    if cmd == b"USER":
-                        conn.sendall(b"+OK\r\n")
-                    elif cmd == b"PASS":
-                        conn.sendall(self.pass_reply)
-                    else:
-                        conn.sendall(b"-ERR no\r\n")
-            except OSError:
-                pass
-
-    def cleanup(self):
-        self.stop.set()
-        self.lsock.close()
-        self.thread.join(5)
-
-    def start(self):
-        return self
-
-
 def setUpModule():
     global synth, popgate, scripted
-    try:
+    with harness.closing_on_error(res):
         synth = res.add(harness.Synth({USER: PW}, sizes=[100]))
-        scripted = res.add(ScriptedBackend(b"-ERR [SYS/TEMP] Try again later\r\n"))
+        scripted = res.add(harness.FakeBackend.refusing(b"-ERR [SYS/TEMP] Try again later\r\n"))
         popgate = res.add(harness.Popgate([
             harness.Tenant("example-com", ["example.com"], [synth.address], users={USER: PW}),
             harness.Tenant("temp", ["temp.example"], [scripted.address], auth="backend"),
         ], server={"auth_failure_delay": f"{int(DELAY * 1000)}ms", "max_auth_failures": 2}))
-    except Exception:
-        res.close()
-        raise
 
 
 def tearDownModule():

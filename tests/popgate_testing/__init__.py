@@ -16,7 +16,10 @@ One module per job:
   pki          a test CA and certificates (openssl CLI)
   tls          TLS clients, s_client, curl over TLS, kTLS availability
   popgate      popgate's generated config, start/stop/reload, log records
-  fakebackend  a TCP backend that misbehaves on purpose
+  fakebackend  a TCP backend that misbehaves on purpose, relays, or follows
+               a POP3 script (ending(), refusing())
+  helpers      small shared test helpers (/proc connection check, resets,
+               loadgen's path, unstarted popgate configs, setUpModule cleanup)
   testcase     unittest helpers that clean every process up
 
 Python 3.11 standard library only.  Processes are stopped by PID only, and
