@@ -58,6 +58,19 @@ inline constexpr std::string_view kSaslCancelled =
     "-ERR Authentication cancelled\r\n";
 inline constexpr std::string_view kSaslMalformed =
     "-ERR [AUTH] Malformed SASL response\r\n";
+inline constexpr std::string_view kUnusableCredentials =
+    "-ERR [AUTH] Username or password contains characters that cannot be "
+    "used.\r\n";
+// Replies after which the session closes.
+inline constexpr std::string_view kLoginTimeout =
+    "-ERR Login took too long; closing.\r\n";
+inline constexpr std::string_view kTooManyCommands =
+    "-ERR Too many commands before login; closing.\r\n";
+inline constexpr std::string_view kEndlessLine =
+    "-ERR Line too long; closing.\r\n";
+// The hash pool's queue is full.
+inline constexpr std::string_view kOverloaded =
+    "-ERR [SYS/TEMP] Server busy, try again later.\r\n";
 
 }  // namespace popgate::replies
 

@@ -13,18 +13,14 @@
 #include <algorithm>
 #include <coroutine>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "auth/password_scheme.h"
-#include "base/json_escape.h"
 #include "base/wipe.h"
 #include "forward/forward_copy.h"
 #include "forward/forwarder.h"
@@ -37,7 +33,10 @@
 #include "runtime/pool_await.h"
 #include "runtime/stream.h"
 #include "session/backend_login.h"
+#include "session/backend_reply.h"
+#include "session/login_timing.h"
 #include "session/read_line.h"
+#include "session/sasl_exchange.h"
 #include "session/session_env.h"
 #include "session/session_log.h"
 #include "tls/tls_engine.h"
@@ -57,21 +56,8 @@ constexpr absl::Duration kLingerTime = absl::Seconds(2);
 constexpr size_t kLingerBytes = 256 * 1024;
 // Longest username kept for the log when it did not even canonicalise.
 constexpr size_t kMaxLoggedUser = 64;
-// A deadline already passed still gets a timer this long rather than zero.
-constexpr absl::Duration kMinTimeout = absl::Milliseconds(1);
 
-// Replies of this file's own (pop3/pop3_replies.h has the common ones).
-constexpr std::string_view kLoginTimeoutReply =
-    "-ERR Login took too long; closing.\r\n";
-constexpr std::string_view kTooManyCommandsReply =
-    "-ERR Too many commands before login; closing.\r\n";
-constexpr std::string_view kEndlessLineReply =
-    "-ERR Line too long; closing.\r\n";
-constexpr std::string_view kOverloadedReply =
-    "-ERR [SYS/TEMP] Server busy, try again later.\r\n";
-constexpr std::string_view kUnusableCredentials =
-    "-ERR [AUTH] Username or password contains characters that cannot be "
-    "used.\r\n";
+// XPOPGATE-LOOP's answers (pop3/pop3_replies.h has the POP3 replies).
 constexpr std::string_view kLoopChainOk = "+OK\r\n";
 constexpr std::string_view kLoopChainBad = "-ERR Malformed XPOPGATE-LOOP\r\n";
 
@@ -90,61 +76,6 @@ const std::string& CapaTail() {
     return t;
   }();
   return tail;
-}
-
-// How long password verification takes per tenant, process-wide (all
-// workers, all snapshots): the median of the last few verifications, so
-// that one slow outlier (a busy host, a cold cache) does not stick. An
-// unknown user's failure is answered no sooner than that, so that when
-// verification is slower than auth_failure_delay the answer's timing still
-// does not tell whether the user exists: both take the typical
-// verification time. Touched once per login, on a worker thread: a mutex is
-// fine.
-class VerificationTimes {
- public:
-  // Returns true the first time this tenant's typical verification is
-  // slower than `delay` (the caller warns once).
-  bool Record(const std::string& tenant, absl::Duration took,
-              absl::Duration delay) {
-    std::lock_guard<std::mutex> lock(mu_);
-    Entry& e = by_tenant_[tenant];
-    e.recent[e.next] = took;
-    e.next = (e.next + 1) % kKept;
-    e.count = std::min(e.count + 1, kKept);
-    if (!e.warned && Median(e) > delay) {
-      e.warned = true;
-      return true;
-    }
-    return false;
-  }
-  absl::Duration Typical(const std::string& tenant) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = by_tenant_.find(tenant);
-    return it == by_tenant_.end() ? absl::ZeroDuration() : Median(it->second);
-  }
-
- private:
-  static constexpr size_t kKept = 15;
-  struct Entry {
-    absl::Duration recent[kKept] = {};
-    size_t next = 0;
-    size_t count = 0;
-    bool warned = false;
-  };
-  static absl::Duration Median(const Entry& e) {
-    if (e.count == 0) return absl::ZeroDuration();
-    absl::Duration v[kKept];
-    std::copy(e.recent, e.recent + e.count, v);
-    std::nth_element(v, v + e.count / 2, v + e.count);
-    return v[e.count / 2];
-  }
-  std::mutex mu_;
-  absl::flat_hash_map<std::string, Entry> by_tenant_;
-};
-
-VerificationTimes& Verifications() {
-  static VerificationTimes* const times = new VerificationTimes();
-  return *times;
 }
 
 // Like RunOnPool (runtime/pool_await.h), but through the pool's bounded
@@ -248,8 +179,8 @@ struct SessionState {
   // For each client read and write before login: the idle timeout, cut
   // short by the login deadline.
   absl::Duration ClientTimeout() const {
-    const absl::Duration idle = snap->config.server.preauth_idle_timeout;
-    return std::min(idle, std::max(login_deadline - absl::Now(), kMinTimeout));
+    return PreLoginTimeout(snap->config.server.preauth_idle_timeout,
+                           login_deadline);
   }
   bool PastLoginDeadline() const { return absl::Now() >= login_deadline; }
 };
@@ -270,8 +201,7 @@ Task<bool> StartClientTls(SessionState& s) {
                                             s.client_fd, *std::move(engine));
   // The handshake is part of the login: the deadline bounds it too.
   int rc = co_await stream->Handshake(
-      std::min(s.snap->config.tls.handshake_timeout,
-               std::max(s.login_deadline - absl::Now(), kMinTimeout)));
+      PreLoginTimeout(s.snap->config.tls.handshake_timeout, s.login_deadline));
   if (rc < 0) {
     if (rc == -EPROTO) {
       s.rec.result = SessionResult::kTlsHandshakeFailed;
@@ -308,56 +238,6 @@ std::string CapaReply(const SessionState& s) {
   return capa;
 }
 
-// A backend's -ERR, relayed with a response code the client can act on:
-// the backend's own code ([IN-USE], [SYS/TEMP]...) if it gave one, else
-// [AUTH].
-std::string RefusalReply(std::string_view backend_line) {
-  std::string_view rest = backend_line;
-  if (rest.starts_with("-ERR")) rest.remove_prefix(4);
-  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-  std::string text;
-  for (char c : rest) {
-    text += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
-  }
-  if (!text.empty() && text.front() == '[') {
-    return absl::StrCat("-ERR ", text, "\r\n");
-  }
-  if (text.empty()) text = "Authentication failed.";
-  return absl::StrCat("-ERR [AUTH] ", text, "\r\n");
-}
-
-// ASCII, as POP3 keywords and response codes are.
-bool StartsWithIgnoreCase(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); ++i) {
-    if (absl::ascii_tolower(static_cast<unsigned char>(s[i])) !=
-        absl::ascii_tolower(static_cast<unsigned char>(prefix[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// RFC 2449/3206: [IN-USE] (the mailbox is locked by another session) and
-// [SYS/TEMP] (try again later) say nothing about the credentials.
-bool IsTemporaryRefusal(std::string_view backend_line) {
-  std::string_view rest = backend_line;
-  if (rest.starts_with("-ERR")) rest.remove_prefix(4);
-  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-  return StartsWithIgnoreCase(rest, "[IN-USE]") ||
-         StartsWithIgnoreCase(rest, "[SYS/TEMP]");
-}
-
-// For the log: a backend's line with control bytes blanked (it is escaped
-// again as JSON; this keeps it one readable line).
-std::string Printable(std::string_view line) {
-  std::string out(line.substr(0, 200));
-  for (char& c : out) {
-    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
-  }
-  return out;
-}
-
 enum class PassOutcome {
   kLoggedIn,
   kFailed,     // a failed login; the reply went out at the failure deadline
@@ -369,19 +249,14 @@ enum class PassOutcome {
 // USER/PASS pair (or decoded SASL credentials): resolve the tenant, check
 // the password (on the hash pool for file tenants), log in to the backend.
 //
-// Timing: every failed login is answered at one deadline, fixed when the
-// credentials arrived (arrival + auth_failure_delay), with the verification
-// and the backend's answer inside it, so that the reply's timing tells
-// neither whether the user exists nor how costly their hash is. An unknown
-// user waits at least as long as the tenant's typical verification, for
-// setups where verification outlasts the delay (logged once). The delay
-// is a timer on the ring: it holds no thread and slows no other session.
+// Timing (session/login_timing.h): every failed login is answered at one
+// deadline fixed when the credentials arrived. The delay is a timer on the
+// ring: it holds no thread and slows no other session.
 Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
                              std::string& password) {
-  const absl::Time arrival = absl::Now();
-  absl::Time fail_at = arrival + s.snap->config.server.auth_failure_delay;
   const Snapshot& snap = *s.snap;
   const ServerConfig& cfg = snap.config.server;
+  FailureDeadline fail_at(absl::Now(), cfg.auth_failure_delay);
   // No domain in the username: the TLS name picks the tenant, else the
   // listener's default.
   std::string_view default_tenant = s.sni_tenant;
@@ -403,7 +278,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
              : absl::StatusOr<routing::Route>(
                    absl::InvalidArgumentError("unusable credentials"));
   if (!usable) {
-    failure_reply = kUnusableCredentials;
+    failure_reply = replies::kUnusableCredentials;
     s.rec.detail = "username or password with CR, LF or NUL, or too long";
   }
   if (route.ok()) {
@@ -435,27 +310,19 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
         // is no failed login (HashPool::rejected() counts it).
         s.rec.result = SessionResult::kOverloaded;
         s.rec.detail = "hash pool queue full";
-        co_await s.client->WriteAll(kOverloadedReply, s.ClientTimeout());
+        co_await s.client->WriteAll(replies::kOverloaded, s.ClientTimeout());
         co_return PassOutcome::kEnded;
       }
       if (entry != nullptr) {
         ok = v->ok;
-        if (Verifications().Record(tenant.spec.name, v->took,
-                                   cfg.auth_failure_delay)) {
-          s.worker.Log(absl::StrCat(
-              "{\"time\":\"",
-              absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                               absl::UTCTimeZone()),
-              "\",\"event\":\"warning\",\"warning\":\"password "
-              "verification takes longer than auth_failure_delay; unknown "
-              "users are delayed as long\",\"tenant\":\"",
-              JsonEscape(tenant.spec.name), "\",\"verify_ms\":",
-              absl::ToInt64Milliseconds(v->took), ",\"auth_failure_delay_ms\":",
-              absl::ToInt64Milliseconds(cfg.auth_failure_delay), "}\n"));
+        if (ProcessVerificationTimes().Record(tenant.spec.name, v->took,
+                                              cfg.auth_failure_delay)) {
+          s.worker.Log(SlowVerificationWarning(
+              tenant.spec.name, v->took, cfg.auth_failure_delay, absl::Now()));
         }
       } else {
-        fail_at = std::max(fail_at,
-                           arrival + Verifications().Typical(tenant.spec.name));
+        fail_at.NoSoonerThan(
+            ProcessVerificationTimes().Typical(tenant.spec.name));
       }
     } else {
       ok = true;  // the backend's answer to PASS is the verdict
@@ -513,7 +380,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
             // credentials. Relay at once; it is no failed login.
             s.temp_refused = true;
             s.rec.result = SessionResult::kBackendRefused;
-            s.rec.detail = Printable(login.reply);
+            s.rec.detail = LoggableReply(login.reply);
             if (co_await s.client->WriteAll(relayed, s.ClientTimeout()) < 0) {
               co_return PassOutcome::kClientGone;
             }
@@ -527,7 +394,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
     }
   }
   ++s.rec.auth_failures;
-  const absl::Duration wait = fail_at - absl::Now();
+  const absl::Duration wait = fail_at.at() - absl::Now();
   if (wait > absl::ZeroDuration()) co_await Sleep(s.ring, wait);
   if (s.rec.auth_failures >= cfg.max_auth_failures) {
     s.rec.result = SessionResult::kTooManyAuthFailures;
@@ -559,84 +426,6 @@ bool ParseLoopChain(std::string_view arg, std::vector<std::string>& out) {
   return true;
 }
 
-// kEnded: the session ends, rec.result says why.
-enum class SaslStatus { kOk, kCancelled, kMalformed, kEnded };
-
-// Reads one SASL client response line (base64, or "*" to cancel).
-Task<SaslStatus> ReadSaslLine(SessionState& s, std::string& out) {
-  std::string_view line;
-  LineStatus st = co_await ReadLine(*s.client, *s.reader, line,
-                                    s.snap->config.server.preauth_idle_timeout,
-                                    s.login_deadline);
-  if (st == LineStatus::kTooLong) co_return SaslStatus::kMalformed;
-  if (st == LineStatus::kTimeout) {
-    s.rec.result = s.PastLoginDeadline() ? SessionResult::kLoginTimeout
-                                         : SessionResult::kIdleTimeout;
-    co_return SaslStatus::kEnded;
-  }
-  if (st == LineStatus::kEndless) {
-    s.rec.result = SessionResult::kLineTooLong;
-    co_return SaslStatus::kEnded;
-  }
-  if (st != LineStatus::kLine) {
-    s.rec.result = SessionResult::kClientClosed;
-    co_return SaslStatus::kEnded;
-  }
-  if (line == "*") co_return SaslStatus::kCancelled;
-  out = std::string(line);
-  co_return SaslStatus::kOk;
-}
-
-// RFC 5034 AUTH: runs the PLAIN or LOGIN exchange (with or without an
-// initial response) and yields the credentials. Payloads are never logged
-// and are wiped after use.
-Task<SaslStatus> SaslExchange(SessionState& s, SaslMechanism mech,
-                              std::string_view initial,
-                              SaslCredentials& creds) {
-  std::string response(initial == "=" ? std::string_view() : initial);
-  if (mech == SaslMechanism::kPlain) {
-    if (initial.empty()) {
-      if (co_await s.client->WriteAll(replies::kSaslContinue,
-                                      s.ClientTimeout()) < 0) {
-        s.rec.result = SessionResult::kClientClosed;
-        co_return SaslStatus::kEnded;
-      }
-      SaslStatus st = co_await ReadSaslLine(s, response);
-      if (st != SaslStatus::kOk) co_return st;
-    }
-    std::optional<SaslCredentials> c = DecodeSaslPlain(response);
-    Wipe(response);
-    if (!c) co_return SaslStatus::kMalformed;
-    creds = *std::move(c);
-    co_return SaslStatus::kOk;
-  }
-  // LOGIN: the initial response, if any, is the username.
-  if (initial.empty()) {
-    if (co_await s.client->WriteAll(replies::kSaslUsername, s.ClientTimeout()) <
-        0) {
-      s.rec.result = SessionResult::kClientClosed;
-      co_return SaslStatus::kEnded;
-    }
-    SaslStatus st = co_await ReadSaslLine(s, response);
-    if (st != SaslStatus::kOk) co_return st;
-  }
-  std::optional<std::string> user = DecodeBase64(response);
-  if (!user || user->empty()) co_return SaslStatus::kMalformed;
-  if (co_await s.client->WriteAll(replies::kSaslPassword, s.ClientTimeout()) <
-      0) {
-    s.rec.result = SessionResult::kClientClosed;
-    co_return SaslStatus::kEnded;
-  }
-  SaslStatus st = co_await ReadSaslLine(s, response);
-  if (st != SaslStatus::kOk) co_return st;
-  std::optional<std::string> password = DecodeBase64(response);
-  Wipe(response);
-  if (!password || password->empty()) co_return SaslStatus::kMalformed;
-  creds.user = *std::move(user);
-  creds.password = *std::move(password);
-  co_return SaslStatus::kOk;
-}
-
 // The AUTHORIZATION state. True once logged in to the backend.
 Task<bool> Authorize(SessionState& s) {
   const ServerConfig& cfg = s.snap->config.server;
@@ -664,7 +453,7 @@ Task<bool> Authorize(SessionState& s) {
     if (st == LineStatus::kTimeout) {
       if (s.PastLoginDeadline()) {
         co_return co_await end_with(SessionResult::kLoginTimeout,
-                                    kLoginTimeoutReply);
+                                    replies::kLoginTimeout);
       }
       co_return co_await end_with(SessionResult::kIdleTimeout,
                                   replies::kIdleTimeout);
@@ -677,13 +466,13 @@ Task<bool> Authorize(SessionState& s) {
     }
     if (st == LineStatus::kEndless) {
       co_return co_await end_with(SessionResult::kLineTooLong,
-                                  kEndlessLineReply);
+                                  replies::kEndlessLine);
     }
     // Every line counts, valid or not, CAPA and USER included: a client
     // that never logs in is bounded in what it can make us do.
     if (++commands > cfg.max_preauth_commands) {
       co_return co_await end_with(SessionResult::kTooManyCommands,
-                                  kTooManyCommandsReply);
+                                  replies::kTooManyCommands);
     }
     std::string_view reply;
     std::string capa;
@@ -780,7 +569,10 @@ Task<bool> Authorize(SessionState& s) {
                                          ? std::string_view()
                                          : cmd.arg.substr(sp + 1);
           SaslCredentials creds;
-          SaslStatus st = co_await SaslExchange(s, *mech, initial, creds);
+          const PreLoginClient client{*s.client, *s.reader, idle,
+                                      s.login_deadline};
+          SaslStatus st = co_await SaslExchange(client, *mech, initial, creds,
+                                                s.rec.result);
           if (st == SaslStatus::kEnded) co_return false;
           if (st == SaslStatus::kCancelled) {
             reply = replies::kSaslCancelled;
