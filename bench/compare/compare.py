@@ -279,7 +279,8 @@ class Popgate(Target):
                       certificates=[CertKey(crt, key, cert)])],
             tls={"session_tickets": True},
             server={"workers": self.ctx.proxy_workers,
-                    "auth_failure_delay": "0s", "shutdown_grace": "1s"},
+                    "auth_failure_delay": "0s", "shutdown_grace": "1s",
+                    **self.ctx.popgate_settings},
             test_defaults=False, bin=self.ctx.bins["popgate"],
             prefix=taskset(self.ctx.proxy_cpus), workdir=self.dir())
         self.pg.start(timeout=15.0)
@@ -501,6 +502,17 @@ TARGET_CLASSES = {c.name: c for c in (Direct, Popgate, Nginx, Dovecot,
 
 # --------------------------------------------------------------------------
 # workloads
+
+
+def _toml_value(text):
+    """A --popgate-set value as the config writer wants it: an integer,
+    a boolean, or a string (quotes optional)."""
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text.strip('"')
 
 
 class Ctx:
@@ -1203,6 +1215,11 @@ def main():
     ap.add_argument("--pyclient", action="store_true",
                     help="use pop3client.py even where loadgen works")
     ap.add_argument("--keep-tmp", action="store_true")
+    ap.add_argument("--popgate-set", action="append", default=[],
+                    metavar="KEY=VALUE",
+                    help="a popgate [server] setting for this run, e.g. "
+                         "forward_socket_buffer=0 (VALUE is TOML: 0, true, "
+                         '\'"10s"\'); repeatable')
     ap.add_argument("--update-md", metavar="FILE",
                     help="also refresh the tables between <!-- compare:begin "
                          "--> and <!-- compare:end --> in FILE (e.g. "
@@ -1221,6 +1238,12 @@ def main():
 
     ctx = Ctx()
     ctx.quick = args.quick
+    ctx.popgate_settings = {}
+    for kv in args.popgate_set:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            sys.exit(f"--popgate-set wants KEY=VALUE, not {kv!r}")
+        ctx.popgate_settings[key] = _toml_value(value)
     ctx.reps = args.reps or (1 if args.quick else 3)
     ctx.duration = args.duration or (1.0 if args.quick else 4.0)
     ctx.hs_duration = args.duration or (1.0 if args.quick else 3.0)
