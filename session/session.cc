@@ -78,40 +78,6 @@ const std::string& CapaTail() {
   return tail;
 }
 
-// Like RunOnPool (runtime/pool_await.h), but through the pool's bounded
-// queue: yields nullopt at once, without suspending, when the queue is
-// full (HashPool::TrySubmit refused and counted it).
-template <typename Fn>
-class TryOnPool {
- public:
-  using Result = decltype(std::declval<Fn&>()());
-  TryOnPool(auth::HashPool& pool, Ring& ring, size_t limit, Fn fn)
-      : pool_(pool), ring_(ring), limit_(limit), fn_(std::move(fn)) {}
-  bool await_ready() const noexcept { return false; }
-  bool await_suspend(std::coroutine_handle<> h) {
-    // `this` lives in the suspended coroutine's frame until it resumes.
-    queued_ = pool_.TrySubmit(
-        [this, h] {
-          result_ = fn_();
-          ring_.Post(h);
-        },
-        limit_);
-    return queued_;  // false: resume at once
-  }
-  std::optional<Result> await_resume() {
-    if (!queued_) return std::nullopt;
-    return std::move(result_);
-  }
-
- private:
-  auth::HashPool& pool_;
-  Ring& ring_;
-  size_t limit_;
-  Fn fn_;
-  bool queued_ = false;
-  Result result_{};
-};
-
 struct Verification {
   bool ok = false;
   absl::Duration took;
@@ -292,7 +258,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
         // A per-tenant file may list bare local parts, as Dovecot's often do.
         entry = file->Find(route->user.local);
       }
-      std::optional<Verification> v = co_await TryOnPool(
+      std::optional<Verification> v = co_await TryRunOnPool(
           s.worker.hash_pool(), s.ring,
           static_cast<size_t>(std::max(cfg.auth_queue_limit, 0)),
           [entry, &password]() -> Verification {
