@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "base/wipe.h"
 
 namespace popgate::auth {
@@ -148,8 +149,9 @@ absl::StatusOr<PasswdFile> PasswdFile::Parse(std::string_view content,
     std::string user = ToLower(raw_user);
     const auto [it, inserted] = first_line.try_emplace(user, line_no);
     if (!inserted) {
-      return error("duplicate user \"" + user + "\" (first defined on line " +
-                   std::to_string(it->second) + ")");
+      return error("duplicate user \"" + absl::CHexEscape(user) +
+                   "\" (first defined on line " + std::to_string(it->second) +
+                   ")");
     }
     PasswdEntry entry{
         .user = user, .scheme = scheme, .hash = std::string(hash)};

@@ -228,6 +228,11 @@ INSTANTIATE_TEST_SUITE_P(
                   "users.pw:4: duplicate user \"alice\" (first defined on line "
                   "2)",
                   ""},
+        // The name is quoted with non-ASCII and quote bytes escaped, so the
+        // message stays one printable line whatever the file holds.
+        ErrorCase{"DuplicateUserIsEscaped",
+                  "b\xff\"b:{PLAIN}a\nB\xff\"B:{PLAIN}b\n",
+                  "users.pw:2: duplicate user \"b\\xff\\\"b\"", ""},
         ErrorCase{"ErrorLineCountsCrlfAndComments",
                   "# a\r\n\r\nok:{PLAIN}x\r\n#b\r\nbad\r\n",
                   "users.pw:5: missing ':'", ""}),

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "auth/passwd_file.h"
 #include "tests/fuzz/fuzz_check.h"
 
@@ -50,9 +51,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
     users.push_back(line.substr(0, line.find(':')));
   }
+  // User names are lowercased before they are compared (and quoted), so
+  // compare without case.
   auto in_a_user_name = [&users](std::string_view s) {
+    const std::string needle = absl::AsciiStrToLower(std::string(s));
     for (std::string_view u : users) {
-      if (u.find(s) != std::string_view::npos) return true;
+      if (absl::AsciiStrToLower(std::string(u)).find(needle) !=
+          std::string::npos) {
+        return true;
+      }
     }
     return false;
   };
