@@ -104,6 +104,46 @@ struct BackendTlsConfig {
 
 enum class AuthProvider { kFile, kBackend };
 
+// What happens to a user whose backend cannot take a new session.
+enum class Failover {
+  kNone,  // sharded storage: -ERR [SYS/TEMP] at once, nobody moves
+  kNext,  // shared storage: the next usable backend in the user's own
+          // rendezvous order (the same on every instance)
+};
+
+// How a backend learns the real client's address.
+enum class ClientIdentity {
+  kNone,     // it sees popgate's address
+  kProxyV2,  // a PROXY protocol v2 header first on the connection
+  kXclient,  // Dovecot's XCLIENT, when the backend offers it in CAPA
+};
+
+// Whose credentials log in to the backend.
+enum class BackendLoginMode {
+  kClient,  // the client's own USER/PASS (or decoded SASL)
+  kMaster,  // after local verification: a master user on the user's behalf
+};
+enum class MasterLoginMethod {
+  kSeparator,  // USER <user><separator><master>, PASS <master password>
+  kSaslPlain,  // AUTH PLAIN authzid=<user> authcid=<master>
+};
+
+// [tenant.health_check]: active checks of each backend of the pool, and
+// passive marking from real logins.
+struct HealthCheckConfig {
+  // Active checks run only when the table is given (and `active` is not
+  // false); passive marking runs unless `passive = false`.
+  bool active = false;
+  bool passive = true;
+  absl::Duration interval = absl::Seconds(5);
+  absl::Duration timeout = absl::Seconds(2);  // one whole check
+  int rise = 2;  // consecutive good checks: down/unknown -> up
+  int fall = 3;  // consecutive failures (checks or real logins): -> down
+  bool capa = true;  // send CAPA and require a well-formed answer
+  bool tls = true;   // do the backend_tls handshake (STLS/implicit) too
+  uint32_t line = 0;
+};
+
 struct TenantConfig {
   routing::TenantSpec spec;
   AuthProvider auth = AuthProvider::kFile;
@@ -114,6 +154,20 @@ struct TenantConfig {
   std::vector<std::string> sni_names;
   std::vector<CertKeyConfig> certificates;
   BackendTlsConfig backend_tls;
+  HealthCheckConfig health_check;
+  Failover failover = Failover::kNone;
+  ClientIdentity client_identity = ClientIdentity::kNone;
+  BackendLoginMode backend_login = BackendLoginMode::kClient;
+  MasterLoginMethod master_login = MasterLoginMethod::kSeparator;
+  std::string master_user;           // required with backend_login = "master"
+  std::string master_password_file;  // absolute; mode 0600/0400, our owner
+  uint32_t master_password_file_line = 0;
+  std::string master_separator = "*";  // Dovecot's auth_master_user_separator
+  // What CAPA offers before login on a listener whose default tenant (or
+  // SNI name) is this one, besides USER/SASL/STLS which popgate decides.
+  // Upper-case tokens with arguments, e.g. "TOP", "EXPIRE 30".
+  std::vector<std::string> capabilities = {"PIPELINING", "RESP-CODES",
+                                           "AUTH-RESP-CODE", "TOP", "UIDL"};
   uint32_t line = 0;          // the [[tenant]] table
   uint32_t domains_line = 0;  // 'domains' (the table if absent)
   // Per spec.backends entry: the line of its address, for load errors.

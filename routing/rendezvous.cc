@@ -1,10 +1,13 @@
 #include "routing/rendezvous.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string_view>
+
+#include "absl/container/inlined_vector.h"
 
 namespace popgate::routing {
 namespace {
@@ -54,16 +57,25 @@ uint64_t StableHash64(std::string_view a, std::string_view b) {
   return Mix(h ^ kSeed);
 }
 
+namespace {
+
+// The node's score for `key`: the highest wins.
+double Score(std::string_view key, const WeightedNode& node) {
+  const uint64_t h = StableHash64(node.id, key);
+  // Top 53 bits, offset by half a step: u is strictly inside (0,1), so
+  // log(u) is finite and negative.
+  const double u = (static_cast<double>(h >> 11) + 0.5) * 0x1.0p-53;
+  return -static_cast<double>(node.weight) / std::log(u);
+}
+
+}  // namespace
+
 size_t PickRendezvous(std::string_view key,
                       std::span<const WeightedNode> nodes) {
   size_t best = 0;
   double best_score = -1.0;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    const uint64_t h = StableHash64(nodes[i].id, key);
-    // Top 53 bits, offset by half a step: u is strictly inside (0,1), so
-    // log(u) is finite and negative.
-    const double u = (static_cast<double>(h >> 11) + 0.5) * 0x1.0p-53;
-    const double score = -static_cast<double>(nodes[i].weight) / std::log(u);
+    const double score = Score(key, nodes[i]);
     // Ties (only for duplicate ids in practice) go to the smaller id so the
     // result does not depend on the order nodes are listed in.
     if (score > best_score ||
@@ -73,6 +85,21 @@ size_t PickRendezvous(std::string_view key,
     }
   }
   return best;
+}
+
+void RankRendezvous(std::string_view key, std::span<const WeightedNode> nodes,
+                    std::span<uint32_t> order) {
+  // Pools are small (a handful of backends): score each once, then sort.
+  absl::InlinedVector<double, 8> score(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    score[i] = Score(key, nodes[i]);
+    order[i] = static_cast<uint32_t>(i);
+  }
+  // The same tie rule as PickRendezvous, so order[0] is always its winner.
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    if (score[a] != score[b]) return score[a] > score[b];
+    return nodes[a].id < nodes[b].id;
+  });
 }
 
 }  // namespace popgate::routing

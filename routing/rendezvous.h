@@ -21,6 +21,14 @@ struct WeightedNode {
 // Uses score = -weight / ln(u), u = hash(id, key) mapped to (0,1).
 size_t PickRendezvous(std::string_view key, std::span<const WeightedNode> nodes);
 
+// Every node's index, best first: order[0] == PickRendezvous(key, nodes).
+// The order of the others is what fail-over follows: removing the winner
+// makes order[1] the winner, and so on (rendezvous hashing's property), so
+// only the removed node's keys move, spread by weight over the rest.
+// `order.size()` must equal `nodes.size()`.
+void RankRendezvous(std::string_view key, std::span<const WeightedNode> nodes,
+                    std::span<uint32_t> order);
+
 // A stable 64-bit hash (not std::hash: it must be the same across builds
 // and instances).
 uint64_t StableHash64(std::string_view a, std::string_view b);

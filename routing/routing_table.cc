@@ -91,7 +91,9 @@ absl::StatusOr<Route> RoutingTable::Resolve(
   route.tenant_index = tenant;
   // The key is the canonical full name whatever the username mode, so the
   // choice stays the same if an operator later switches modes.
-  route.backend_index = PickRendezvous(user->full, nodes_[tenant]);
+  route.ranked.resize(nodes_[tenant].size());
+  RankRendezvous(user->full, nodes_[tenant], route.ranked);
+  route.backend_index = route.ranked[0];
   route.backend_user =
       tenants_[tenant].username_mode == UsernameMode::kStripDomain ? user->local
                                                                    : user->full;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "routing/rendezvous.h"
 #include "routing/username.h"
@@ -18,9 +19,19 @@ namespace popgate::routing {
 
 enum class UsernameMode { kFull, kStripDomain };
 
+// Set by the operator (config, SIGHUP; the admin API later).
+enum class AdminState {
+  kUp,     // takes sessions while healthy
+  kDrain,  // no new sessions; running ones go on
+  kDown,   // out, whatever its health
+};
+
 struct BackendSpec {
   std::string address;  // "host:port", "[v6]:port"; also the hash identity
   uint32_t weight = 1;
+  AdminState state = AdminState::kUp;
+  uint32_t max_connections =
+      0;  // sessions at once from this process; 0 = no limit
 };
 
 struct TenantSpec {
@@ -32,7 +43,10 @@ struct TenantSpec {
 
 struct Route {
   size_t tenant_index = 0;   // into RoutingTable::tenants()
-  size_t backend_index = 0;  // into that tenant's backends
+  size_t backend_index = 0;  // into that tenant's backends; == ranked[0]
+  // Every backend of the tenant in this user's rendezvous order, best
+  // first: fail-over walks it (the same order on every instance).
+  absl::InlinedVector<uint32_t, 8> ranked;
   CanonicalUser user;
   std::string backend_user;  // what to send as USER to the backend
 };

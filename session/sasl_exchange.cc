@@ -8,7 +8,7 @@
 #include "base/wipe.h"
 #include "pop3/pop3_replies.h"
 #include "session/login_timing.h"
-#include "session/read_line.h"
+#include "forward/read_line.h"
 
 namespace popgate {
 namespace {

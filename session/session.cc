@@ -21,9 +21,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "auth/password_scheme.h"
+#include "backend/backend_login.h"
 #include "base/wipe.h"
 #include "forward/forward_copy.h"
 #include "forward/forwarder.h"
+#include "forward/read_line.h"
 #include "forward/tls_stream.h"
 #include "pop3/line_reader.h"
 #include "pop3/line_safety.h"
@@ -32,10 +34,8 @@
 #include "pop3/sasl.h"
 #include "runtime/pool_await.h"
 #include "runtime/stream.h"
-#include "session/backend_login.h"
 #include "session/backend_reply.h"
 #include "session/login_timing.h"
-#include "session/read_line.h"
 #include "session/sasl_exchange.h"
 #include "session/session_env.h"
 #include "session/session_log.h"
@@ -304,10 +304,16 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
           snap.backend_tls_names[route->tenant_index][route->backend_index];
       tls.buffers = &s.worker.buffers();
       tls.handshake_timeout = snap.config.tls.handshake_timeout;
-      LoopGuard loop{ProcessLoopToken(), s.loop_upstream};
-      BackendLoginResult login = co_await LoginToBackend(
-          s.ring, addr, route->backend_user, password, cfg.backend_timeout,
-          cfg.backend_auth_timeout, tls, loop, &s.live.backend_fd);
+      BackendLoginParams lp;
+      lp.addr = &addr;
+      lp.creds.user = route->backend_user;
+      lp.creds.password = password;
+      lp.connect_timeout = cfg.backend_timeout;
+      lp.auth_timeout = cfg.backend_auth_timeout;
+      lp.tls = &tls;
+      lp.loop = LoopGuard{ProcessLoopToken(), s.loop_upstream};
+      lp.fd_slot = &s.live.backend_fd;
+      BackendLoginResult login = co_await LoginToBackend(s.ring, lp);
       switch (login.outcome) {
         case BackendLoginResult::Outcome::kOk:
           s.backend = std::move(login.fd);

@@ -21,7 +21,7 @@
 #include <string_view>
 
 #include "pop3/line_reader.h"
-#include "session/backend_login.h"
+#include "backend/backend_login.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {
@@ -60,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   popgate::LineReader reader(1024, kMaxResponse);
   size_t pos = 0;  // input bytes handed to the reader
   size_t k = 0;
-  // ReadLine (session/read_line.h) on memory: true with a line, false when
+  // ReadLine (forward/read_line.h) on memory: true with a line, false when
   // the backend's bytes end first or the line is too long.
   auto read_line = [&](std::string_view& line) {
     while (true) {

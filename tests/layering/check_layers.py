@@ -19,11 +19,13 @@ ALLOWED = {
     "pop3": {"base"},
     "tls": {"base", "auth"},
     "config": {"base", "routing", "net"},
-    "forward": {"base", "runtime", "tls"},
+    "forward": {"base", "runtime", "pop3", "tls"},
+    "backend": {"base", "routing", "runtime", "net", "pop3", "tls", "config",
+                "forward"},
     "session": {"base", "auth", "routing", "runtime", "net", "pop3", "tls",
-                "config", "forward"},
+                "config", "forward", "backend"},
     "server": {"base", "auth", "routing", "runtime", "net", "pop3", "tls",
-               "config", "forward", "session"},
+               "config", "forward", "backend", "session"},
     "testbed": {"base"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z0-9_]+)/', re.M)

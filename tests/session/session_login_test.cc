@@ -12,7 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "session/backend_login.h"
+#include "backend/backend_login.h"
 #include "tests/runtime/test_util.h"
 #include "tests/session/scripted_backend.h"
 #include "tests/session/test_env.h"

@@ -1,6 +1,8 @@
-// Logging in to the chosen backend: connect, greeting, USER, PASS.
-#ifndef POPGATE_SESSION_BACKEND_LOGIN_H_
-#define POPGATE_SESSION_BACKEND_LOGIN_H_
+// Logging in to the chosen backend: connect (backend_connect.h), CAPA,
+// the client's identity (PROXY v2 / XCLIENT), USER and PASS or a master
+// login.
+#ifndef POPGATE_BACKEND_BACKEND_LOGIN_H_
+#define POPGATE_BACKEND_BACKEND_LOGIN_H_
 
 #include <memory>
 #include <optional>
@@ -9,6 +11,7 @@
 #include <string_view>
 
 #include "absl/time/time.h"
+#include "backend/backend_connect.h"
 #include "base/unique_fd.h"
 #include "config/config.h"
 #include "net/socket_address.h"
@@ -19,15 +22,6 @@
 #include "tls/tls_context.h"
 
 namespace popgate {
-
-// TLS towards the backend (mode kNone: plain).
-struct BackendTlsParams {
-  BackendTls mode = BackendTls::kNone;
-  std::shared_ptr<const tls::ClientContext> ctx;
-  std::string name;  // SNI and the name verified in the certificate
-  BufferRing* buffers = nullptr;
-  absl::Duration handshake_timeout = absl::Seconds(10);
-};
 
 // Run-time loop detection (a backend address that leads back to us, maybe
 // through other popgate instances).
@@ -71,6 +65,46 @@ struct LoopGuard {
   std::span<const std::string> upstream;  // from the client's XPOPGATE-LOOP
 };
 
+// How the backend learns who the client is (config: client_identity).
+struct BackendIdentity {
+  ClientIdentity mode = ClientIdentity::kNone;
+  // The client's address and the address it connected to (ours): from the
+  // socket today, from the front balancer's PROXY header later.
+  SocketAddress client;
+  SocketAddress local;
+  std::string session_id;  // ours; XCLIENT SESSION
+  // Client-side TLS, for PROXY v2's TLVs (empty version: plain).
+  std::string tls_version;  // "TLSv1.3"
+  std::string tls_cipher;
+  std::string sni;
+  // Proxies the client came through before the backend (XPOPGATE-LOOP
+  // chain + us): XCLIENT TTL counts down from kMaxPopgateHops with it.
+  int hops = 1;
+};
+
+// Whose credentials go to the backend (config: backend_login).
+struct BackendCredentials {
+  BackendLoginMode mode = BackendLoginMode::kClient;
+  std::string_view user;      // the user's backend name (username_mode)
+  std::string_view password;  // the client's; kMaster: the master password
+  MasterLoginMethod method = MasterLoginMethod::kSeparator;
+  std::string_view master_user;
+  std::string_view separator = "*";
+};
+
+struct BackendLoginParams {
+  const SocketAddress* addr = nullptr;
+  BackendCredentials creds;
+  // Bounds connect, greeting, STLS, CAPA, XCLIENT and the USER reply.
+  absl::Duration connect_timeout = absl::Seconds(10);
+  // The PASS (or AUTH) reply: backends delay failed logins on purpose.
+  absl::Duration auth_timeout = absl::Seconds(30);
+  const BackendTlsParams* tls = nullptr;
+  LoopGuard loop;
+  BackendIdentity identity;
+  int* fd_slot = nullptr;  // see BackendConnectParams
+};
+
 struct BackendLoginResult {
   enum class Outcome {
     kOk,           // logged in; `reply` is the backend's +OK line
@@ -81,6 +115,12 @@ struct BackendLoginResult {
     kLoop,         // the backend is us, or leads back to us
   };
   Outcome outcome = Outcome::kUnavailable;
+  // kUnavailable because the backend is not serving (BackendConnection's
+  // health_failure): passive health marking counts it.
+  bool health_failure = false;
+  // The password (or AUTH) line went out: from then on the backend may
+  // have opened the maildrop, so the login must not be retried elsewhere.
+  bool credentials_sent = false;
   UniqueFd fd;
   // The byte stream to the backend (plain or TLS), set when kOk.
   std::unique_ptr<Stream> stream;
@@ -89,19 +129,11 @@ struct BackendLoginResult {
   std::string leftover;  // bytes the backend sent after its reply
 };
 
-// `*fd_slot` is set to the backend socket while it is open, so the worker
-// can cut it at shutdown. `connect_timeout` bounds connect, greeting, STLS
-// and the CAPA and USER replies; `auth_timeout` the PASS reply (backends delay
-// failed logins on purpose, so this one is longer). `user` and `password` go
-// through CheckLineArgument before anything is sent (pop3/line_safety.h).
-Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
-                                        std::string_view user,
-                                        std::string_view password,
-                                        absl::Duration connect_timeout,
-                                        absl::Duration auth_timeout,
-                                        const BackendTlsParams& tls,
-                                        const LoopGuard& loop, int* fd_slot);
+// Credentials go through CheckLineArgument before anything is sent
+// (pop3/line_safety.h).
+Task<BackendLoginResult> LoginToBackend(Ring& ring,
+                                        const BackendLoginParams& p);
 
 }  // namespace popgate
 
-#endif  // POPGATE_SESSION_BACKEND_LOGIN_H_
+#endif  // POPGATE_BACKEND_BACKEND_LOGIN_H_

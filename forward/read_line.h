@@ -1,6 +1,6 @@
 // Reads one line from a Stream through a LineReader.
-#ifndef POPGATE_SESSION_READ_LINE_H_
-#define POPGATE_SESSION_READ_LINE_H_
+#ifndef POPGATE_FORWARD_READ_LINE_H_
+#define POPGATE_FORWARD_READ_LINE_H_
 
 #include <errno.h>
 
@@ -60,4 +60,4 @@ inline Task<LineStatus> ReadLine(Stream& stream, LineReader& reader,
 
 }  // namespace popgate
 
-#endif  // POPGATE_SESSION_READ_LINE_H_
+#endif  // POPGATE_FORWARD_READ_LINE_H_

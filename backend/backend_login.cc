@@ -1,4 +1,4 @@
-#include "session/backend_login.h"
+#include "backend/backend_login.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -11,11 +11,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/wipe.h"
+#include "forward/read_line.h"
 #include "forward/tls_stream.h"
 #include "pop3/line_reader.h"
 #include "pop3/line_safety.h"
 #include "runtime/stream.h"
-#include "session/read_line.h"
 #include "tls/tls_engine.h"
 
 namespace popgate {
@@ -23,27 +23,8 @@ namespace {
 
 using Outcome = BackendLoginResult::Outcome;
 
-// RFC 2449: responses are at most 512 octets including CRLF.
-constexpr size_t kMaxResponse = 512;
 // A backend's CAPA answer longer than this is not one.
 constexpr size_t kMaxCapaLines = 64;
-
-const char* Describe(LineStatus s) {
-  switch (s) {
-    case LineStatus::kLine:
-      return "line";
-    case LineStatus::kTooLong:
-    case LineStatus::kEndless:
-      return "overlong response";
-    case LineStatus::kEof:
-      return "connection closed";
-    case LineStatus::kTimeout:
-      return "timeout";
-    case LineStatus::kError:
-      return "read error";
-  }
-  return "?";
-}
 
 bool IsLowerHex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -88,14 +69,14 @@ std::optional<std::string_view> FindLoopToken(std::string_view line) {
   return token;
 }
 
-Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
-                                        std::string_view user,
-                                        std::string_view password,
-                                        absl::Duration connect_timeout,
-                                        absl::Duration auth_timeout,
-                                        const BackendTlsParams& tls,
-                                        const LoopGuard& loop, int* fd_slot) {
+Task<BackendLoginResult> LoginToBackend(Ring& ring,
+                                        const BackendLoginParams& p) {
   BackendLoginResult r;
+  const std::string_view user = p.creds.user;
+  const std::string_view password = p.creds.password;
+  const absl::Duration connect_timeout = p.connect_timeout;
+  const absl::Duration auth_timeout = p.auth_timeout;
+  const LoopGuard& loop = p.loop;
   // Client bytes go into our USER and PASS lines: a CR or LF would let the
   // client append commands of its own. Refuse before connecting.
   for (absl::Status st :
@@ -107,87 +88,22 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
       co_return r;
     }
   }
-  r.fd.Reset(::socket(addr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!r.fd.valid()) {
-    r.error = absl::StrCat("socket: ", strerror(errno));
+  BackendConnectParams cp;
+  cp.addr = p.addr;
+  cp.timeout = connect_timeout;
+  cp.tls = p.tls;
+  cp.fd_slot = p.fd_slot;
+  BackendConnection conn = co_await ConnectBackend(ring, cp);
+  r.fd = std::move(conn.fd);
+  if (!conn.ok) {
+    r.health_failure = conn.health_failure;
+    r.error = std::move(conn.error);
     co_return r;
   }
-  *fd_slot = r.fd.get();
-  int one = 1;
-  setsockopt(r.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-
-  absl::Time deadline = absl::Now() + connect_timeout;
-  int rc =
-      co_await Connect(ring, r.fd.get(), addr.get(), addr.len, connect_timeout);
-  if (rc < 0) {
-    r.error = rc == -ECANCELED ? std::string("connect timeout")
-                               : absl::StrCat("connect: ", strerror(-rc));
-    co_return r;
-  }
-
-  auto remaining = [&deadline] {
-    return std::max(deadline - absl::Now(), absl::Milliseconds(1));
-  };
-  // Starts TLS on the connection; the error names the cause (for instance
-  // a certificate that fails verification) and never falls back to plain.
-  auto start_tls = [&]() -> Task<std::unique_ptr<Stream>> {
-    absl::StatusOr<std::unique_ptr<tls::TlsEngine>> engine =
-        tls::TlsEngine::NewClient(tls.ctx, tls.name);
-    if (!engine.ok()) {
-      r.error = std::string("tls: ") + std::string(engine.status().message());
-      co_return nullptr;
-    }
-    auto s = std::make_unique<TlsStream>(ring, *tls.buffers, r.fd.get(),
-                                         *std::move(engine));
-    int hrc =
-        co_await s->Handshake(std::min(remaining(), tls.handshake_timeout));
-    if (hrc < 0) {
-      r.error = hrc == -EPROTO ? "tls: " + s->engine().error()
-                : hrc == -ECANCELED
-                    ? std::string("tls handshake timeout")
-                    : std::string("tls handshake: ") + strerror(-hrc);
-      co_return nullptr;
-    }
-    co_return std::unique_ptr<Stream>(std::move(s));
-  };
-
-  std::unique_ptr<Stream> stream;
-  if (tls.mode == BackendTls::kImplicit) {
-    stream = co_await start_tls();
-    if (!stream) co_return r;
-  } else {
-    stream = std::make_unique<PlainStream>(ring, r.fd.get());
-  }
-  auto reader = std::make_unique<LineReader>(1024, kMaxResponse);
+  std::unique_ptr<Stream> stream = std::move(conn.stream);
+  std::unique_ptr<LineReader> reader = std::move(conn.reader);
   std::string_view line;
-  LineStatus st = co_await ReadLine(*stream, *reader, line, remaining());
-  if (st != LineStatus::kLine) {
-    r.error = absl::StrCat("greeting: ", Describe(st));
-    co_return r;
-  }
-  if (!line.starts_with("+OK")) {
-    r.error = "greeting: not +OK";
-    co_return r;
-  }
-  if (tls.mode == BackendTls::kStartTls) {
-    if (co_await stream->WriteAll("STLS\r\n", remaining()) < 0) {
-      r.error = "STLS: write failed";
-      co_return r;
-    }
-    st = co_await ReadLine(*stream, *reader, line, remaining());
-    if (st != LineStatus::kLine) {
-      r.error = std::string("STLS: ") + Describe(st);
-      co_return r;
-    }
-    if (!line.starts_with("+OK")) {
-      r.error = "STLS refused by backend";
-      co_return r;
-    }
-    // Nothing the backend sent in plaintext after +OK may count.
-    reader = std::make_unique<LineReader>(1024, kMaxResponse);
-    stream = co_await start_tls();
-    if (!stream) co_return r;
-  }
+  LineStatus st;
 
   // CAPA first, pipelined with USER: its IMPLEMENTATION line tells whether
   // the backend is a popgate, and which (see LoopGuard). A backend without
@@ -211,12 +127,12 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
   if (st != LineStatus::kLine || (line != "." && !line.starts_with("-"))) {
     r.error = absl::StrCat("CAPA: ", st == LineStatus::kLine
                                          ? "malformed or overlong answer"
-                                         : Describe(st));
+                                         : DescribeLineStatus(st));
     co_return r;
   }
   st = co_await ReadLine(*stream, *reader, line, connect_timeout);
   if (st != LineStatus::kLine) {
-    r.error = absl::StrCat("USER: ", Describe(st));
+    r.error = absl::StrCat("USER: ", DescribeLineStatus(st));
     co_return r;
   }
   if (!line.starts_with("+OK")) {
@@ -248,6 +164,7 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
     command += "\r\n";
   }
   command.append("PASS ").append(password).append("\r\n");
+  r.credentials_sent = true;
   int wrc = co_await stream->WriteAll(command, auth_timeout);
   Wipe(command);
   if (wrc < 0) {
@@ -257,13 +174,14 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring, const SocketAddress& addr,
   if (backend_is_popgate) {
     st = co_await ReadLine(*stream, *reader, line, connect_timeout);
     if (st != LineStatus::kLine) {
-      r.error = absl::StrCat(std::string(kLoopCommand), ": ", Describe(st));
+      r.error =
+          absl::StrCat(std::string(kLoopCommand), ": ", DescribeLineStatus(st));
       co_return r;
     }
   }
   st = co_await ReadLine(*stream, *reader, line, auth_timeout);
   if (st != LineStatus::kLine) {
-    r.error = absl::StrCat("PASS: ", Describe(st));
+    r.error = absl::StrCat("PASS: ", DescribeLineStatus(st));
     co_return r;
   }
   r.reply = std::string(line);
