@@ -1,0 +1,3 @@
+#include "backend/backend_health.h"
+
+namespace popgate {}  // namespace popgate

@@ -1,0 +1,3 @@
+#include "backend/backend_pick.h"
+
+namespace popgate {}  // namespace popgate

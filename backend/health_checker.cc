@@ -1,0 +1,3 @@
+#include "backend/health_checker.h"
+
+namespace popgate {}  // namespace popgate

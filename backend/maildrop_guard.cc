@@ -1,0 +1,3 @@
+#include "backend/maildrop_guard.h"
+
+namespace popgate {}  // namespace popgate
