@@ -1,21 +1,27 @@
 """A real Dovecot serving POP3 only, on loopback, in a temp dir: users in a
 passwd-file ({PLAIN}), maildirs written with CRLF line ends so that Dovecot
 serves exactly the bytes on disk; TlsDovecot adds STLS and a pop3s
-listener."""
+listener.  Options (all off by default, so the default config is unchanged)
+for the client-identity and master-login tests: a pop3 listener with
+``haproxy = yes`` (plus a plain one for direct use), login_trusted_networks,
+disable_plaintext_auth, Dovecot's anvil auth penalty, a master passdb; and
+reading Dovecot's log (login lines: user, method, rip, lip, session)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import pwd
+import re
 import signal
+import socket
 import subprocess
 import time
 from typing import Iterable
 
 from .paths import DOVECOT_BIN, LOOPBACK, make_tempdir, require_dovecot
 from .pki import CertKey
-from .ports import free_port, wait_for_greeting
+from .ports import free_port, wait_for_greeting, wait_until
 from .processes import _ServerInDir, _read_bytes, _tail, spawn, stop_process
 
 
@@ -23,6 +29,49 @@ from .processes import _ServerInDir, _read_bytes, _tail, spawn, stop_process
 class SeededMessage:
     key: str        # maildir base name (before ':')
     data: bytes
+
+
+# The PROXY protocol v2 signature and a LOCAL header (no address): what a
+# health check sends to a listener with haproxy = yes.
+PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+PROXY_V2_LOCAL = PROXY_V2_SIGNATURE + b"\x20\x00\x00\x00"
+
+
+def proxy_v2_header(src: tuple[str, int], dst: tuple[str, int], tlvs: bytes = b"") -> bytes:
+    """A PROXY v2 PROXY command for TCP over IPv4 (src = the client)."""
+    body = (socket.inet_aton(src[0]) + socket.inet_aton(dst[0])
+            + src[1].to_bytes(2, "big") + dst[1].to_bytes(2, "big") + tlvs)
+    return PROXY_V2_SIGNATURE + b"\x21\x11" + len(body).to_bytes(2, "big") + body
+
+
+# One "Login:" (or "Disconnected"/"Aborted login") line of pop3-login with
+# Dovecot's default login_log_format_elements:
+#   pop3-login: Info: Login: user=<u>, method=PLAIN, rip=127.0.0.5,
+#   lip=127.0.0.1, mpid=123, session=<...>
+_LOG_FIELD_RE = re.compile(r"(\w+)=(<[^>]*>|[^,\s]*)")
+
+
+@dataclasses.dataclass
+class DovecotLogin:
+    line: str
+    user: str
+    method: str
+    rip: str
+    lip: str
+    session: str
+    fields: dict[str, str]
+
+
+def parse_login_line(line: str) -> DovecotLogin | None:
+    """A pop3-login "Login: ..." line parsed, or None for other lines."""
+    i = line.find("pop3-login: Info: Login: ")
+    if i < 0:
+        return None
+    fields = {k: (v[1:-1] if v.startswith("<") else v)
+              for k, v in _LOG_FIELD_RE.findall(line[i:])}
+    return DovecotLogin(line, fields.get("user", ""), fields.get("method", ""),
+                        fields.get("rip", ""), fields.get("lip", ""),
+                        fields.get("session", ""), fields)
 
 
 class Dovecot(_ServerInDir):
@@ -34,7 +83,31 @@ class Dovecot(_ServerInDir):
     (passwd-file is re-read on change).
     """
 
-    def __init__(self, process_limit: int = 300):
+    _DEFAULT_TRUSTED = object()  # login_trusted_networks not given
+
+    def __init__(self, process_limit: int = 300, *,
+                 login_trusted_networks: str | None = _DEFAULT_TRUSTED,  # type: ignore[assignment]
+                 haproxy: bool = False,
+                 haproxy_trusted_networks: str = f"{LOOPBACK}/32",
+                 disable_plaintext_auth: bool = False,
+                 auth_penalty: bool = False,
+                 auth_failure_delay: str = "0",
+                 master_users: dict[str, str] | None = None,
+                 master_separator: str = "*",
+                 extra_settings: str = ""):
+        """login_trusted_networks: Dovecot's setting (default 127.0.0.1/32;
+        None = not set: nobody is trusted, no XCLIENT offered).
+        haproxy: the pop3 listener (`port`) requires a PROXY header
+        (haproxy = yes) from haproxy_trusted_networks; a second, plain
+        listener on `direct_port` serves direct connections (and the start
+        check). disable_plaintext_auth: Dovecot's setting (Dovecot counts a
+        connection whose two ends have the same address, or a trusted one,
+        as secure). auth_penalty: keep anvil's auth penalty (a growing delay
+        after failed logins per remote IP; off by default: tests would be
+        slow). master_users: a master passdb (passwd-file, master = yes,
+        result_success = continue: the user must exist too) with
+        auth_master_user_separator = master_separator. extra_settings: more
+        top-level lines."""
         require_dovecot()
         self.dir = make_tempdir("dovecot")
         self.port: int | None = None
@@ -43,6 +116,19 @@ class Dovecot(_ServerInDir):
         self.log_path = os.path.join(self.dir, "dovecot.log")
         self.conf_path = os.path.join(self.dir, "dovecot.conf")
         self.process_limit = process_limit
+        self.login_trusted_networks = (f"{LOOPBACK}/32"
+                                       if login_trusted_networks is Dovecot._DEFAULT_TRUSTED
+                                       else login_trusted_networks)
+        self.haproxy = haproxy
+        self.haproxy_trusted_networks = haproxy_trusted_networks
+        self.disable_plaintext_auth = disable_plaintext_auth
+        self.auth_penalty = auth_penalty
+        self.auth_failure_delay = auth_failure_delay
+        self.master_users = dict(master_users) if master_users else {}
+        self.master_separator = master_separator
+        self.extra_settings = extra_settings
+        self.master_passwd_path = os.path.join(self.dir, "master-passwd")
+        self.direct_port: int | None = None  # with haproxy: the plain listener
         self.users: dict[str, str] = {}
         self.seeded: dict[str, list[SeededMessage]] = {}
         self._seq = 0
@@ -57,6 +143,11 @@ class Dovecot(_ServerInDir):
     @property
     def address(self) -> str:
         return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def plain_port(self) -> int:
+        """A port that takes a direct connection (no PROXY header)."""
+        return self.direct_port if self.haproxy else self.port
 
     def maildir(self, user: str) -> str:
         local, _, domain = user.partition("@")
@@ -94,6 +185,14 @@ class Dovecot(_ServerInDir):
         os.chmod(tmp, 0o644)
         os.replace(tmp, self.passwd_path)
 
+    def _write_master_passwd(self) -> None:
+        tmp = self.master_passwd_path + ".tmp"
+        with open(tmp, "w") as f:
+            for u, p in self.master_users.items():
+                f.write(f"{u}:{{PLAIN}}{p}::::::\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.master_passwd_path)
+
     def _chown_tree(self, root: str) -> None:
         if os.geteuid() != 0:
             return
@@ -121,11 +220,18 @@ class Dovecot(_ServerInDir):
             "protocols = pop3",
             f"listen = {LOOPBACK}",
             "ssl = no",
-            "disable_plaintext_auth = no",
+            f"disable_plaintext_auth = {'yes' if self.disable_plaintext_auth else 'no'}",
             "auth_mechanisms = plain login",
-            "auth_failure_delay = 0",
-            # No anvil auth penalty for repeated failures from loopback.
-            f"login_trusted_networks = {LOOPBACK}/32",
+            f"auth_failure_delay = {self.auth_failure_delay}",
+        ]
+        if self.login_trusted_networks:
+            # Trusted: no anvil auth penalty, XCLIENT offered and obeyed.
+            lines.append(f"login_trusted_networks = {self.login_trusted_networks}")
+        if self.haproxy:
+            lines.append(f"haproxy_trusted_networks = {self.haproxy_trusted_networks}")
+        if self.master_users:
+            lines.append(f"auth_master_user_separator = {self.master_separator}")
+        lines += [
             f"log_path = {self.log_path}",
             f"info_log_path = {self.log_path}",
             "auth_verbose = yes",
@@ -141,6 +247,20 @@ class Dovecot(_ServerInDir):
         if os.geteuid() != 0:
             lines += [f"default_login_user = {user_name}",
                       f"default_internal_user = {user_name}"]
+        if self.extra_settings:
+            lines += self.extra_settings.rstrip("\n").split("\n")
+        if self.master_users:
+            # Before the users' passdb: "user*master" and AUTH PLAIN with an
+            # authzid look the master up here, then (result_success =
+            # continue) the user in the next passdb, without its password.
+            lines += [
+                "passdb {",
+                "  driver = passwd-file",
+                "  master = yes",
+                "  result_success = continue",
+                f"  args = scheme=PLAIN username_format=%u {self.master_passwd_path}",
+                "}",
+            ]
         lines += [
             "passdb {",
             "  driver = passwd-file",
@@ -154,7 +274,12 @@ class Dovecot(_ServerInDir):
             "  inet_listener pop3 {",
             f"    address = {LOOPBACK}",
             f"    port = {self.port}",
+            *(["    haproxy = yes"] if self.haproxy else []),
             "  }",
+            *(["  inet_listener pop3-direct {",
+               f"    address = {LOOPBACK}",
+               f"    port = {self.direct_port}",
+               "  }"] if self.haproxy else []),
             "  inet_listener pop3s {",
             "    port = 0",
             "  }",
@@ -165,11 +290,17 @@ class Dovecot(_ServerInDir):
             "}",
             "service anvil {",
             "  chroot =",
-            # mode 0 removes the socket: no auth penalty (growing delay after
-            # failed logins from 127.0.0.1), which would make tests slow.
-            "  unix_listener anvil-auth-penalty {",
-            "    mode = 0",
-            "  }",
+        ]
+        if not self.auth_penalty:
+            lines += [
+                # mode 0 removes the socket: no auth penalty (growing delay
+                # after failed logins from 127.0.0.1), which would make tests
+                # slow.
+                "  unix_listener anvil-auth-penalty {",
+                "    mode = 0",
+                "  }",
+            ]
+        lines += [
             "}",
         ]
         if os.geteuid() != 0:
@@ -180,8 +311,14 @@ class Dovecot(_ServerInDir):
         os.makedirs(os.path.join(self.dir, "mail"), exist_ok=True)
         self._chown_tree(os.path.join(self.dir, "mail"))
         last_err = None
+        if self.master_users:
+            self._write_master_passwd()
         for _attempt in range(3):  # retry if the chosen port got taken
             self.port = free_port()
+            if self.haproxy:
+                self.direct_port = free_port()
+                while self.direct_port == self.port:
+                    self.direct_port = free_port()
             with open(self.conf_path, "w") as f:
                 f.write(self._config())
             out = open(os.path.join(self.dir, "dovecot.stdout"), "wb")
@@ -191,7 +328,7 @@ class Dovecot(_ServerInDir):
             finally:
                 out.close()
             try:
-                wait_for_greeting(self.port, self.proc, timeout, "dovecot",
+                wait_for_greeting(self.plain_port, self.proc, timeout, "dovecot",
                                   os.path.join(self.dir, "dovecot.stdout"))
                 return self
             except RuntimeError as e:
@@ -205,6 +342,45 @@ class Dovecot(_ServerInDir):
 
     def log(self) -> str:
         return _read_bytes(self.log_path).decode("utf-8", "replace")
+
+    def log_mark(self) -> int:
+        """The log's length now (bytes): log_since/logins take it, so that a
+        test reads only what its own sessions made Dovecot log."""
+        try:
+            return os.path.getsize(self.log_path)
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, mark: int = 0) -> str:
+        return _read_bytes(self.log_path)[mark:].decode("utf-8", "replace")
+
+    def logins(self, mark: int = 0, user: str | None = None) -> list[DovecotLogin]:
+        """pop3-login's "Login:" lines after `mark` (for `user` only, if
+        given), parsed."""
+        out = []
+        for line in self.log_since(mark).splitlines():
+            rec = parse_login_line(line)
+            if rec is not None and (user is None or rec.user == user):
+                out.append(rec)
+        return out
+
+    def wait_for_login(self, mark: int = 0, user: str | None = None,
+                       timeout: float = 5.0) -> DovecotLogin | None:
+        """The first login line after `mark` (for `user`), waiting up to
+        `timeout` for it: Dovecot writes it a moment after the +OK."""
+        recs = wait_until(lambda: self.logins(mark, user), timeout)
+        return recs[0] if recs else None
+
+    def wait_for_log(self, pattern: str, mark: int = 0, timeout: float = 5.0) -> re.Match | None:
+        """The first match of regex `pattern` in the log after `mark`."""
+        rx = re.compile(pattern)
+        return wait_until(lambda: rx.search(self.log_since(mark)), timeout)
+
+    def error_lines(self, mark: int = 0) -> list[str]:
+        """Lines after `mark` that Dovecot logged as Error, Fatal or Panic
+        (or Warning: e.g. "haproxy: Client not trusted")."""
+        return [l for l in self.log_since(mark).splitlines()
+                if re.search(r": (Error|Fatal|Panic|Warning): ", l)]
 
 
 class TlsDovecot(Dovecot):
