@@ -12,10 +12,9 @@
 namespace popgate {
 namespace {
 
-// Longest session id we pass on: Dovecot keeps it as the session's id in
-// its logs; ours are short, and a bound keeps the line well under the
-// backend's input limit.
-constexpr size_t kMaxSession = 128;
+// Longest session id we pass on: Dovecot (LOGIN_MAX_SESSION_ID_LEN) ignores
+// a longer one without a word, and the log lines would no longer match.
+constexpr size_t kMaxSession = 64;
 
 // A numeric IPv4 or IPv6 address, nothing else (no brackets, no port, no
 // scope, no NUL).

@@ -142,5 +142,253 @@ TEST(EncodeProxyV2Local, Bytes) {
             absl::BytesToHexString(Hex(absl::StrCat(kSig, "20 00 0000"))));
 }
 
+// --- Parser. ---
+
+ProxyHeader MustParse(std::string_view bytes) {
+  absl::StatusOr<std::optional<ProxyHeader>> r = ParseProxyHeader(bytes);
+  EXPECT_TRUE(r.ok()) << r.status() << " for "
+                      << absl::CHexEscape(std::string(bytes));
+  if (!r.ok()) return {};
+  EXPECT_TRUE(r->has_value()) << absl::CHexEscape(std::string(bytes));
+  if (!r->has_value()) return {};
+  return **r;
+}
+
+bool IsError(std::string_view bytes) { return !ParseProxyHeader(bytes).ok(); }
+
+bool NeedsMore(std::string_view bytes) {
+  absl::StatusOr<std::optional<ProxyHeader>> r = ParseProxyHeader(bytes);
+  return r.ok() && !r->has_value();
+}
+
+// Every proper prefix of a valid header asks for more, never an error.
+void ExpectPrefixesNeedMore(std::string_view header) {
+  for (size_t n = 0; n < header.size(); ++n) {
+    EXPECT_TRUE(NeedsMore(header.substr(0, n)))
+        << n << " bytes of " << absl::CHexEscape(std::string(header));
+  }
+}
+
+TEST(ParseProxyHeader, V2RoundTripIpv4) {
+  const std::string enc =
+      EncodeProxyV2(Addr("192.0.2.7:50123"), Addr("198.51.100.1:110"), nullptr);
+  const std::string stream = enc + "USER x\r\n";
+  ProxyHeader h = MustParse(stream);
+  EXPECT_EQ(h.version, 2);
+  EXPECT_FALSE(h.local);
+  ASSERT_TRUE(h.src && h.dst);
+  EXPECT_EQ(h.src->ToString(), "192.0.2.7:50123");
+  EXPECT_EQ(h.dst->ToString(), "198.51.100.1:110");
+  EXPECT_FALSE(h.ssl);
+  EXPECT_EQ(h.authority, "");
+  EXPECT_EQ(h.length, enc.size());
+  ExpectPrefixesNeedMore(enc);
+}
+
+TEST(ParseProxyHeader, V2RoundTripIpv6WithTls) {
+  ProxyTlsInfo tls{"TLSv1.3", "TLS_AES_256_GCM_SHA384", "mail.example.org"};
+  const std::string enc =
+      EncodeProxyV2(Addr("[2001:db8::7]:1"), Addr("[2001:db8::1]:995"), &tls);
+  ProxyHeader h = MustParse(enc);
+  EXPECT_EQ(h.version, 2);
+  ASSERT_TRUE(h.src && h.dst);
+  EXPECT_EQ(h.src->ToString(), "[2001:db8::7]:1");
+  EXPECT_EQ(h.dst->ToString(), "[2001:db8::1]:995");
+  EXPECT_TRUE(h.ssl);
+  EXPECT_EQ(h.ssl_version, "TLSv1.3");
+  EXPECT_EQ(h.ssl_cipher, "TLS_AES_256_GCM_SHA384");
+  EXPECT_EQ(h.authority, "mail.example.org");
+  EXPECT_EQ(h.length, enc.size());
+  ExpectPrefixesNeedMore(enc);
+}
+
+TEST(ParseProxyHeader, V2Local) {
+  const std::string enc = EncodeProxyV2Local();
+  ProxyHeader h = MustParse(enc + "+OK");
+  EXPECT_EQ(h.version, 2);
+  EXPECT_TRUE(h.local);
+  EXPECT_FALSE(h.src.has_value());
+  EXPECT_EQ(h.length, 16u);
+  ExpectPrefixesNeedMore(enc);
+  // LOCAL with a TCP4 block (some senders fill it in): discarded.
+  std::string with_block =
+      Hex(absl::StrCat(kSig, "20 11 000c c0000207 c6336401 c3cb 006e"));
+  h = MustParse(with_block);
+  EXPECT_TRUE(h.local);
+  EXPECT_FALSE(h.src.has_value());
+  EXPECT_EQ(h.length, 28u);
+}
+
+TEST(ParseProxyHeader, V2ProxyUnspecHasNoAddress) {
+  ProxyHeader h = MustParse(Hex(absl::StrCat(kSig, "21 00 0000")));
+  EXPECT_TRUE(h.local);
+  EXPECT_FALSE(h.src.has_value());
+}
+
+TEST(ParseProxyHeader, V2SkipsUnknownTlvs) {
+  // NOOP (0x04) with 2 bytes, a custom 0xe0 with none, then AUTHORITY.
+  std::string b = Hex(absl::StrCat(kSig,
+                                   "21 11 0019 c0000207 c6336401 c3cb 006e"
+                                   "04 0002 0000  e0 0000  02 0002 6162"));
+  ProxyHeader h = MustParse(b);
+  EXPECT_EQ(h.authority, "ab");
+  EXPECT_EQ(h.length, b.size());
+}
+
+TEST(ParseProxyHeader, V2Malformed) {
+  // Bad signature (one byte off), at any length.
+  std::string bad_sig = EncodeProxyV2Local();
+  bad_sig[6] = 'X';
+  EXPECT_TRUE(IsError(bad_sig));
+  EXPECT_TRUE(IsError(bad_sig.substr(0, 7)));
+  // Wrong version (1 or 3 in the high nibble), unknown command.
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(kSig, "11 00 0000"))));
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(kSig, "31"))));
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(kSig, "22 00 0000"))));
+  // Unknown family or transport, even before the length is in.
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(kSig, "21 41"))));
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(kSig, "21 13"))));
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(kSig, "20 13 0000"))));
+  // UDP and UNIX: unsupported.
+  for (const char* fam : {"12", "22", "31", "32"}) {
+    absl::StatusOr<std::optional<ProxyHeader>> r = ParseProxyHeader(
+        Hex(absl::StrCat(kSig, "21", fam, "00d8", std::string(2 * 216, '0'))));
+    ASSERT_FALSE(r.ok()) << fam;
+    EXPECT_NE(r.status().message().find("unsupported"), std::string::npos);
+  }
+  // Address block shorter than the family needs: refused at once.
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(kSig, "21 11 000b"))));
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(kSig, "21 21 0023"))));
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(kSig, "21 21 000c", "c0000207"))));
+  // Oversize length, refused before the bytes arrive.
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(kSig, "21 11 0ff1"))));
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(kSig, "21 11 ffff"))));
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(kSig, "20 00 ffff"))));
+  EXPECT_TRUE(NeedsMore(Hex(absl::StrCat(kSig, "21 11 0ff0"))));  // 4096
+  // A TLV running past the end of the header.
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(
+      kSig, "21 11 0011 c0000207 c6336401 c3cb 006e 02 0003 6162"))));
+  // Two bytes after the block: not even a TLV header.
+  EXPECT_TRUE(IsError(
+      Hex(absl::StrCat(kSig, "21 11 000e c0000207 c6336401 c3cb 006e 0200"))));
+  // SSL TLV shorter than client + verify.
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(
+      kSig, "21 11 0013 c0000207 c6336401 c3cb 006e 20 0004 01000000"))));
+  // SSL sub-TLV running past its TLV (but not past the header).
+  EXPECT_TRUE(IsError(Hex(absl::StrCat(kSig,
+                                       "21 11 0018 c0000207 c6336401 c3cb 006e"
+                                       "20 0009 01 00000001 21 0005 61"))));
+  // Not a header at all.
+  EXPECT_TRUE(IsError("USER bob\r\n"));
+  EXPECT_TRUE(IsError(std::string_view("\0", 1)));
+}
+
+// The spec's v1 examples.
+TEST(ParseProxyHeader, V1SpecExamples) {
+  ProxyHeader h =
+      MustParse("PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\nGET");
+  EXPECT_EQ(h.version, 1);
+  EXPECT_FALSE(h.local);
+  ASSERT_TRUE(h.src && h.dst);
+  EXPECT_EQ(h.src->ToString(), "192.168.0.1:56324");
+  EXPECT_EQ(h.dst->ToString(), "192.168.0.11:443");
+  EXPECT_EQ(h.length, 47u);
+
+  const std::string f6 = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+  const std::string tcp4 =
+      "PROXY TCP4 255.255.255.255 255.255.255.255 65535 65535\r\n";
+  const std::string tcp6 =
+      absl::StrCat("PROXY TCP6 ", f6, " ", f6, " 65535 65535\r\n");
+  const std::string unknown = "PROXY UNKNOWN\r\n";
+  const std::string unknown_long =
+      absl::StrCat("PROXY UNKNOWN ", f6, " ", f6, " 65535 65535\r\n");
+  ASSERT_EQ(unknown_long.size(), 107u);  // the spec's worst case
+
+  h = MustParse(tcp4);
+  EXPECT_EQ(h.src->ToString(), "255.255.255.255:65535");
+  EXPECT_EQ(h.length, tcp4.size());
+  h = MustParse(tcp6);
+  EXPECT_EQ(h.src->ToString(), absl::StrCat("[", f6, "]:65535"));
+  EXPECT_EQ(h.length, tcp6.size());
+  h = MustParse(unknown);
+  EXPECT_TRUE(h.local);
+  EXPECT_FALSE(h.src.has_value());
+  EXPECT_EQ(h.length, 15u);
+  h = MustParse(unknown_long);
+  EXPECT_TRUE(h.local);
+  EXPECT_EQ(h.length, 107u);
+  for (const std::string& v : {tcp4, tcp6, unknown, unknown_long}) {
+    ExpectPrefixesNeedMore(v);
+  }
+  // Port 0 and compressed IPv6 forms are fine.
+  h = MustParse("PROXY TCP6 2001:db8::7 ::1 0 110\r\n");
+  EXPECT_EQ(h.src->ToString(), "[2001:db8::7]:0");
+  EXPECT_EQ(h.dst->ToString(), "[::1]:110");
+  h = MustParse("PROXY TCP6 ::ffff:192.0.2.7 ::ffff:192.0.2.8 1 2\r\n");
+  EXPECT_EQ(h.src->family(), AF_INET6);
+}
+
+TEST(ParseProxyHeader, V1Malformed) {
+  const std::string f6 = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+  // No CRLF within 107 bytes.
+  std::string over =
+      absl::StrCat("PROXY UNKNOWN ", f6, " ", f6, " 65535 655350");
+  ASSERT_EQ(over.size(), 106u);
+  EXPECT_TRUE(NeedsMore(over));
+  EXPECT_TRUE(IsError(over + "\r"));
+  EXPECT_TRUE(IsError(over + "\r\n"));
+  EXPECT_TRUE(IsError(std::string(200, 'P')));
+  EXPECT_TRUE(IsError(absl::StrCat("PROXY UNKNOWN ", std::string(100, 'x'))));
+  for (const char* bad : {
+           "PROXY TCP4 192.0.2.7 192.0.2.8 1 65536\r\n",  // port range
+           "PROXY TCP4 192.0.2.7 192.0.2.8 1 99999\r\n",
+           "PROXY TCP4 192.0.2.7 192.0.2.8 01 2\r\n",  // leading zero
+           "PROXY TCP4 192.0.2.7 192.0.2.8 +1 2\r\n",  // sign
+           "PROXY TCP4 192.0.2.7 192.0.2.8 -1 2\r\n",
+           "PROXY TCP4 192.0.2.7 192.0.2.8 1 2x\r\n",   // junk
+           "PROXY TCP4 192.0.2.7 192.0.2.8 1 \r\n",     // empty port
+           "PROXY TCP4 192.0.2.7 192.0.2.8 1\r\n",      // too few
+           "PROXY TCP4 192.0.2.7 192.0.2.8 1 2 3\r\n",  // too many
+           "PROXY TCP4 192.0.2.7 192.0.2.8 1 2 \r\n",   // trailing space
+           "PROXY TCP4  192.0.2.7 192.0.2.8 1 2\r\n",   // double space
+           "PROXY TCP4 192.0.2.7  192.0.2.8 1 2\r\n",
+           "PROXY  TCP4 192.0.2.7 192.0.2.8 1 2\r\n",
+           "PROXY TCP4 192.0.2.256 192.0.2.8 1 2\r\n",  // bad address
+           "PROXY TCP4 192.0.2 192.0.2.8 1 2\r\n",
+           "PROXY TCP4 010.0.2.7 192.0.2.8 1 2\r\n",
+           "PROXY TCP4 2001:db8::1 192.0.2.8 1 2\r\n",  // family mismatch
+           "PROXY TCP6 192.0.2.7 2001:db8::1 1 2\r\n",
+           "PROXY TCP6 2001:db8:::1 2001:db8::1 1 2\r\n",
+           "PROXY TCP6 [2001:db8::1] 2001:db8::1 1 2\r\n",
+           "PROXY TCP6 fe80::1%eth0 2001:db8::1 1 2\r\n",
+           "PROXY TCP4 host.example 192.0.2.8 1 2\r\n",
+           "PROXY TCP5 192.0.2.7 192.0.2.8 1 2\r\n",  // protocol
+           "PROXY tcp4 192.0.2.7 192.0.2.8 1 2\r\n",
+           "PROXY UDP4 192.0.2.7 192.0.2.8 1 2\r\n",
+           "PROXY UNKNOWNX\r\n",
+           "PROXY TCP4\r\n",
+           "PROXY \r\n",
+           "PROXY\r\n",
+           "PROXY TCP4 192.0.2.7 192.0.2.8 1 2\n",       // bare LF
+           "PROXY TCP4 192.0.2.7 192.0.2.8 1 2\rx\r\n",  // stray CR
+           "PROXY TCP4 192.0.2.7\t192.0.2.8 1 2\r\n",
+           "proxy TCP4 192.0.2.7 192.0.2.8 1 2\r\n",
+       }) {
+    EXPECT_TRUE(IsError(bad)) << absl::CHexEscape(bad);
+  }
+  // Errors show as soon as a prefix cannot become valid.
+  EXPECT_TRUE(
+      IsError("PROXY TCP4 192.0.2.7 192.0.2.8 1 9999"
+              "9"));
+  EXPECT_TRUE(IsError("PROXY X"));
+  EXPECT_TRUE(IsError("PROXY TCP4 1.2.3.4x"));
+  EXPECT_TRUE(IsError("PROXY TCP4 1.2.3.4 5.6.7.8 01"));
+  EXPECT_TRUE(IsError("PROXY TCP4 1.2.3.4 5.6.7.8 1 2 "));
+  EXPECT_TRUE(IsError("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"));
+  EXPECT_TRUE(NeedsMore("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r"));
+}
+
+TEST(ParseProxyHeader, EmptyNeedsMore) { EXPECT_TRUE(NeedsMore("")); }
+
 }  // namespace
 }  // namespace popgate

@@ -64,9 +64,9 @@ TEST(FormatXclient, RefusesBadSession) {
   XclientParams p = Good();
   p.session = std::string("ab\0cd", 5);
   EXPECT_FALSE(FormatXclient(p).ok());
-  p.session = std::string(129, 'a');
+  p.session = std::string(65, 'a');
   EXPECT_FALSE(FormatXclient(p).ok());
-  p.session = std::string(128, 'a');
+  p.session = std::string(64, 'a');
   EXPECT_TRUE(FormatXclient(p).ok());
 }
 
