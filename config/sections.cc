@@ -131,7 +131,8 @@ absl::Status ParseBackends(const Fields& f, const toml::node& node,
   const std::string where =
       absl::StrCat("in a backend of tenant ", Quote(spec.name));
   for (const toml::table* b : *backends) {
-    if (absl::Status s = f.CheckKeys(*b, {"address", "weight"}, where);
+    if (absl::Status s = f.CheckKeys(
+            *b, {"address", "weight", "state", "max_connections"}, where);
         !s.ok()) {
       return s;
     }
@@ -161,7 +162,339 @@ absl::Status ParseBackends(const Fields& f, const toml::node& node,
       if (!w.ok()) return w.status();
       backend.weight = static_cast<uint32_t>(*w);
     }
+    if (const toml::node* v = b->get("state")) {
+      absl::StatusOr<std::string> state = f.GetString(*v, "state");
+      if (!state.ok()) return state.status();
+      if (*state == "up") {
+        backend.state = routing::AdminState::kUp;
+      } else if (*state == "drain") {
+        backend.state = routing::AdminState::kDrain;
+      } else if (*state == "down") {
+        backend.state = routing::AdminState::kDown;
+      } else {
+        return f.Error(LineOf(*v),
+                       "a backend's 'state' must be \"up\", \"drain\" or "
+                       "\"down\"");
+      }
+    }
+    if (const toml::node* v = b->get("max_connections")) {
+      absl::StatusOr<int64_t> n = f.GetInt(*v, "max_connections", 0, 1000000);
+      if (!n.ok()) return n.status();
+      backend.max_connections = static_cast<uint32_t>(*n);
+    }
     spec.backends.push_back(std::move(backend));
+  }
+  return absl::OkStatus();
+}
+
+// [tenant.health_check]: the table's presence turns active checks on.
+absl::Status ParseHealthCheck(const Fields& f, const toml::node& node,
+                              TenantConfig& tenant) {
+  absl::StatusOr<const toml::table*> table = f.GetTable(node, "health_check");
+  if (!table.ok()) return table.status();
+  if (absl::Status s = f.CheckKeys(**table,
+                                   {"active", "passive", "interval", "timeout",
+                                    "rise", "fall", "capa", "tls"},
+                                   "in health_check");
+      !s.ok()) {
+    return s;
+  }
+  const toml::table& t = **table;
+  HealthCheckConfig& h = tenant.health_check;
+  h.line = LineOf(t);
+  h.active = true;
+  struct BoolField {
+    std::string_view key;
+    bool* out;
+  };
+  for (const BoolField& field :
+       {BoolField{"active", &h.active}, BoolField{"passive", &h.passive},
+        BoolField{"capa", &h.capa}, BoolField{"tls", &h.tls}}) {
+    const toml::node* v = t.get(field.key);
+    if (v == nullptr) continue;
+    absl::StatusOr<bool> b = f.GetBool(*v, field.key);
+    if (!b.ok()) return b.status();
+    *field.out = *b;
+  }
+  const toml::node* interval = t.get("interval");
+  if (interval != nullptr) {
+    absl::StatusOr<absl::Duration> d =
+        f.GetDuration(*interval, "interval", false);
+    if (!d.ok()) return d.status();
+    // Faster than once a second is a load on the backends, not a faster
+    // reaction: fall counts dominate the time to notice a death anyway.
+    if (*d < absl::Seconds(1)) {
+      return f.Error(LineOf(*interval),
+                     "health_check 'interval' must be at least 1s (a "
+                     "duration such as \"5s\")");
+    }
+    h.interval = *d;
+  }
+  const toml::node* timeout = t.get("timeout");
+  if (timeout != nullptr) {
+    absl::StatusOr<absl::Duration> d =
+        f.GetDuration(*timeout, "timeout", false);
+    if (!d.ok()) return d.status();
+    h.timeout = *d;
+  }
+  // A check still running when the next is due would pile up checks on a
+  // backend that hangs.
+  if (h.timeout >= h.interval) {
+    if (timeout != nullptr) {
+      return f.Error(LineOf(*timeout),
+                     absl::StrCat("health_check 'timeout' (",
+                                  absl::FormatDuration(h.timeout),
+                                  ") must be shorter than 'interval' (",
+                                  absl::FormatDuration(h.interval), ")"));
+    }
+    return f.Error(interval != nullptr ? LineOf(*interval) : h.line,
+                   absl::StrCat("health_check 'interval' (",
+                                absl::FormatDuration(h.interval),
+                                ") must be longer than 'timeout' (",
+                                absl::FormatDuration(h.timeout),
+                                ", the default): set a shorter 'timeout' too"));
+  }
+  for (auto [key, out] : {std::pair<std::string_view, int*>{"rise", &h.rise},
+                          std::pair<std::string_view, int*>{"fall", &h.fall}}) {
+    const toml::node* v = t.get(key);
+    if (v == nullptr) continue;
+    absl::StatusOr<int64_t> n = f.GetInt(*v, key, 1, 100);
+    if (!n.ok()) return n.status();
+    *out = static_cast<int>(*n);
+  }
+  return absl::OkStatus();
+}
+
+// Printable ASCII without space: what fits in a USER or AUTH line as one
+// token.
+bool IsToken(std::string_view s) {
+  for (char c : s) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return !s.empty();
+}
+
+// backend_login and the master_* keys; `auth_line` is where auth was set.
+absl::Status ParseBackendLogin(const Fields& f, const toml::table& t,
+                               TenantConfig& tenant, Line auth_line) {
+  const std::string& name = tenant.spec.name;
+  Line login_line = LineOf(t);
+  if (const toml::node* v = t.get("backend_login")) {
+    login_line = LineOf(*v);
+    absl::StatusOr<std::string> mode = f.GetString(*v, "backend_login");
+    if (!mode.ok()) return mode.status();
+    if (*mode == "client") {
+      tenant.backend_login = BackendLoginMode::kClient;
+    } else if (*mode == "master") {
+      tenant.backend_login = BackendLoginMode::kMaster;
+    } else {
+      return f.Error(LineOf(*v),
+                     "'backend_login' must be \"client\" or \"master\"");
+    }
+  }
+  constexpr std::string_view kMasterKeys[] = {
+      "master_user", "master_password_file", "master_login",
+      "master_separator"};
+  if (tenant.backend_login == BackendLoginMode::kClient) {
+    // Silently ignoring them would hide that the master user is not used.
+    for (std::string_view key : kMasterKeys) {
+      if (const toml::node* v = t.get(key)) {
+        return f.Error(LineOf(*v),
+                       absl::StrCat(Quote(key),
+                                    " is used only with backend_login = "
+                                    "\"master\" (tenant ",
+                                    Quote(name), " logs in as the client)"));
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (tenant.auth != AuthProvider::kFile) {
+    return f.Error(
+        login_line,
+        absl::StrCat("backend_login = \"master\" needs auth = \"file\" "
+                     "(tenant ",
+                     Quote(name), " has auth = \"backend\" on line ", auth_line,
+                     "): popgate has to verify the user's password itself "
+                     "before it logs in on the user's behalf"));
+  }
+  const toml::node* user = t.get("master_user");
+  if (user == nullptr) {
+    return f.Error(login_line,
+                   absl::StrCat("tenant ", Quote(name),
+                                " has backend_login = \"master\" but no "
+                                "'master_user'"));
+  }
+  absl::StatusOr<std::string> u = f.GetString(*user, "master_user");
+  if (!u.ok()) return u.status();
+  if (u->size() > 255 || !IsToken(*u)) {
+    return f.Error(LineOf(*user),
+                   "'master_user' must be 1..255 printable ASCII characters "
+                   "without spaces");
+  }
+  tenant.master_user = *std::move(u);
+  const toml::node* file = t.get("master_password_file");
+  if (file == nullptr) {
+    return f.Error(login_line,
+                   absl::StrCat("tenant ", Quote(name),
+                                " has backend_login = \"master\" but no "
+                                "'master_password_file'"));
+  }
+  absl::StatusOr<std::string> p = f.GetPath(*file, "master_password_file");
+  if (!p.ok()) return p.status();
+  tenant.master_password_file = *std::move(p);
+  tenant.master_password_file_line = LineOf(*file);
+  Line method_line = login_line;
+  if (const toml::node* v = t.get("master_login")) {
+    method_line = LineOf(*v);
+    absl::StatusOr<std::string> m = f.GetString(*v, "master_login");
+    if (!m.ok()) return m.status();
+    if (*m == "separator") {
+      tenant.master_login = MasterLoginMethod::kSeparator;
+    } else if (*m == "sasl-plain") {
+      tenant.master_login = MasterLoginMethod::kSaslPlain;
+    } else {
+      return f.Error(LineOf(*v),
+                     "'master_login' must be \"separator\" or "
+                     "\"sasl-plain\"");
+    }
+  }
+  if (const toml::node* v = t.get("master_separator")) {
+    if (tenant.master_login != MasterLoginMethod::kSeparator) {
+      return f.Error(LineOf(*v),
+                     absl::StrCat("'master_separator' is used only with "
+                                  "master_login = \"separator\" (tenant ",
+                                  Quote(name), " has \"sasl-plain\" on line ",
+                                  method_line, ")"));
+    }
+    absl::StatusOr<std::string> sep = f.GetString(*v, "master_separator");
+    if (!sep.ok()) return sep.status();
+    // A character that can be part of a canonical user name would make the
+    // backend split "user<sep>master" in the wrong place.
+    bool ok = sep->size() <= 8 && IsToken(*sep);
+    for (char c : *sep) {
+      ok = ok && !absl::ascii_isalnum(c) &&
+           std::string_view("._+=-@").find(c) == std::string_view::npos;
+    }
+    if (!ok) {
+      return f.Error(LineOf(*v),
+                     "'master_separator' must be 1..8 printable ASCII "
+                     "characters, none of them a space, a letter, a digit or "
+                     "one of . _ + = - @ (they can be part of a user name), "
+                     "e.g. \"*\"");
+    }
+    tenant.master_separator = *std::move(sep);
+  }
+  return absl::OkStatus();
+}
+
+constexpr size_t kMaxCapabilities = 32;
+constexpr size_t kMaxCapabilityLength = 100;
+
+// capabilities = ["TOP", "EXPIRE 30", ...]: CAPA before login.
+absl::Status ParseCapabilities(const Fields& f, const toml::node& node,
+                               TenantConfig& tenant) {
+  const toml::array* array = node.as_array();
+  if (array == nullptr) {
+    return f.WrongType(node, "capabilities", "an array of strings");
+  }
+  if (array->size() > kMaxCapabilities) {
+    return f.Error(
+        LineOf(node),
+        absl::StrCat("'capabilities' has ", array->size(), " entries; at most ",
+                     kMaxCapabilities, " are allowed"));
+  }
+  constexpr std::string_view kForm =
+      "a capability is an upper-case keyword of [A-Z0-9-], optionally "
+      "followed by one space and printable ASCII arguments, at most 100 "
+      "characters in all (e.g. \"TOP\", \"EXPIRE 30\")";
+  absl::flat_hash_map<std::string, Line> seen;  // keyword -> line
+  std::vector<std::string> out;
+  for (const toml::node& n : *array) {
+    absl::StatusOr<std::string> cap = f.GetString(n, "capabilities[]");
+    if (!cap.ok()) return cap.status();
+    const std::string_view c = *cap;
+    const size_t space = c.find(' ');
+    const std::string_view keyword = c.substr(0, space);
+    const std::string_view args =
+        space == std::string_view::npos ? "" : c.substr(space + 1);
+    bool ok = !keyword.empty() && c.size() <= kMaxCapabilityLength;
+    for (char k : keyword) {
+      ok = ok && (absl::ascii_isupper(k) || absl::ascii_isdigit(k) || k == '-');
+    }
+    if (space != std::string_view::npos) {
+      ok = ok && !args.empty() && args.front() != ' ' && args.back() != ' ';
+      for (char a : args) ok = ok && a >= 0x20 && a < 0x7f;
+    }
+    if (!ok) {
+      return f.Error(LineOf(n),
+                     absl::StrCat("bad capability ", Quote(c), ": ", A(kForm)));
+    }
+    std::string_view why;
+    if (keyword == "USER") {
+      why = "offers it where plaintext logins are allowed";
+    } else if (keyword == "SASL") {
+      why = "offers its own SASL mechanisms where logins are allowed";
+    } else if (keyword == "STLS") {
+      why = "offers it on starttls listeners until TLS is on";
+    } else if (keyword == "IMPLEMENTATION") {
+      why = "sends its own, with its popgate-id for loop detection";
+    }
+    if (!why.empty()) {
+      return f.Error(LineOf(n),
+                     absl::StrCat("capability ", Quote(keyword),
+                                  " cannot be configured: popgate ", A(why),
+                                  "; leave it out of 'capabilities'"));
+    }
+    auto [it, inserted] = seen.emplace(std::string(keyword), LineOf(n));
+    if (!inserted) {
+      return f.Error(LineOf(n), absl::StrCat("capability ", Quote(keyword),
+                                             " listed twice (first on line ",
+                                             it->second, ")"));
+    }
+    out.push_back(*std::move(cap));
+  }
+  tenant.capabilities = std::move(out);
+  return absl::OkStatus();
+}
+
+// failover, client_identity, backend_login (+ master_*), capabilities and
+// health_check: how the tenant's pool is used.
+absl::Status ParsePoolSettings(const Fields& f, const toml::table& t,
+                               TenantConfig& tenant, Line auth_line) {
+  if (const toml::node* v = t.get("failover")) {
+    absl::StatusOr<std::string> mode = f.GetString(*v, "failover");
+    if (!mode.ok()) return mode.status();
+    if (*mode == "none") {
+      tenant.failover = Failover::kNone;
+    } else if (*mode == "next") {
+      tenant.failover = Failover::kNext;
+    } else {
+      return f.Error(LineOf(*v), "'failover' must be \"none\" or \"next\"");
+    }
+  }
+  if (const toml::node* v = t.get("client_identity")) {
+    absl::StatusOr<std::string> mode = f.GetString(*v, "client_identity");
+    if (!mode.ok()) return mode.status();
+    if (*mode == "none") {
+      tenant.client_identity = ClientIdentity::kNone;
+    } else if (*mode == "proxy-v2") {
+      tenant.client_identity = ClientIdentity::kProxyV2;
+    } else if (*mode == "xclient") {
+      tenant.client_identity = ClientIdentity::kXclient;
+    } else {
+      return f.Error(LineOf(*v),
+                     "'client_identity' must be \"none\", \"proxy-v2\" or "
+                     "\"xclient\"");
+    }
+  }
+  if (absl::Status s = ParseBackendLogin(f, t, tenant, auth_line); !s.ok()) {
+    return s;
+  }
+  if (const toml::node* v = t.get("capabilities")) {
+    if (absl::Status s = ParseCapabilities(f, *v, tenant); !s.ok()) return s;
+  }
+  if (const toml::node* v = t.get("health_check")) {
+    if (absl::Status s = ParseHealthCheck(f, *v, tenant); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -171,7 +504,10 @@ absl::Status ParseTenant(const Fields& f, const toml::table& t,
   if (absl::Status s =
           f.CheckKeys(t,
                       {"name", "domains", "username", "auth", "passwd_file",
-                       "backends", "sni_names", "certificates", "backend_tls"},
+                       "backends", "sni_names", "certificates", "backend_tls",
+                       "failover", "client_identity", "backend_login",
+                       "master_user", "master_password_file", "master_login",
+                       "master_separator", "capabilities", "health_check"},
                       "in [[tenant]]");
       !s.ok()) {
     return s;
@@ -296,6 +632,9 @@ absl::Status ParseTenant(const Fields& f, const toml::table& t,
   }
   if (const toml::node* v = t.get("backend_tls")) {
     if (absl::Status s = ParseBackendTls(f, *v, tenant); !s.ok()) return s;
+  }
+  if (absl::Status s = ParsePoolSettings(f, t, tenant, auth_line); !s.ok()) {
+    return s;
   }
 
   const toml::node* backends = t.get("backends");
