@@ -1,6 +1,8 @@
 // The [[tenant]] settings for fronting a fleet: failover, client_identity,
 // backend_login and master_*, capabilities, [tenant.health_check], and each
 // backend's state and max_connections.
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -535,43 +537,41 @@ TEST(FleetConfigTest, UnknownTenantKeyStillRefused) {
                       "unknown key 'fail_over' in [[tenant]]"));
 }
 
-// A full pool as the README's example shows it.
+// The README's example pool, read from the README itself so the two cannot
+// drift apart.
 TEST(FleetConfigTest, ReadmeExamplePool) {
-  absl::StatusOr<Config> config = Parse(
-      "[[listener]]\n"
-      "address = \"0.0.0.0:110\"\n"
-      "[[tenant]]\n"
-      "name = \"example-com\"\n"
-      "domains = [\"example.com\"]\n"
-      "passwd_file = \"example.com.passwd\"\n"
-      "failover = \"next\"\n"
-      "client_identity = \"xclient\"\n"
-      "backend_login = \"master\"\n"
-      "master_user = \"popgate\"\n"
-      "master_password_file = \"master.pw\"\n"
-      "capabilities = [\"TOP\", \"UIDL\", \"PIPELINING\", \"RESP-CODES\",\n"
-      "                \"AUTH-RESP-CODE\", \"EXPIRE NEVER\"]\n"
-      "backends = [\n"
-      "  { address = \"10.0.1.1:110\" },\n"
-      "  { address = \"10.0.1.2:110\", max_connections = 2000 },\n"
-      "  { address = \"10.0.1.3:110\", state = \"drain\" },\n"
-      "]\n"
-      "[tenant.health_check]\n"
-      "interval = \"5s\"\n"
-      "timeout = \"2s\"\n"
-      "rise = 2\n"
-      "fall = 3\n");
+  std::ifstream in(POPGATE_README);
+  ASSERT_TRUE(in) << POPGATE_README;
+  std::stringstream readme;
+  readme << in.rdbuf();
+  const std::string text = readme.str();
+  const size_t intro = text.find("A pool of three Dovecot backends");
+  ASSERT_NE(intro, std::string::npos);
+  const size_t open = text.find("```toml\n", intro);
+  ASSERT_NE(open, std::string::npos);
+  const size_t begin = open + 8;
+  const size_t close = text.find("```\n", begin);
+  ASSERT_NE(close, std::string::npos);
+  absl::StatusOr<Config> config =
+      Parse("[[listener]]\naddress = \"0.0.0.0:110\"\n" +
+            text.substr(begin, close - begin));
   ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->tenants.size(), 1u);
   const TenantConfig& t = config->tenants[0];
+  EXPECT_EQ(t.auth, AuthProvider::kFile);
   EXPECT_EQ(t.failover, Failover::kNext);
   EXPECT_EQ(t.client_identity, ClientIdentity::kXclient);
   EXPECT_EQ(t.backend_login, BackendLoginMode::kMaster);
+  EXPECT_EQ(t.master_user, "popgate");
   EXPECT_EQ(t.master_password_file, "/etc/popgate/master.pw");
+  EXPECT_EQ(t.master_login, MasterLoginMethod::kSeparator);
   EXPECT_EQ(t.capabilities.size(), 6u);
+  ASSERT_EQ(t.spec.backends.size(), 3u);
   EXPECT_EQ(t.spec.backends[1].max_connections, 2000u);
   EXPECT_EQ(t.spec.backends[2].state, routing::AdminState::kDrain);
   EXPECT_TRUE(t.health_check.active);
-  EXPECT_EQ(t.health_check.line, 19u);
+  EXPECT_EQ(t.health_check.interval, absl::Seconds(5));
+  EXPECT_EQ(t.health_check.fall, 3);
 }
 
 }  // namespace
