@@ -67,11 +67,18 @@ class BackendHealth {
   // max 0 = no limit (still counted). Release once per successful take.
   bool TryAcquire(uint32_t max);
   void Release();
-  uint32_t sessions() const { return sessions_.load(std::memory_order_relaxed); }
+  uint32_t sessions() const {
+    return sessions_.load(std::memory_order_relaxed);
+  }
 
  private:
+  // Moves the state by compare-exchange; the log line for the thread that
+  // made the change, nullopt for one that lost a race. `source`: "check"
+  // or "login".
   std::optional<std::string> Transition(HealthState from, HealthState to,
-                                        std::string_view why, absl::Time now);
+                                        std::string_view why,
+                                        std::string_view source,
+                                        absl::Time now);
 
   const std::string tenant_;
   const std::string address_;
@@ -98,10 +105,13 @@ class HealthRegistry {
   // Thread-safe (main thread in practice: snapshot builds).
   std::shared_ptr<BackendHealth> Get(std::string_view tenant,
                                      std::string_view address);
+  // Entries held, expired ones not yet swept included (tests).
+  size_t size();
 
  private:
   std::mutex mu_;
   absl::flat_hash_map<std::string, std::weak_ptr<BackendHealth>> entries_;
+  size_t live_after_sweep_ = 0;  // entries_.size() after the last sweep
 };
 
 }  // namespace popgate
