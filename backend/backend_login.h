@@ -121,6 +121,13 @@ struct BackendLoginResult {
   // The password (or AUTH) line went out: from then on the backend may
   // have opened the maildrop, so the login must not be retried elsewhere.
   bool credentials_sent = false;
+  // The client's identity reached the backend: the PROXY v2 header went out
+  // (with the client's address, not LOCAL), or the backend answered +OK to
+  // XCLIENT. False in mode none.
+  bool identity_sent = false;
+  // Why not, when the mode asked for it (XCLIENT not offered, refused, or
+  // not formattable): for the log. The login goes on without it.
+  std::string identity_error;
   UniqueFd fd;
   // The byte stream to the backend (plain or TLS), set when kOk.
   std::unique_ptr<Stream> stream;
@@ -129,8 +136,26 @@ struct BackendLoginResult {
   std::string leftover;  // bytes the backend sent after its reply
 };
 
-// Credentials go through CheckLineArgument before anything is sent
-// (pop3/line_safety.h).
+// What goes to the backend, in order (one flight per line of this list):
+//  - proxy-v2: the PROXY v2 header right after connect (LOCAL when the
+//    client's address is unknown), then as in mode none.
+//  - none / proxy-v2: CAPA + USER pipelined; then [XPOPGATE-LOOP] + PASS.
+//  - xclient: Dovecot offers XCLIENT in its greeting ("+OK [XCLIENT] ...",
+//    to peers in its login_trusted_networks; 2.3 does not list it in CAPA):
+//    then CAPA + XCLIENT + USER pipelined. Otherwise CAPA alone, and
+//    XCLIENT + USER if a CAPA line offers XCLIENT (other servers), else
+//    USER. A -ERR to XCLIENT never fails the login (identity_error says so).
+//  - master, method separator: USER <user><separator><master_user>, PASS
+//    <master password>; a user that already contains the separator is
+//    refused before connecting (a client must not choose the master login).
+//  - master, method sasl-plain: CAPA alone (the loop check needs its answer
+//    before credentials go out), then [XPOPGATE-LOOP] + "AUTH PLAIN
+//    <base64(user NUL master_user NUL password)>" (RFC 4616, RFC 5034's
+//    initial response), or "AUTH PLAIN", "+ ", the base64 line when the
+//    initial response would make the line longer than 255 octets.
+// Every line with client bytes goes through CheckLineArgument / SafeForLine
+// before anything is sent (pop3/line_safety.h); a refusal is kRefused with
+// an [AUTH] reply and nothing sent (not even a connection).
 Task<BackendLoginResult> LoginToBackend(Ring& ring,
                                         const BackendLoginParams& p);
 
