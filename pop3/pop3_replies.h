@@ -8,18 +8,11 @@
 namespace popgate::replies {
 
 // CAPA is assembled from these: USER only where plaintext logins are
-// allowed, STLS only on a STARTTLS listener before TLS is up.
+// allowed, STLS only on a STARTTLS listener before TLS is up; then the
+// tenant's `capabilities` and popgate's IMPLEMENTATION line.
 inline constexpr std::string_view kCapaHead = "+OK Capability list follows\r\n";
 inline constexpr std::string_view kCapaUser = "USER\r\n";
 inline constexpr std::string_view kCapaStls = "STLS\r\n";
-inline constexpr std::string_view kCapaTail =
-    "PIPELINING\r\n"
-    "RESP-CODES\r\n"
-    "AUTH-RESP-CODE\r\n"
-    "TOP\r\n"
-    "UIDL\r\n"
-    "IMPLEMENTATION popgate\r\n"
-    ".\r\n";
 inline constexpr std::string_view kStlsGo = "+OK Begin TLS negotiation\r\n";
 inline constexpr std::string_view kStlsAgain = "-ERR TLS is already active\r\n";
 inline constexpr std::string_view kPlaintextRefused =
@@ -35,6 +28,10 @@ inline constexpr std::string_view kTooManyFailures =
     "-ERR [AUTH] Authentication failed, too many failures; closing.\r\n";
 inline constexpr std::string_view kBackendUnavailable =
     "-ERR [SYS/TEMP] Mail server temporarily unavailable, try again later.\r\n";
+// The user's maildrop is open through another backend of ours (RFC 3206).
+inline constexpr std::string_view kMaildropInUse =
+    "-ERR [IN-USE] Your mailbox is in use by another session, try again "
+    "later.\r\n";
 inline constexpr std::string_view kBye = "+OK Logging out\r\n";
 inline constexpr std::string_view kUnknownCommand =
     "-ERR Unknown command or not allowed before login\r\n";

@@ -20,10 +20,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "auth/hash_pool.h"
+#include "backend/backend_health.h"
+#include "backend/health_checker.h"
 #include "base/json_escape.h"
 #include "config/config.h"
 #include "net/listener.h"
 #include "runtime/ring.h"
+#include "server/health_targets.h"
 #include "server/log_writer.h"
 #include "server/trim_policy.h"
 #include "server/worker.h"
@@ -197,6 +200,9 @@ int Serve(const std::string& path) {
   // Kernel TLS needs the "tls" TCP upper-layer protocol; without it every
   // TLS session is encrypted in user space.
   deps.kernel_tls = tls::KernelTlsAvailable();
+  // Backends' health outlives snapshots: a reload keeps what checks found.
+  HealthRegistry health_registry;
+  deps.health = &health_registry;
   if (first->tls.session_tickets) {
     absl::StatusOr<std::shared_ptr<tls::TicketKeys>> keys =
         tls::TicketKeys::Create(first->tls.ticket_key_rotation,
@@ -270,6 +276,17 @@ int Serve(const std::string& path) {
   g_log = &log;
 
   SnapshotStore store(snap);
+  ApplyHealthPolicies(*snap);
+  // Active checks on a ring of their own (never a worker's). Backends
+  // start "unknown" (usable) and follow the checks: start-up does not
+  // wait for them, and works with backends down.
+  HealthChecker checker([&log](std::string line) { log.Append(line); });
+  if (absl::Status s = checker.Start(); !s.ok()) {
+    fprintf(stderr, "popgate: health checker: %s\n",
+            std::string(s.message()).c_str());
+    return 1;
+  }
+  checker.SetTargets(HealthTargets(*snap));
   auth::HashPool pool(static_cast<size_t>(config.server.auth_threads));
   std::vector<std::unique_ptr<Worker>> ws;
   for (int i = 0; i < workers; ++i) {
@@ -360,6 +377,10 @@ int Serve(const std::string& path) {
       const std::vector<std::string> restart =
           RestartOnlyChanges(started, next_config);
       grace = next_config.server.shutdown_grace;
+      ApplyHealthPolicies(**next);
+      checker.SetTargets(HealthTargets(**next));
+      // Workers see the new generation and cut sessions on backends now
+      // set "down".
       store.Set(*std::move(next));
       LogEvent("reloaded", ticket_detail);
       if (!restart.empty()) {
@@ -380,6 +401,7 @@ int Serve(const std::string& path) {
              absl::StrCat(",\"grace_ms\":", absl::ToInt64Milliseconds(grace)));
     absl::Time deadline = absl::Now() + grace;
     for (auto& w : ws) w->RequestStop(deadline);
+    checker.Stop();
     for (auto& w : ws) w->Join();
     LogEvent("stopped", "");
     break;

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "backend/backend_login.h"
 #include "base/json_escape.h"
 #include "session/session.h"
 #include "session/session_log.h"
@@ -200,6 +201,32 @@ void Worker::FlushLog() {
   }
 }
 
+std::string Worker::NewSessionId() {
+  // Unique in this process run (token, worker, counter); the token part
+  // tells runs and instances apart in a shared log. Only characters
+  // XCLIENT's SESSION allows.
+  return absl::StrCat(ProcessLoopToken().substr(0, 8), "-", index_, "-",
+                      absl::Hex(++session_counter_));
+}
+
+void Worker::CutForcedDown() {
+  snapshot_generation_ = store_.generation();
+  const std::shared_ptr<const Snapshot> snap = store_.Get();
+  if (snap->forced_down.empty()) return;
+  for (LiveSession* s : sessions_) {
+    if (s->backend == nullptr ||
+        std::find(snap->forced_down.begin(), snap->forced_down.end(),
+                  s->backend) == snap->forced_down.end()) {
+      continue;
+    }
+    // As at the end of the shutdown grace: every pending operation on the
+    // sockets completes and the session unwinds through its normal exit.
+    s->cut_backend_down = true;
+    if (s->client_fd >= 0) ::shutdown(s->client_fd, SHUT_RDWR);
+    if (s->backend_fd >= 0) ::shutdown(s->backend_fd, SHUT_RDWR);
+  }
+}
+
 void Worker::Run() {
   pthread_setname_np(pthread_self(),
                      absl::StrCat("popgate-w", index_).substr(0, 15).c_str());
@@ -222,6 +249,7 @@ void Worker::Run() {
                      JsonEscape(std::string(s.message())), "\"}\n"));
   }
   for (auto& a : acceptors_) ArmAccept(*a);
+  snapshot_generation_ = store_.generation();
   while (true) {
     FlushLog();
     // While paused for the log, look at the backlog more often than once
@@ -236,6 +264,7 @@ void Worker::Run() {
                                          : absl::Milliseconds(100);
     }
     ring_.RunOnce(wait);
+    if (store_.generation() != snapshot_generation_) CutForcedDown();
     if (stop_requested_.load() && !stopping_) BeginStop();
     if (!stopping_) continue;
     if (sessions_.empty()) {

@@ -60,6 +60,7 @@ class Worker final : public SessionEnv {
   // writer together at the start of the next turn (one lock, at most one
   // wake-up per turn); nothing is dropped.
   void Log(std::string line) override;
+  std::string NewSessionId() override;
 
  private:
   struct Acceptor {
@@ -84,6 +85,9 @@ class Worker final : public SessionEnv {
   // the writer's backlog.
   void FlushLog();
   void BeginStop();
+  // After a reload: cuts the sessions on backends the new config sets
+  // state = "down" (no QUIT; the client's DELE marks are discarded).
+  void CutForcedDown();
 
   int index_;
   SnapshotStore& store_;
@@ -108,6 +112,8 @@ class Worker final : public SessionEnv {
   std::atomic<bool> stop_requested_{false};
   std::atomic<int64_t> deadline_unix_ns_{0};
   bool stopping_ = false;
+  uint64_t snapshot_generation_ = 0;  // the store's, last looked at
+  uint64_t session_counter_ = 0;
 };
 
 }  // namespace popgate

@@ -12,16 +12,20 @@
 
 #include <algorithm>
 #include <coroutine>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "auth/password_scheme.h"
 #include "backend/backend_login.h"
+#include "backend/backend_pick.h"
+#include "backend/maildrop_guard.h"
 #include "base/wipe.h"
 #include "forward/forward_copy.h"
 #include "forward/forwarder.h"
@@ -64,23 +68,40 @@ constexpr std::string_view kLoopChainBad = "-ERR Malformed XPOPGATE-LOOP\r\n";
 // Our CAPA's IMPLEMENTATION line names this process's loop token (see
 // LoopGuard in backend_login.h), so that a popgate logging in to us can
 // tell.
-const std::string& CapaTail() {
-  static const std::string tail = [] {
-    std::string t(replies::kCapaTail);
-    const std::string impl = "IMPLEMENTATION popgate";
-    size_t at = t.find(impl);
-    if (at != std::string::npos) {
-      t.insert(at + impl.size(), absl::StrCat(" ", std::string(kLoopTokenTag),
-                                              ProcessLoopToken()));
-    }
-    return t;
-  }();
-  return tail;
+const std::string& ImplementationLine() {
+  static const std::string line =
+      absl::StrCat("IMPLEMENTATION popgate ", std::string(kLoopTokenTag),
+                   ProcessLoopToken(), "\r\n");
+  return line;
 }
 
 struct Verification {
   bool ok = false;
   absl::Duration took;
+};
+
+// A session slot on its backend (max_connections) and the user's maildrop
+// claim (failover = "next"), held from the choice of backend until the
+// session ends.
+struct BackendHold {
+  std::shared_ptr<BackendHealth> health;
+  std::string guard_user;  // non-empty: claimed in MaildropGuard
+  std::string guard_backend;
+
+  BackendHold() = default;
+  BackendHold(const BackendHold&) = delete;
+  BackendHold& operator=(const BackendHold&) = delete;
+  ~BackendHold() { Release(); }
+  void Release() {
+    if (health != nullptr) {
+      health->Release();
+      health.reset();
+    }
+    if (!guard_user.empty()) {
+      MaildropGuard::Process().Release(guard_user, guard_backend);
+      guard_user.clear();
+    }
+  }
 };
 
 struct SessionState {
@@ -139,8 +160,16 @@ struct SessionState {
   // The popgates the client came through (its XPOPGATE-LOOP), for loop
   // detection; empty for ordinary clients.
   std::vector<std::string> loop_upstream;
-  // A backend relayed [IN-USE]/[SYS/TEMP] to this client.
-  bool temp_refused = false;
+  // The last refusal the client may retry after ([IN-USE], [SYS/TEMP]
+  // from the backend or the maildrop guard): the result if it leaves.
+  std::optional<SessionResult> temp_refusal;
+  // The client's address (the socket's peer) and TLS cipher, for the
+  // backend's view of the client (client_identity).
+  SocketAddress peer;
+  std::string tls_cipher;
+  // The backend slot and maildrop claim of this session (released when it
+  // ends).
+  BackendHold hold;
 
   // For each client read and write before login: the idle timeout, cut
   // short by the login deadline.
@@ -183,6 +212,7 @@ Task<bool> StartClientTls(SessionState& s) {
   }
   tls::TlsEngine& e = stream->engine();
   s.rec.tls = std::string(e.version());
+  s.tls_cipher = std::string(e.cipher());
   s.rec.tls_resumed = e.resumed();
   s.rec.sni = std::string(e.sni());
   s.sni_tenant = std::string(e.sni_tenant());
@@ -191,7 +221,10 @@ Task<bool> StartClientTls(SessionState& s) {
   co_return true;
 }
 
+// Before login the tenant is known only from the TLS name or the
+// listener's default: its `capabilities`, else the defaults.
 std::string CapaReply(const SessionState& s) {
+  static const TenantConfig kDefaults;
   std::string capa(replies::kCapaHead);
   if (s.PlaintextLoginAllowed()) {
     capa += replies::kCapaUser;
@@ -200,7 +233,18 @@ std::string CapaReply(const SessionState& s) {
   if (s.listener().tls == ListenerTls::kStartTls && !s.tls_active) {
     capa += replies::kCapaStls;
   }
-  capa += CapaTail();
+  std::string_view tenant_name = s.sni_tenant;
+  if (tenant_name.empty()) {
+    tenant_name = s.snap->listener_default_tenant[s.listener_index];
+  }
+  const int tenant =
+      tenant_name.empty() ? -1 : s.snap->table.FindTenant(tenant_name);
+  const std::vector<std::string>& caps =
+      tenant >= 0 ? s.snap->config.tenants[tenant].capabilities
+                  : kDefaults.capabilities;
+  for (const std::string& c : caps) absl::StrAppend(&capa, c, "\r\n");
+  capa += ImplementationLine();
+  capa += ".\r\n";
   return capa;
 }
 
@@ -211,6 +255,242 @@ enum class PassOutcome {
   kEnded,      // the session ends; its last reply has been sent
   kClientGone,
 };
+
+// What LogInThroughPool decided: the login is over (`done`), or it failed
+// as a wrong password does, answered with `failure_reply` at the failure
+// deadline.
+struct PoolLogin {
+  std::optional<PassOutcome> done;
+  std::string failure_reply;
+};
+
+// Ends the login attempt with `reply` and `result`; the session ends
+// unless the refusal is one the client may retry in this session.
+Task<PoolLogin> EndLogin(SessionState& s, SessionResult result,
+                         std::string_view reply, std::string detail,
+                         bool retryable) {
+  s.rec.result = result;
+  s.rec.detail = std::move(detail);
+  PoolLogin out;
+  const int rc = co_await s.client->WriteAll(reply, s.ClientTimeout());
+  if (retryable) {
+    s.temp_refusal = result;
+    out.done = rc < 0 ? PassOutcome::kClientGone : PassOutcome::kRetryable;
+  } else {
+    out.done = PassOutcome::kEnded;
+  }
+  co_return out;
+}
+
+// What the backend is told about the client (the tenant's
+// client_identity). The client address is the socket's peer; with a front
+// balancer's PROXY header (issue "Stand in front of the internet") it will
+// be the one that header carries: SessionState::peer is the seam.
+// For the session log: how the backend learned who the client is.
+std::string IdentityName(ClientIdentity mode, const BackendLoginResult& r) {
+  if (!r.identity_sent) return "";
+  switch (mode) {
+    case ClientIdentity::kProxyV2:
+      return "proxy-v2";
+    case ClientIdentity::kXclient:
+      return "xclient";
+    case ClientIdentity::kNone:
+      break;
+  }
+  return "";
+}
+
+BackendIdentity IdentityFor(const SessionState& s, const TenantConfig& t) {
+  BackendIdentity id;
+  id.mode = t.client_identity;
+  if (id.mode == ClientIdentity::kNone) return id;
+  id.client = s.peer;
+  sockaddr_storage local{};
+  socklen_t len = sizeof(local);
+  if (getsockname(s.client_fd, reinterpret_cast<sockaddr*>(&local), &len) ==
+      0) {
+    id.local =
+        SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&local), len);
+  }
+  id.session_id = s.rec.session_id;
+  id.tls_version = s.rec.tls;
+  id.tls_cipher = s.tls_cipher;
+  id.sni = s.rec.sni;
+  id.hops = 1 + static_cast<int>(s.loop_upstream.size());
+  return id;
+}
+
+// Chooses the user's backend in their rendezvous order (health, operator
+// state, max_connections, the maildrop guard; backend/backend_pick.h) and
+// logs in there. Under failover = "next" a backend that cannot be reached
+// is passed over for the next one at once, as long as no credentials went
+// to it (after PASS it may have opened the maildrop).
+Task<PoolLogin> LogInThroughPool(SessionState& s, const routing::Route& route,
+                                 std::string& password) {
+  const Snapshot& snap = *s.snap;
+  const ServerConfig& cfg = snap.config.server;
+  const size_t t = route.tenant_index;
+  const TenantConfig& tenant = snap.config.tenants[t];
+  const std::vector<routing::BackendSpec>& specs = tenant.spec.backends;
+  const std::vector<std::shared_ptr<BackendHealth>>& health = snap.health[t];
+
+  // Under "next" one user's sessions could land on two backends; the guard
+  // pins a user with open sessions to the backend they are on.
+  absl::InlinedVector<uint32_t, 8> ranked = route.ranked;
+  Failover failover = tenant.failover;
+  std::string guard_user;
+  if (failover == Failover::kNext) {
+    guard_user = tenant.spec.name;
+    guard_user.push_back('\0');  // tenant names cannot hold a NUL
+    guard_user += route.user.full;
+    const std::string current = MaildropGuard::Process().Current(guard_user);
+    if (!current.empty()) {
+      auto on =
+          std::find_if(route.ranked.begin(), route.ranked.end(),
+                       [&](uint32_t i) { return specs[i].address == current; });
+      if (on == route.ranked.end()) {
+        // A reload removed the backend the user's sessions are on.
+        co_return co_await EndLogin(
+            s, SessionResult::kInUse, replies::kMaildropInUse,
+            absl::StrCat("open on ", current, ", no longer configured"), true);
+      }
+      ranked.assign(1, *on);
+      failover = Failover::kNone;  // only there
+    }
+  }
+  const bool pinned = ranked.size() == 1 && route.ranked.size() > 1;
+
+  BackendTlsParams tls;
+  tls.mode = tenant.backend_tls.mode;
+  tls.ctx = snap.backend_tls[t];
+  tls.buffers = &s.worker.buffers();
+  tls.handshake_timeout = snap.config.tls.handshake_timeout;
+  const BackendIdentity identity = IdentityFor(s, tenant);
+  std::string passed_over;  // backends that failed this login, for the log
+  size_t first = 0;
+  while (true) {
+    const BackendPick pick =
+        PickBackend(ranked, failover, specs, health, absl::Now(), first);
+    if (pick.index < 0) {
+      if (pinned) {
+        co_return co_await EndLogin(
+            s, SessionResult::kInUse, replies::kMaildropInUse,
+            absl::StrCat("open on ", specs[ranked[0]].address, ", which is ",
+                         std::string(PickRefusalName(pick.refusal))),
+            true);
+      }
+      if (first > 0) {
+        // Every usable backend was tried and failed.
+        co_return co_await EndLogin(s, SessionResult::kBackendUnavailable,
+                                    replies::kBackendUnavailable,
+                                    std::move(passed_over), false);
+      }
+      s.rec.backend = specs[ranked[0]].address;
+      co_return co_await EndLogin(
+          s,
+          pick.refusal == PickRefusal::kFull ? SessionResult::kBackendFull
+                                             : SessionResult::kNoBackend,
+          replies::kBackendUnavailable,
+          absl::StrCat(
+              "backend ", specs[ranked[0]].address, " ",
+              std::string(PickRefusalName(pick.refusal)),
+              failover == Failover::kNext ? ", and no other usable" : ""),
+          false);
+    }
+    const uint32_t b = static_cast<uint32_t>(pick.index);
+    const size_t position = first + static_cast<size_t>(pick.skipped);
+    s.hold.health = health[b];
+    if (!guard_user.empty()) {
+      if (!MaildropGuard::Process().Claim(guard_user, specs[b].address)) {
+        // Another session of the user won a race for another backend.
+        s.hold.Release();
+        co_return co_await EndLogin(s, SessionResult::kInUse,
+                                    replies::kMaildropInUse,
+                                    "open on another backend", true);
+      }
+      s.hold.guard_user = guard_user;
+      s.hold.guard_backend = specs[b].address;
+    }
+    s.rec.backend = specs[b].address;
+    s.rec.failovers = static_cast<int>(position);
+    tls.name = snap.backend_tls_names[t][b];
+
+    BackendLoginParams lp;
+    lp.addr = &snap.backend_addrs[t][b];
+    lp.creds.mode = tenant.backend_login;
+    lp.creds.user = route.backend_user;
+    lp.creds.password = password;
+    lp.creds.method = tenant.master_login;
+    lp.creds.master_user = tenant.master_user;
+    lp.creds.separator = tenant.master_separator;
+    if (tenant.backend_login == BackendLoginMode::kMaster) {
+      lp.creds.password = snap.master_password[t]->value();
+    }
+    lp.connect_timeout = cfg.backend_timeout;
+    lp.auth_timeout = cfg.backend_auth_timeout;
+    lp.tls = &tls;
+    lp.loop = LoopGuard{ProcessLoopToken(), s.loop_upstream};
+    lp.identity = identity;
+    lp.fd_slot = &s.live.backend_fd;
+    BackendLoginResult login = co_await LoginToBackend(s.ring, lp);
+    // Anything but a failed connect or greeting says the backend serves.
+    if (std::optional<std::string> line = health[b]->RecordLogin(
+            !login.health_failure, login.error, absl::Now())) {
+      s.worker.Log(*std::move(line));
+    }
+    if (login.outcome != BackendLoginResult::Outcome::kOk) {
+      s.live.backend_fd = -1;
+      login.fd.Reset();
+      s.hold.Release();
+    }
+    switch (login.outcome) {
+      case BackendLoginResult::Outcome::kOk: {
+        s.backend = std::move(login.fd);
+        s.backend_stream = std::move(login.stream);
+        s.rec.backend_tls = std::string(s.backend_stream->TlsVersion());
+        s.rec.identity = IdentityName(tenant.client_identity, login);
+        s.backend_reply = std::move(login.reply);
+        s.backend_leftover = std::move(login.leftover);
+        s.rec.detail.clear();
+        s.live.backend = health[b].get();
+        PoolLogin out;
+        out.done = PassOutcome::kLoggedIn;
+        co_return out;
+      }
+      case BackendLoginResult::Outcome::kUnavailable:
+        absl::StrAppend(&passed_over, passed_over.empty() ? "" : "; ",
+                        specs[b].address, ": ", login.error);
+        if (failover == Failover::kNext && !login.credentials_sent) {
+          first = position + 1;
+          continue;  // the next backend in the user's order
+        }
+        co_return co_await EndLogin(s, SessionResult::kBackendUnavailable,
+                                    replies::kBackendUnavailable,
+                                    std::move(passed_over), false);
+      case BackendLoginResult::Outcome::kLoop:
+        // A configuration error, not the client's: at once, not counted.
+        co_return co_await EndLogin(
+            s, SessionResult::kLoop,
+            absl::StrCat(std::string(kLoopReply), "\r\n"),
+            std::move(login.error), false);
+      case BackendLoginResult::Outcome::kRefused: {
+        // Closed without QUIT: nothing was opened on the backend.
+        std::string relayed = RefusalReply(login.reply);
+        if (IsTemporaryRefusal(login.reply)) {
+          // The mailbox is busy or the backend is: nothing to do with the
+          // credentials. Relay at once; it is no failed login.
+          co_return co_await EndLogin(s, SessionResult::kBackendRefused,
+                                      relayed, LoggableReply(login.reply),
+                                      true);
+        }
+        if (!login.error.empty()) s.rec.detail = std::move(login.error);
+        PoolLogin out;
+        out.failure_reply = std::move(relayed);
+        co_return out;
+      }
+    }
+  }
+}
 
 // USER/PASS pair (or decoded SASL credentials): resolve the tenant, check
 // the password (on the hash pool for file tenants), log in to the backend.
@@ -232,7 +512,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
   s.rec.user = std::string(raw_user.substr(0, kMaxLoggedUser));
 
   std::string_view failure_reply = replies::kAuthFailed;
-  std::string relayed;  // a backend's refusal, rewritten for the client
+  std::string failure_reply_storage;  // a backend's refusal, rewritten
   bool ok = false;
   // Decoded SASL credentials may hold CR, LF or NUL, and would go into our
   // USER/PASS lines to the backend: such credentials are a failed login,
@@ -294,75 +574,11 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
       ok = true;  // the backend's answer to PASS is the verdict
     }
     if (ok) {
-      const SocketAddress& addr =
-          snap.backend_addrs[route->tenant_index][route->backend_index];
-      s.rec.backend = tenant.spec.backends[route->backend_index].address;
-      BackendTlsParams tls;
-      tls.mode = tenant.backend_tls.mode;
-      tls.ctx = snap.backend_tls[route->tenant_index];
-      tls.name =
-          snap.backend_tls_names[route->tenant_index][route->backend_index];
-      tls.buffers = &s.worker.buffers();
-      tls.handshake_timeout = snap.config.tls.handshake_timeout;
-      BackendLoginParams lp;
-      lp.addr = &addr;
-      lp.creds.user = route->backend_user;
-      lp.creds.password = password;
-      lp.connect_timeout = cfg.backend_timeout;
-      lp.auth_timeout = cfg.backend_auth_timeout;
-      lp.tls = &tls;
-      lp.loop = LoopGuard{ProcessLoopToken(), s.loop_upstream};
-      lp.fd_slot = &s.live.backend_fd;
-      BackendLoginResult login = co_await LoginToBackend(s.ring, lp);
-      switch (login.outcome) {
-        case BackendLoginResult::Outcome::kOk:
-          s.backend = std::move(login.fd);
-          s.backend_stream = std::move(login.stream);
-          s.rec.backend_tls = std::string(s.backend_stream->TlsVersion());
-          s.backend_reply = std::move(login.reply);
-          s.backend_leftover = std::move(login.leftover);
-          s.rec.detail.clear();
-          co_return PassOutcome::kLoggedIn;
-        case BackendLoginResult::Outcome::kUnavailable: {
-          s.live.backend_fd = -1;
-          login.fd.Reset();
-          s.rec.result = SessionResult::kBackendUnavailable;
-          s.rec.detail = std::move(login.error);
-          co_await s.client->WriteAll(replies::kBackendUnavailable,
-                                      s.ClientTimeout());
-          co_return PassOutcome::kEnded;
-        }
-        case BackendLoginResult::Outcome::kLoop: {
-          // A configuration error, not the client's: at once, not counted.
-          s.live.backend_fd = -1;
-          login.fd.Reset();
-          s.rec.result = SessionResult::kLoop;
-          s.rec.detail = std::move(login.error);
-          co_await s.client->WriteAll(
-              absl::StrCat(std::string(kLoopReply), "\r\n"), s.ClientTimeout());
-          co_return PassOutcome::kEnded;
-        }
-        case BackendLoginResult::Outcome::kRefused:
-          // Closed without QUIT: nothing was opened on the backend.
-          s.live.backend_fd = -1;
-          login.fd.Reset();
-          relayed = RefusalReply(login.reply);
-          if (IsTemporaryRefusal(login.reply)) {
-            // The mailbox is busy or the backend is: nothing to do with the
-            // credentials. Relay at once; it is no failed login.
-            s.temp_refused = true;
-            s.rec.result = SessionResult::kBackendRefused;
-            s.rec.detail = LoggableReply(login.reply);
-            if (co_await s.client->WriteAll(relayed, s.ClientTimeout()) < 0) {
-              co_return PassOutcome::kClientGone;
-            }
-            co_return PassOutcome::kRetryable;
-          }
-          if (!login.error.empty()) s.rec.detail = std::move(login.error);
-          failure_reply = relayed;
-          ok = false;
-          break;
-      }
+      PoolLogin login = co_await LogInThroughPool(s, *route, password);
+      if (login.done) co_return *login.done;
+      failure_reply_storage = std::move(login.failure_reply);
+      failure_reply = failure_reply_storage;
+      ok = false;
     }
   }
   ++s.rec.auth_failures;
@@ -432,7 +648,7 @@ Task<bool> Authorize(SessionState& s) {
     }
     if (st == LineStatus::kEof || st == LineStatus::kError) {
       s.rec.result = s.rec.auth_failures > 0 ? SessionResult::kAuthFailed
-                     : s.temp_refused        ? SessionResult::kBackendRefused
+                     : s.temp_refusal        ? *s.temp_refusal
                                              : SessionResult::kClientClosed;
       co_return false;
     }
@@ -698,15 +914,16 @@ Task<void> LingerClose(SessionState& s) {
 Detached RunSession(SessionEnv& worker, UniqueFd client, int listener_index) {
   auto s = std::make_unique<SessionState>(worker, client.get(), listener_index);
   s->rec.start = absl::Now();
+  s->rec.session_id = worker.NewSessionId();
   s->live.client_fd = client.get();
   worker.Register(&s->live);
   sockaddr_storage peer{};
   socklen_t peer_len = sizeof(peer);
   if (getpeername(client.get(), reinterpret_cast<sockaddr*>(&peer),
                   &peer_len) == 0) {
-    s->rec.client = SocketAddress::FromSockaddr(
-                        reinterpret_cast<sockaddr*>(&peer), peer_len)
-                        .ToString();
+    s->peer = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&peer),
+                                          peer_len);
+    s->rec.client = s->peer.ToString();
   }
   // TCP_NODELAY comes from the listening socket (OpenListener).
   s->trusted_client = peer_len > 0 && s->snap->trusted_networks.Contains(
@@ -722,6 +939,10 @@ Detached RunSession(SessionEnv& worker, UniqueFd client, int listener_index) {
     co_await LingerClose(*s);
   }
 
+  if (s->live.cut_backend_down) {
+    s->rec.result = SessionResult::kBackendCut;
+    s->rec.detail = "the backend's state was set to \"down\"";
+  }
   worker.Log(FormatSessionLog(s->rec, absl::Now()));
   worker.Unregister(&s->live);
   // `client` and the backend close here: no QUIT is ever sent for the

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "auth/hash_pool.h"
+#include "backend/backend_health.h"
 #include "runtime/buffer_ring.h"
 #include "runtime/pipe_pool.h"
 #include "runtime/ring.h"
@@ -20,6 +21,11 @@ namespace popgate {
 struct LiveSession {
   int client_fd = -1;
   int backend_fd = -1;
+  // The backend it is logged in to (null before): a reload that sets the
+  // backend's state = "down" cuts the session.
+  const BackendHealth* backend = nullptr;
+  // Set by the owner when it cut the session for that reason.
+  bool cut_backend_down = false;
 };
 
 class SessionEnv {
@@ -35,6 +41,9 @@ class SessionEnv {
   virtual void Unregister(LiveSession* s) = 0;
   // One complete log line (ending in '\n'); must not block.
   virtual void Log(std::string line) = 0;
+  // A session id unique in this process: ours in the log, and the one
+  // backends are told (XCLIENT SESSION).
+  virtual std::string NewSessionId() = 0;
 };
 
 }  // namespace popgate

@@ -15,6 +15,9 @@ namespace popgate {
 
 struct SessionRecord {
   absl::Time start;
+  // Ours, unique per process run: in the log, and to backends (XCLIENT
+  // SESSION) so both logs can be joined.
+  std::string session_id;
   std::string client;  // "1.2.3.4:5678"
   std::string tenant;
   std::string user;        // canonical if it resolved, else as sent (escaped)
@@ -31,6 +34,12 @@ struct SessionRecord {
   bool tls_resumed = false;
   std::string sni;
   std::string backend_tls;  // "TLSv1.3" or "" for plain
+  // Backends of the user's rendezvous order passed over (down, drained,
+  // full, or failed to connect) before `backend`: 0 = the first choice.
+  int failovers = 0;
+  // How the backend learned the client's address: "proxy-v2", "xclient",
+  // or "" (it was not told).
+  std::string identity;
   SessionResult result = SessionResult::kClientClosed;
   // Free text that goes with the result (a TLS error, why the backend was
   // unavailable, the backend's refusal); "" for none. Never a secret.

@@ -38,6 +38,14 @@ enum class SessionResult {
   kBackendReset,         // the backend reset while forwarding
   kKtlsError,            // the kernel TLS hand-off broke the connection
   kProxyError,           // our side failed while forwarding (no pipe, ...)
+  // No backend of the pool could take the session (down, drained, forced
+  // down; detail says which): -ERR [SYS/TEMP] without a connect attempt.
+  kNoBackend,
+  kBackendFull,  // max_connections reached: -ERR [SYS/TEMP]
+  // The user has a session open on another backend from this process: a
+  // maildrop is never open on two backends at once. -ERR [IN-USE].
+  kInUse,
+  kBackendCut,  // state = "down" by a reload closed the forwarded session
 };
 
 enum class EndedBy { kClient, kBackend, kProxy };
@@ -92,6 +100,14 @@ constexpr std::string_view SessionResultName(SessionResult r) {
       return "ktls_error";
     case SessionResult::kProxyError:
       return "proxy_error";
+    case SessionResult::kNoBackend:
+      return "no_backend";
+    case SessionResult::kBackendFull:
+      return "backend_full";
+    case SessionResult::kInUse:
+      return "in_use";
+    case SessionResult::kBackendCut:
+      return "backend_cut";
   }
   return "proxy_error";
 }
@@ -123,6 +139,10 @@ constexpr EndedBy SessionResultEndedBy(SessionResult r) {
     case SessionResult::kLoop:
     case SessionResult::kKtlsError:
     case SessionResult::kProxyError:
+    case SessionResult::kNoBackend:
+    case SessionResult::kBackendFull:
+    case SessionResult::kInUse:
+    case SessionResult::kBackendCut:
       return EndedBy::kProxy;
   }
   return EndedBy::kProxy;

@@ -123,7 +123,20 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::Build(
     } else {
       snap->passwd.push_back(nullptr);
     }
+    if (t.backend_login == BackendLoginMode::kMaster) {
+      absl::StatusOr<std::shared_ptr<const auth::MasterPassword>> mp =
+          auth::ReadMasterPasswordFile(t.master_password_file);
+      if (!mp.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            config.path, ":", t.master_password_file_line, ": tenant ",
+            t.spec.name, ": master_password_file: ", mp.status().message()));
+      }
+      snap->master_password.push_back(*std::move(mp));
+    } else {
+      snap->master_password.push_back(nullptr);
+    }
     std::vector<SocketAddress> addrs;
+    std::vector<std::shared_ptr<BackendHealth>> health;
     for (size_t bi = 0; bi < t.spec.backends.size(); ++bi) {
       const routing::BackendSpec& b = t.spec.backends[bi];
       const uint32_t line =
@@ -140,8 +153,17 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::Build(
         return s;
       }
       addrs.push_back(*a);
+      std::shared_ptr<BackendHealth> h =
+          deps.health != nullptr
+              ? deps.health->Get(t.spec.name, b.address)
+              : std::make_shared<BackendHealth>(t.spec.name, b.address);
+      if (b.state == routing::AdminState::kDown) {
+        snap->forced_down.push_back(h.get());
+      }
+      health.push_back(std::move(h));
     }
     snap->backend_addrs.push_back(std::move(addrs));
+    snap->health.push_back(std::move(health));
   }
 
   if (absl::Status s = CheckCertificates(config); !s.ok()) return s;
@@ -228,6 +250,14 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::Build(
   snap->trusted_networks = *std::move(trusted);
   snap->config = std::move(config);
   return std::shared_ptr<const Snapshot>(std::move(snap));
+}
+
+void ApplyHealthPolicies(const Snapshot& snap) {
+  for (size_t t = 0; t < snap.health.size(); ++t) {
+    for (const std::shared_ptr<BackendHealth>& h : snap.health[t]) {
+      h->SetPolicy(snap.config.tenants[t].health_check);
+    }
+  }
 }
 
 }  // namespace popgate

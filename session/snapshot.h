@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "auth/master_password.h"
 #include "auth/passwd_file.h"
+#include "backend/backend_health.h"
 #include "config/config.h"
 #include "net/cidr_set.h"
 #include "net/socket_address.h"
@@ -24,6 +26,9 @@ struct SnapshotDeps {
   auth::HashPool* sign_pool = nullptr;           // RSA signing for handshakes
   std::shared_ptr<tls::TicketKeys> ticket_keys;  // null: no tickets
   bool kernel_tls = false;  // the kernel has the "tls" TCP ULP
+  // Keeps backends' health across reloads; null (--check-config, tests):
+  // every snapshot gets fresh state.
+  HealthRegistry* health = nullptr;
 };
 
 struct Snapshot {
@@ -31,8 +36,15 @@ struct Snapshot {
   routing::RoutingTable table;
   // Per tenant (same order as table.tenants()); null for auth = "backend".
   std::vector<std::shared_ptr<const auth::PasswdFile>> passwd;
+  // Per tenant: the master password for backend_login = "master" (read
+  // and permission-checked at build), else null.
+  std::vector<std::shared_ptr<const auth::MasterPassword>> master_password;
   // Per tenant, per backend: resolved at build time so workers never do DNS.
   std::vector<std::vector<SocketAddress>> backend_addrs;
+  // Per tenant, per backend: its health and session count, shared with
+  // the snapshots before and after this one (deps.health). Policies are
+  // applied by ApplyHealthPolicies once this snapshot is in force.
+  std::vector<std::vector<std::shared_ptr<BackendHealth>>> health;
   // Per listener: its address, resolved (main opens the sockets).
   std::vector<SocketAddress> listener_addrs;
   // Per listener: the default tenant's name ("" = none).
@@ -44,6 +56,9 @@ struct Snapshot {
   std::vector<std::shared_ptr<const tls::ClientContext>> backend_tls;
   std::vector<std::vector<std::string>> backend_tls_names;
   CidrSet trusted_networks;
+  // Backends whose state is "down": a reload into this snapshot cuts the
+  // sessions running on them.
+  std::vector<const BackendHealth*> forced_down;
   // Hand client TLS sessions to the kernel after login (config allows it
   // and the kernel can).
   bool use_ktls = false;
@@ -57,15 +72,29 @@ struct Snapshot {
       Config config, const SnapshotDeps& deps);
 };
 
+// Gives every backend of `snap` its tenant's health policy: call when
+// `snap` goes into force (start, successful reload), not when a reload is
+// only being tried.
+void ApplyHealthPolicies(const Snapshot& snap);
+
 class SnapshotStore {
  public:
   explicit SnapshotStore(std::shared_ptr<const Snapshot> s)
       : current_(std::move(s)) {}
   std::shared_ptr<const Snapshot> Get() const { return current_.load(); }
-  void Set(std::shared_ptr<const Snapshot> s) { current_.store(std::move(s)); }
+  void Set(std::shared_ptr<const Snapshot> s) {
+    current_.store(std::move(s));
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  // Changes with every Set: a worker compares it each turn (one relaxed
+  // load) to act on a reload (cutting sessions of a backend set "down").
+  uint64_t generation() const {
+    return generation_.load(std::memory_order_acquire);
+  }
 
  private:
   std::atomic<std::shared_ptr<const Snapshot>> current_;
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace popgate

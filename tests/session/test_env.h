@@ -43,6 +43,9 @@ class TestEnv final : public SessionEnv {
   void Register(LiveSession* s) override { live_.insert(s); }
   void Unregister(LiveSession* s) override { live_.erase(s); }
   void Log(std::string line) override { log_.push_back(std::move(line)); }
+  std::string NewSessionId() override {
+    return "test-" + std::to_string(++session_ids_);
+  }
 
   const std::vector<std::string>& log() const { return log_; }
   size_t live() const { return live_.size(); }
@@ -59,6 +62,7 @@ class TestEnv final : public SessionEnv {
   auth::HashPool pool_;
   std::set<LiveSession*> live_;
   std::vector<std::string> log_;
+  int session_ids_ = 0;
 };
 
 // Writes `contents` to a fresh file under a per-process temp directory.
