@@ -398,7 +398,8 @@ Task<PoolLogin> LogInThroughPool(SessionState& s, const routing::Route& route,
           false);
     }
     const uint32_t b = static_cast<uint32_t>(pick.index);
-    const size_t position = first + static_cast<size_t>(pick.skipped);
+    // Its place in the user's order (counting those tried before).
+    const size_t position = static_cast<size_t>(pick.skipped);
     s.hold.health = health[b];
     if (!guard_user.empty()) {
       if (!MaildropGuard::Process().Claim(guard_user, specs[b].address)) {

@@ -77,9 +77,10 @@ SessionHarness::~SessionHarness() {
 
 bool SessionHarness::Start() {
   Listener backend = ListenLoopback();
+  backend_address_ = absl::StrCat("127.0.0.1:", backend.port);
+  closed_address_ = absl::StrCat("127.0.0.1:", ClosedLoopbackPort());
   std::string toml = absl::StrReplaceAll(
-      toml_, {{"{BACKEND}", absl::StrCat("127.0.0.1:", backend.port)},
-              {"{CLOSED}", absl::StrCat("127.0.0.1:", ClosedLoopbackPort())}});
+      toml_, {{"{BACKEND}", backend_address_}, {"{CLOSED}", closed_address_}});
   if (toml.find("{CERT}") != std::string::npos) {
     const tls::testing::TestPki& pki = tls::testing::Pki();
     toml = absl::StrReplaceAll(

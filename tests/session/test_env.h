@@ -103,6 +103,9 @@ class SessionHarness {
   int CutLiveSessions();
   // The client's end (blocking, I/O bounded by 10 s timeouts).
   int client() const { return client_.get(); }
+  // After Start: what {BACKEND} and {CLOSED} became ("127.0.0.1:port").
+  const std::string& backend_address() const { return backend_address_; }
+  const std::string& closed_address() const { return closed_address_; }
   UniqueFd& client_fd() { return client_; }
   // Waits for the session to end; nullopt if it did not within `limit`.
   std::optional<SessionOutcome> Wait(absl::Duration limit = absl::Seconds(15));
@@ -113,6 +116,8 @@ class SessionHarness {
 
   std::string toml_;
   BackendScript script_;
+  std::string backend_address_;
+  std::string closed_address_;
   bool block_hash_pool_ = false;
   bool cut_requested_ = false;
   int cut_backends_ = -1;
