@@ -129,8 +129,10 @@ struct HealthChecker::Impl {
 
 absl::Duration HealthChecker::Impl::Jittered(absl::Duration interval) {
   // +-10%: instances that started together drift apart instead of
-  // checking in lockstep for ever.
-  return interval * absl::Uniform(rng, 0.9, 1.1);
+  // checking in lockstep for ever. The floor keeps a zero interval (the
+  // struct allows one; the config does not) from spinning.
+  return std::max(interval, absl::Milliseconds(10)) *
+         absl::Uniform(rng, 0.9, 1.1);
 }
 
 Task<CheckOutcome> HealthChecker::Impl::RunCheck(const CheckTarget& t,
