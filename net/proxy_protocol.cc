@@ -257,19 +257,43 @@ bool ValidV1Port(std::string_view s) {
   return v <= 65535;
 }
 
+// Could `s` still become a dotted quad (four decimal octets, no leading
+// zeros, as inet_pton takes them)?
+bool V4Prefix(std::string_view s) {
+  int dots = 0;
+  size_t group = 0;  // digits in the current octet
+  uint32_t value = 0;
+  char first = 0;
+  for (char c : s) {
+    if (c == '.') {
+      if (group == 0 || ++dots > 3) return false;
+      group = 0;
+      value = 0;
+      continue;
+    }
+    if (c < '0' || c > '9') return false;
+    if (group == 0) first = c;
+    if (group > 0 && first == '0') return false;
+    value = value * 10 + static_cast<uint32_t>(c - '0');
+    if (++group > 3 || value > 255) return false;
+  }
+  return true;
+}
+
 // Could `s` still become a valid field `i` of a v1 TCP4/TCP6 line?
 // (Fields: 0 "PROXY", 1 protocol, 2 src, 3 dst, 4 sport, 5 dport.)
 bool V1FieldPrefixOk(size_t i, std::string_view s, bool v6) {
   switch (i) {
     case 2:
     case 3:
+      if (!v6) return V4Prefix(s);
+      // IPv6 only by its alphabet and length; inet_pton judges the whole.
       for (char c : s) {
-        const bool ok = (c >= '0' && c <= '9') || c == '.' ||
-                        (v6 && (c == ':' || (c >= 'a' && c <= 'f') ||
-                                (c >= 'A' && c <= 'F')));
+        const bool ok = (c >= '0' && c <= '9') || c == '.' || c == ':' ||
+                        (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
         if (!ok) return false;
       }
-      return s.size() < (v6 ? 46 : 16);
+      return s.size() < 46;
     case 4:
     case 5:
       return s.empty() || ValidV1Port(s);

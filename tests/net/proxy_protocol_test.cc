@@ -382,6 +382,14 @@ TEST(ParseProxyHeader, V1Malformed) {
               "9"));
   EXPECT_TRUE(IsError("PROXY X"));
   EXPECT_TRUE(IsError("PROXY TCP4 1.2.3.4x"));
+  EXPECT_TRUE(IsError("PROXY TCP4 1.2.3.4."));
+  EXPECT_TRUE(IsError("PROXY TCP4 1.2.3.4.5"));
+  EXPECT_TRUE(IsError("PROXY TCP4 1.256"));
+  EXPECT_TRUE(IsError("PROXY TCP4 1..2"));
+  EXPECT_TRUE(IsError("PROXY TCP4 01"));
+  EXPECT_TRUE(IsError("PROXY TCP4 1.2.3.4 ."));
+  EXPECT_TRUE(NeedsMore("PROXY TCP4 1.2.3."));
+  EXPECT_TRUE(NeedsMore("PROXY TCP4 1.2.3.0 0.25"));
   EXPECT_TRUE(IsError("PROXY TCP4 1.2.3.4 5.6.7.8 01"));
   EXPECT_TRUE(IsError("PROXY TCP4 1.2.3.4 5.6.7.8 1 2 "));
   EXPECT_TRUE(IsError("PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"));
