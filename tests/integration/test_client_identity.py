@@ -13,9 +13,9 @@
   login_trusted_networks offers XCLIENT (2.3 does so in its greeting,
   "+OK [XCLIENT] ...", not in CAPA); popgate sends ADDR/PORT/SESSION/TTL/
   DESTADDR/DESTPORT before USER and Dovecot logs rip=127.0.0.5 and
-  session=<popgate's session id>. A Dovecot that does not trust popgate
-  offers nothing: popgate sends no XCLIENT, the login works, rip is
-  127.0.0.1.
+  session=<popgate's session id>; behind another popgate the TTL is one
+  lower. A Dovecot that does not trust popgate offers nothing: popgate
+  sends no XCLIENT, the login works, rip is 127.0.0.1.
 * Dovecot's auth penalty (anvil; a growing delay after failed logins per
   remote IP) then applies per client: client A (127.0.0.6) fails twice,
   client B (127.0.0.7) logs in at once with xclient, but pays A's penalty
@@ -246,6 +246,28 @@ class Xclient(Base):
         self.assertTrue(re.fullmatch(rb"[1-9][0-9]*", fields.get(b"TTL", b"")), xl[0])
         self.assertEqual(fields.get(b"DESTADDR"), harness.LOOPBACK.encode(), xl[0])
         self.assertEqual(fields.get(b"DESTPORT"), str(pg.ports["plain"]).encode(), xl[0])
+
+    def xclient_ttl(self, port: int, mark: int) -> int:
+        c = self.raw(port)
+        self.log_in_and_read(c, U_X)
+        sent = session_bytes(relay["x"], mark, f"USER {U_X}".encode())
+        xl = [l for l in sent.split(b"\r\n") if l.upper().startswith(b"XCLIENT ")]
+        self.assertEqual(len(xl), 1, sent)
+        return int(dict(w.split(b"=", 1) for w in xl[0].split()[1:])[b"TTL"])
+
+    def test_ttl_counts_proxy_hops(self):
+        # client -> front popgate -> popgate -> Dovecot: the second popgate
+        # knows (XPOPGATE-LOOP) that the client came through one popgate
+        # already, so its XCLIENT TTL is one lower: Dovecot's loop guard
+        # (it refuses to proxy on at TTL 1) sees the whole chain.
+        direct = self.xclient_ttl(pg.ports["plain"], len(relay["x"].sent))
+        front = PoolPopgate([PoolTenant("t-front", ["x.example"], [pg.address],
+                                        users={U_X: PW})])
+        self.addCleanup(front.cleanup)
+        front.start()
+        chained = self.xclient_ttl(front.port, len(relay["x"].sent))
+        self.assertGreaterEqual(chained, 1)
+        self.assertEqual(chained, direct - 1, (direct, chained))
 
     def test_untrusted_dovecot_gets_no_xclient(self):
         d, r = dove["nx"], relay["nx"]
