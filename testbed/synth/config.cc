@@ -119,6 +119,10 @@ absl::StatusOr<SynthConfig> ParseCommandLine(
       config.help = true;
       continue;
     }
+    if (flag == "--proxy-protocol") {
+      config.proxy_protocol = true;
+      continue;
+    }
     if (flag == "--verbose" || flag == "-v") {
       config.verbose = true;
       continue;
@@ -273,6 +277,10 @@ benchmarks. Message content is a deterministic function of (user, n, size).
   --greeting TEXT           greeting text after "+OK " (default
                             "pop3-synth ready.")
   --idle-timeout SECONDS    close idle connections (default 600)
+  --proxy-protocol          every connection starts with a PROXY protocol
+                            header (v2, LOCAL too, or v1), skipped before
+                            the greeting; a malformed one or one over 4096
+                            bytes closes the connection
   --dump USER N             print message N of USER (raw) and exit
   --dump-wire USER N        print it dot-stuffed with ".\r\n" and exit
   --verbose                 log connections and commands to stderr (never

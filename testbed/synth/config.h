@@ -32,6 +32,7 @@ struct SynthConfig {
   std::string greeting = "pop3-synth ready.";
   int idle_timeout_seconds = 600;
   bool verbose = false;
+  bool proxy_protocol = false;  // --proxy-protocol
   bool help = false;
   enum class Dump { kNone, kRaw, kWire } dump = Dump::kNone;
   std::string dump_user;

@@ -90,6 +90,7 @@ int Main(int argc, char** argv) {
   server_options.listen = config->listen;
   server_options.idle_timeout_seconds = config->idle_timeout_seconds;
   server_options.verbose = config->verbose;
+  server_options.proxy_protocol = config->proxy_protocol;
   Server server(&store, &cache, &session_options, server_options);
   if (absl::Status s = server.Listen(); !s.ok()) {
     std::fprintf(stderr, "pop3-synth: %s\n", std::string(s.message()).c_str());

@@ -18,6 +18,7 @@
 #include <optional>
 #include <utility>
 
+#include "testbed/synth/proxy_header.h"
 #include "testbed/synth/str_util.h"
 
 namespace popgate::synth {
@@ -101,6 +102,8 @@ struct Server::Connection : Handler {
   // Reset on close, which releases the maildrop lock at once rather than
   // when the object is freed after the epoll batch.
   std::optional<Pop3Session> session;
+  // Set while the PROXY header (--proxy-protocol) is still being read.
+  std::optional<ProxyHeaderReader> proxy_header;
   uint32_t events = 0;  // currently registered with epoll
   int64_t last_active_ms = 0;
   std::list<std::unique_ptr<Connection>>::iterator node;
@@ -231,7 +234,12 @@ absl::Status Server::Run() {
         }
         case Handler::Kind::kConnection: {
           auto* c = static_cast<Connection*>(h);
-          if (!c->closed) OnConnectionEvent(c, events[i].events);
+          if (c->closed) break;
+          if (c->proxy_header) {
+            OnProxyHeaderEvent(c, events[i].events);
+          } else {
+            OnConnectionEvent(c, events[i].events);
+          }
           break;
         }
       }
@@ -296,8 +304,59 @@ void Server::Accept(Handler* listener) {
       std::fprintf(stderr, "pop3-synth: connection from %s (%zu open)\n",
                    c->peer.c_str(), open_connections_);
     }
+    if (options_.proxy_protocol) {
+      // No greeting before the header: the peer speaks first.
+      c->proxy_header.emplace();
+      continue;
+    }
     c->session->Start();
     Pump(c);
+  }
+}
+
+void Server::OnProxyHeaderEvent(Connection* c, uint32_t events) {
+  ProxyHeaderReader& reader = *c->proxy_header;
+  // Small reads: a header is at most 4 KiB, and what follows it in the
+  // socket is left for the session's own reads.
+  char buffer[ProxyHeaderReader::kMaxHeader];
+  for (;;) {
+    ssize_t r = read(c->fd.get(), buffer, sizeof(buffer));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+        !(events & (EPOLLERR | EPOLLHUP))) {
+      return;
+    }
+    if (r <= 0) {  // EOF, error or hang-up before a whole header
+      Close(c);
+      return;
+    }
+    Touch(c);
+    switch (reader.Feed(std::string_view(buffer, r))) {
+      case ProxyHeaderReader::State::kNeedMore:
+        continue;
+      case ProxyHeaderReader::State::kError:
+        if (options_.verbose) {
+          std::fprintf(stderr, "pop3-synth: %s: %s, closing\n", c->peer.c_str(),
+                       reader.error().c_str());
+        }
+        Close(c);
+        return;
+      case ProxyHeaderReader::State::kDone: {
+        if (options_.verbose) {
+          std::fprintf(stderr, "pop3-synth: %s: PROXY v%d %s header\n",
+                       c->peer.c_str(), reader.version(),
+                       reader.command() == ProxyHeaderReader::Command::kLocal
+                           ? "LOCAL"
+                           : "PROXY");
+        }
+        const std::string rest(reader.rest());
+        c->proxy_header.reset();
+        c->session->Start();
+        if (!rest.empty()) c->session->Feed(rest);
+        Pump(c);
+        return;
+      }
+    }
   }
 }
 

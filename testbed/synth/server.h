@@ -25,6 +25,10 @@ struct ServerOptions {
   std::vector<std::string> listen;  // HOST:PORT, [V6]:PORT
   int idle_timeout_seconds = 600;
   bool verbose = false;
+  // Every connection starts with a PROXY protocol header (v2 or v1),
+  // read and skipped before the greeting; a malformed or over-long one
+  // closes the connection (--proxy-protocol).
+  bool proxy_protocol = false;
 };
 
 class Server {
@@ -51,6 +55,9 @@ class Server {
 
   void Accept(Handler* listener);
   void OnConnectionEvent(Connection* c, uint32_t events);
+  // --proxy-protocol: reads the header; once it is whole, greets and hands
+  // what followed it to the session.
+  void OnProxyHeaderEvent(Connection* c, uint32_t events);
   // Reads, answers and writes until the connection would block.
   void Pump(Connection* c);
   // Writes queued output, at most *budget bytes (decremented). False if

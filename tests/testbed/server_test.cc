@@ -124,6 +124,14 @@ class Client {
     return out;
   }
   std::string ReadLine() { return ReadUntil("\r\n"); }
+  // True if nothing arrived (and the connection stayed open) for `ms`.
+  bool SilentFor(int ms) {
+    auto deadline = steady_clock::now() + std::chrono::milliseconds(ms);
+    while (steady_clock::now() < deadline && buffer_.empty()) {
+      if (!ReadSome(50)) return false;
+    }
+    return buffer_.empty();
+  }
   // True if the server closed the connection within `ms`.
   bool ClosedWithin(int ms) {
     auto deadline = steady_clock::now() + std::chrono::milliseconds(ms);
@@ -313,6 +321,56 @@ TEST(Pop3SynthServerTest, IdleTimeoutClosesSilently) {
   Client c(AF_INET, port);
   EXPECT_EQ(c.ReadLine(), "+OK pop3-synth ready.\r\n");
   EXPECT_TRUE(c.ClosedWithin(4000));
+  EXPECT_EQ(server.StopWith(SIGTERM), 0);
+}
+
+TEST(Pop3SynthServerTest, ProxyProtocolHeaderSkippedBeforeGreeting) {
+  SynthProcess server(Flags({"--listen", "127.0.0.1:0", "--proxy-protocol"}));
+  int port = PortOf(server.ReadListeningLine());
+  ASSERT_GT(port, 0);
+  const std::string sig("\r\n\r\n\0\r\nQUIT\n", 12);
+  {
+    // PROXY v2 TCP4 with the first command pipelined behind it.
+    Client c(AF_INET, port);
+    ASSERT_TRUE(c.connected());
+    EXPECT_TRUE(c.SilentFor(200));  // no greeting before the header
+    std::string header = sig + std::string("\x21\x11\x00\x0c", 4) +
+                         std::string(
+                             "\xc0\x00\x02\x01\x7f\x00\x00\x01"
+                             "\xdc\x04\x00\x6e",
+                             12);
+    c.Send(header.substr(0, 7));  // split: the reader waits for the rest
+    c.Send(header.substr(7) + "USER alice@example.com\r\n");
+    EXPECT_EQ(c.ReadLine(), "+OK pop3-synth ready.\r\n");
+    EXPECT_EQ(c.ReadLine(), "+OK send PASS\r\n");
+  }
+  {
+    // LOCAL, as popgate's health checks send it; then a whole session.
+    Client c(AF_INET, port);
+    c.Send(sig + std::string("\x20\x00\x00\x00", 4));
+    EXPECT_EQ(c.ReadLine(), "+OK pop3-synth ready.\r\n");
+    c.Send("QUIT\r\n");
+    EXPECT_TRUE(c.ReadLine().starts_with("+OK pop3-synth signing off"));
+  }
+  {
+    Client c(AF_INET, port);
+    c.Send("PROXY TCP4 192.0.2.1 127.0.0.1 56324 110\r\n");
+    EXPECT_EQ(c.ReadLine(), "+OK pop3-synth ready.\r\n");
+  }
+  {
+    // No header: closed without a greeting.
+    Client c(AF_INET, port);
+    c.Send("USER alice@example.com\r\n");
+    EXPECT_TRUE(c.ClosedWithin(2000));
+    EXPECT_EQ(c.ReadLine(), "");
+  }
+  {
+    // A v2 header announcing more than 4096 bytes: closed at once.
+    Client c(AF_INET, port);
+    c.Send(sig + std::string("\x21\x11\x10\x00", 4));
+    EXPECT_TRUE(c.ClosedWithin(2000));
+    EXPECT_EQ(c.ReadLine(), "");
+  }
   EXPECT_EQ(server.StopWith(SIGTERM), 0);
 }
 
