@@ -16,6 +16,8 @@ Python 3 stdlib only (plots: Debian's python3-matplotlib, see report.py).
 """
 import argparse
 import datetime
+import re
+import socket
 import json
 import os
 import platform
@@ -40,6 +42,7 @@ from popgate_testing.popgate import Listener, TlsPopgate, TlsTenant  # noqa: E40
 from popgate_testing.ports import free_port, wait_for_greeting  # noqa: E402
 from popgate_testing.synth import Synth  # noqa: E402
 from popgate_testing.tls import wait_for_tls_greeting  # noqa: E402
+from popgate_testing.popgate import toml_value  # noqa: E402
 
 PEER_PACKAGES = ["nginx", "libnginx-mod-mail", "haproxy", "perdition",
                  "dovecot-core", "dovecot-pop3d", "python3-matplotlib",
@@ -48,6 +51,7 @@ VERSION_PACKAGES = PEER_PACKAGES + ["android-libboringssl", "liburing2",
                                     "linux-image-amd64"]
 TLS_TARGETS = ["popgate", "nginx", "dovecot-proxy", "perdition", "haproxy"]
 ALL_TARGETS = ["direct"] + TLS_TARGETS
+WORKLOADS = ["sessions", "throughput", "handshake", "hold"]
 PASSWORD = "bench-pass"
 USER_FORMAT = "user{i}@example.com"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -188,6 +192,31 @@ def taskset(cpus):
     return ["taskset", "-c", ",".join(map(str, cpus))] if cpus else []
 
 
+# A PROXY protocol v2 LOCAL header (no addresses), what popgate's health
+# checks send: lets the harness itself talk to pop3-synth --proxy-protocol.
+PROXY_V2_LOCAL = b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"
+
+
+def wait_greeting_after_local(port, timeout=15.0, proc=None):
+    """wait_greeting for a backend that wants a PROXY header first."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"127.0.0.1:{port}: exited {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(PROXY_V2_LOCAL)
+                if s.recv(512).startswith(b"+OK"):
+                    s.sendall(b"QUIT\r\n")
+                    return
+        except OSError as e:
+            last = e
+        time.sleep(0.05)
+    raise RuntimeError(f"127.0.0.1:{port}: no greeting after a LOCAL "
+                       f"header ({last})")
+
+
 def wait_greeting(port, tls=False, timeout=15.0, proc=None):
     """Waits for +OK on 127.0.0.1:port (implicit TLS if tls)."""
     if tls:
@@ -271,9 +300,10 @@ class Popgate(Target):
 
     def start(self, cert):
         crt, key = self.cert(cert)
-        self.pg = TlsPopgate(
+        self.pg = BenchPopgate(
             [TlsTenant("bench", ["example.com"],
-                       [f"127.0.0.1:{self.ctx.synth_port}"], auth="backend")],
+                       [f"127.0.0.1:{p}" for p in self.ctx.synth_ports],
+                       auth="backend")],
             [Listener("plain", default_tenant="bench", plaintext_auth="always"),
              Listener("tls", tls="implicit", default_tenant="bench",
                       certificates=[CertKey(crt, key, cert)])],
@@ -282,7 +312,8 @@ class Popgate(Target):
                     "auth_failure_delay": "0s", "shutdown_grace": "1s",
                     **self.ctx.popgate_settings},
             test_defaults=False, bin=self.ctx.bins["popgate"],
-            prefix=taskset(self.ctx.proxy_cpus), workdir=self.dir())
+            prefix=taskset(self.ctx.proxy_cpus), workdir=self.dir(),
+            tenant_settings=self.ctx.tenant_settings)
         self.pg.start(timeout=15.0)
         self.proc = self.pg.proc
         self.plain_port = self.pg.ports["plain"]
@@ -294,6 +325,53 @@ class Popgate(Target):
             self.pg.cleanup()
             self.pg = None
             self.proc = None
+
+
+def with_tenant_settings(text, settings):
+    """popgate's config text with `settings` ({key: value}) added to every
+    [[tenant]] table: a plain key after the tenant's own keys, a dotted one
+    (health_check.interval) into the tenant's sub-table ([tenant.health_
+    check]), which TOML attaches to the [[tenant]] just above it."""
+    if not settings:
+        return text
+    plain = {k: v for k, v in settings.items() if "." not in k}
+    tables = {}
+    for k, v in settings.items():
+        if "." in k:
+            table, key = k.rsplit(".", 1)
+            tables.setdefault(table, {})[key] = v
+
+    def block():
+        out = [f"{k} = {toml_value(v)}" for k, v in plain.items()]
+        for table, kv in tables.items():
+            out += ["", f"[tenant.{table}]"]
+            out += [f"{k} = {toml_value(v)}" for k, v in kv.items()]
+        return out
+
+    out, in_tenant = [], False
+    for line in text.splitlines():
+        if line.startswith("["):
+            if in_tenant:
+                while out and not out[-1]:
+                    out.pop()
+                out += block() + [""]
+            in_tenant = line.strip() == "[[tenant]]"
+        out.append(line)
+    if in_tenant:
+        out += block()
+    return "\n".join(out) + "\n"
+
+
+class BenchPopgate(TlsPopgate):
+    """TlsPopgate with --popgate-tenant-set settings in its [[tenant]]."""
+
+    def __init__(self, *a, tenant_settings=None, **kw):
+        super().__init__(*a, **kw)
+        self.tenant_settings = dict(tenant_settings or {})
+
+    def config_text(self):
+        return with_tenant_settings(super().config_text(),
+                                    self.tenant_settings)
 
 
 class Nginx(Target):
@@ -506,13 +584,34 @@ TARGET_CLASSES = {c.name: c for c in (Direct, Popgate, Nginx, Dovecot,
 
 def _toml_value(text):
     """A --popgate-set value as the config writer wants it: an integer,
-    a boolean, or a string (quotes optional)."""
+    a boolean, a list of strings ([TOP, UIDL] or ["TOP", "UIDL"]) or a
+    string (quotes optional)."""
     if text in ("true", "false"):
         return text == "true"
     try:
         return int(text)
     except ValueError:
-        return text.strip('"')
+        pass
+    t = text.strip()
+    if t.startswith("[") and t.endswith("]"):
+        return [x.strip().strip('"') for x in t[1:-1].split(",") if x.strip()]
+    return text.strip('"')
+
+
+_KEY_RE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
+def parse_settings(pairs, flag):
+    """KEY=VALUE pairs -> {key: value}; exits on a malformed one."""
+    out = {}
+    for kv in pairs:
+        key, sep, value = kv.partition("=")
+        key = key.strip()
+        if not sep or not _KEY_RE.fullmatch(key):
+            sys.exit(f"{flag} wants KEY=VALUE (KEY: letters, digits, _, -, "
+                     f"dots for a sub-table), not {kv!r}")
+        out[key] = _toml_value(value)
+    return out
 
 
 class Ctx:
@@ -927,14 +1026,19 @@ def bench_target(ctx, name, r):
         ctx.unavailable[name] = f"did not start: {e}"
         log(name, "did not start:", e)
         return
+    wl = ctx.workloads
     try:
         warm_up(ctx, t.plain_port, None)
-        record(ctx, t, "plain", "sessions", r, lambda: w_sessions(ctx, t))
-        record(ctx, t, "plain", "throughput", r, lambda: w_throughput(ctx, t))
-        if tls:
+        if "sessions" in wl:
+            record(ctx, t, "plain", "sessions", r, lambda: w_sessions(ctx, t))
+        if "throughput" in wl:
+            record(ctx, t, "plain", "throughput", r,
+                   lambda: w_throughput(ctx, t))
+        if tls and "handshake" in wl:
             handshakes(ctx, t, "ecdsa", r)
             record(ctx, t, "tls-ecdsa", "handshake-resumed-tls12", r,
                    lambda: w_handshake(ctx, t, "ecdsa", True, tls12=True))
+        if tls and "throughput" in wl:
             record(ctx, t, "tls-ecdsa", "throughput", r,
                    lambda: w_throughput(ctx, t, tls="ecdsa"))
     finally:
@@ -942,6 +1046,8 @@ def bench_target(ctx, name, r):
     if name == "direct":
         return  # the backend's own memory is not a proxy's
     holds = [("plain", None)] + ([("tls-ecdsa", "ecdsa")] if tls else [])
+    if "hold" not in wl:
+        holds = []
     for variant, tls_hold in holds:
         def one():
             t.start("ecdsa")
@@ -950,7 +1056,7 @@ def bench_target(ctx, name, r):
             finally:
                 t.stop()
         record(ctx, t, variant, "hold", r, one)
-    if tls:
+    if tls and "handshake" in wl:
         try:
             t.start("rsa")
         except Exception as e:  # noqa: BLE001
@@ -1141,6 +1247,22 @@ def machine_info():
             "loadavg_at_start": os.getloadavg()}
 
 
+def synth_ports(synth, n):
+    """The ports of pop3-synth's first n "listening on" lines."""
+    deadline = time.monotonic() + 10
+    while True:
+        with open(synth.out_path, "rb") as f:
+            ports = [int(p) for p in re.findall(
+                rb"pop3-synth listening on 127\.0\.0\.1:(\d+)", f.read())]
+        if len(ports) >= n or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    if len(ports) < n:
+        sys.exit(f"pop3-synth printed {len(ports)} listening lines, "
+                 f"wanted {n}")
+    return ports[:n]
+
+
 def loadgen_ok(ctx):
     if "loadgen" not in ctx.bins or ctx.force_pyclient:
         return False
@@ -1220,6 +1342,20 @@ def main():
                     help="a popgate [server] setting for this run, e.g. "
                          "forward_socket_buffer=0 (VALUE is TOML: 0, true, "
                          '\'"10s"\'); repeatable')
+    ap.add_argument("--popgate-tenant-set", action="append", default=[],
+                    metavar="KEY=VALUE",
+                    help="a setting in popgate's [[tenant]] for this run, "
+                         "e.g. failover=next or health_check.interval=1s "
+                         "(a dotted key goes into [tenant.health_check]); "
+                         "client_identity=proxy-v2 also starts pop3-synth "
+                         "with --proxy-protocol; repeatable")
+    ap.add_argument("--synth-backends", type=int, default=1, metavar="N",
+                    help="pop3-synth listens on N ports and popgate's "
+                         "tenant gets N backends (the other targets use "
+                         "the first)")
+    ap.add_argument("--workloads", default="all",
+                    help="comma list of sessions,throughput,handshake,hold "
+                         "(default all)")
     ap.add_argument("--update-md", metavar="FILE",
                     help="also refresh the tables between <!-- compare:begin "
                          "--> and <!-- compare:end --> in FILE (e.g. "
@@ -1238,12 +1374,19 @@ def main():
 
     ctx = Ctx()
     ctx.quick = args.quick
-    ctx.popgate_settings = {}
-    for kv in args.popgate_set:
-        key, sep, value = kv.partition("=")
-        if not sep:
-            sys.exit(f"--popgate-set wants KEY=VALUE, not {kv!r}")
-        ctx.popgate_settings[key] = _toml_value(value)
+    ctx.popgate_settings = parse_settings(args.popgate_set, "--popgate-set")
+    ctx.tenant_settings = parse_settings(args.popgate_tenant_set,
+                                         "--popgate-tenant-set")
+    # popgate sends a PROXY v2 header first on every backend connection:
+    # pop3-synth must skip it, and then only popgate can talk to it.
+    ctx.synth_proxy = ctx.tenant_settings.get("client_identity") == "proxy-v2"
+    if args.synth_backends < 1:
+        sys.exit("--synth-backends wants 1 or more")
+    ctx.workloads = set(WORKLOADS if args.workloads == "all"
+                        else [w for w in args.workloads.split(",") if w])
+    if ctx.workloads - set(WORKLOADS):
+        sys.exit(f"unknown workload(s) {sorted(ctx.workloads - set(WORKLOADS))}"
+                 f"; known: {','.join(WORKLOADS)}")
     ctx.reps = args.reps or (1 if args.quick else 3)
     ctx.duration = args.duration or (1.0 if args.quick else 4.0)
     ctx.hs_duration = args.duration or (1.0 if args.quick else 3.0)
@@ -1273,6 +1416,9 @@ def main():
     for t in targets:
         if t not in TARGET_CLASSES:
             sys.exit(f"unknown target {t}")
+    if ctx.synth_proxy and set(targets) - {"popgate"}:
+        sys.exit("client_identity=proxy-v2 makes pop3-synth expect a PROXY "
+                 "header: only --targets popgate can run against it")
 
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -1312,9 +1458,13 @@ def main():
         if r.returncode:
             sys.exit(r.stdout.decode())
         os.chmod(ctx.tmp, 0o755)  # dovecot/perdition drop privileges
-        synth = Synth({}, sizes=["1k", ctx.big],
-                      extra_args=["--generated-users", str(ctx.users),
-                                  "--generated-password", PASSWORD],
+        synth_args = ["--generated-users", str(ctx.users),
+                      "--generated-password", PASSWORD]
+        # Synth adds the first --listen itself.
+        synth_args += ["--listen", "127.0.0.1:0"] * (args.synth_backends - 1)
+        if ctx.synth_proxy:
+            synth_args.append("--proxy-protocol")
+        synth = Synth({}, sizes=["1k", ctx.big], extra_args=synth_args,
                       bin=ctx.bins["pop3-synth"], prefix=taskset(ctx.load_cpus))
         try:
             synth.start()
@@ -1323,8 +1473,18 @@ def main():
         ctx.synth_cleanup = synth.cleanup
         ctx.synth_port = synth.port
         ctx.synth_pid = synth.proc.pid
-        wait_greeting(ctx.synth_port, proc=synth.proc)
-        ctx.use_loadgen = loadgen_ok(ctx)
+        ctx.synth_ports = synth_ports(synth, args.synth_backends)
+        if ctx.synth_proxy:
+            for port in ctx.synth_ports:
+                wait_greeting_after_local(port, proc=synth.proc)
+            # loadgen's self-test talks to pop3-synth directly, which now
+            # wants a PROXY header: every run's own error count stands in.
+            ctx.use_loadgen = ("loadgen" in ctx.bins and
+                               not ctx.force_pyclient)
+        else:
+            for port in ctx.synth_ports:
+                wait_greeting(port, proc=synth.proc)
+            ctx.use_loadgen = loadgen_ok(ctx)
         log(pin_note)
         log("client:", "bench/loadgen" if ctx.use_loadgen else
             "bench/compare/pop3client.py" +
@@ -1370,6 +1530,11 @@ def main():
             "max_background_cores": ctx.max_background,
             "retries": ctx.retries,
             "max_quiet_wait_s": ctx.max_quiet_wait,
+            "popgate_settings": ctx.popgate_settings,
+            "popgate_tenant_settings": ctx.tenant_settings,
+            "synth_backends": args.synth_backends,
+            "synth_proxy_protocol": ctx.synth_proxy,
+            "workloads": sorted(ctx.workloads),
         },
         "targets": targets,
         "unavailable": ctx.unavailable,
