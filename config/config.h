@@ -115,7 +115,8 @@ enum class Failover {
 enum class ClientIdentity {
   kNone,     // it sees popgate's address
   kProxyV2,  // a PROXY protocol v2 header first on the connection
-  kXclient,  // Dovecot's XCLIENT, when the backend offers it in CAPA
+  kXclient,  // Dovecot's XCLIENT, when offered (Dovecot: "+OK [XCLIENT]"
+             // in its greeting to login_trusted_networks; others: CAPA)
 };
 
 // Whose credentials log in to the backend.
