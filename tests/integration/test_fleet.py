@@ -279,13 +279,13 @@ class Fleet(harness.IntegrationTestCase):
             keys = {m.key for m in fleet.seeded(u)}
             self.assertTrue(keys <= fleet.present_keys(u), f"{u}: messages gone from disk")
 
-    def restart_and_wait_up(self, i: int, since: float) -> list[float]:
-        """Restarts member i and waits until both instances have it up again
-        for every actively checked tenant (those that marked it down after
-        `since` log an up line); returns each instance's time from the
-        restart to its last up line."""
+    def restart_and_wait_up(self, i: int, since: float, bring_back=None) -> list[float]:
+        """Restarts member i (or calls bring_back) and waits until both
+        instances have it up again for every actively checked tenant (those
+        that marked it down after `since` log an up line); returns each
+        instance's time from the restart to its last up line."""
         t = time.time()
-        fleet.restart(i)
+        (bring_back or (lambda: fleet.restart(i)))()
         addr = fleet.addresses[i]
 
         def last(g, tn):
@@ -363,8 +363,9 @@ class Fleet(harness.IntegrationTestCase):
         ok_moved = [a for a in attempts if a.user in moved and a.ok and a.t0 > t_kill]
         first = min(a.t1 for a in ok_moved) - t_kill
         failed = [a for a in attempts if a.user in moved and not a.ok]
-        print(f"  failover after {first:.2f} s; {len(failed)} sessions of its users failed "
-              f"(started {', '.join(f'{a.t0 - t_kill:+.2f}' for a in failed[:6])} s from the kill)")
+        print(f"  failover after {first:.2f} s; {len(failed)} sessions of its users failed"
+              + (f" (started {', '.join(f'{a.t0 - t_kill:+.2f}' for a in failed[:6])} s from "
+                 "the kill)" if failed else ""))
         self.assertLess(first, DOWN_BOUND)
 
         # Where they went: one backend per moved user, the same through
@@ -396,6 +397,58 @@ class Fleet(harness.IntegrationTestCase):
         for u in moved:
             for g in gates:
                 self.assertEqual(backend_of(g, u), vaddr, f"{u} did not return to {vaddr}")
+        self.assertNoMaildropOnTwoBackends()
+
+    def test_3_hung_backend_is_passed_over_then_marked_down(self):
+        """A backend that stops answering (SIGSTOP: the kernel still accepts
+        connections, nothing greets): its users' logins pass over it after
+        backend_timeout (no credentials went there), the checks mark it
+        down within fall x interval + timeout, and from then on its users
+        go straight to their next backend, the same through both."""
+        h = busiest(FLEET)
+        haddr = fleet.addresses[h]
+        husers = users_on(haddr, FLEET)
+        pids = fleet.members[h].pause()
+        t_stop = time.time()
+        resumed = []
+        self.addCleanup(lambda: resumed or fleet.members[h].resume(pids))
+        attempts: list[Attempt] = []
+        downs: list[float | None] = [None, None]
+        k = 0
+        while time.time() < t_stop + DOWN_BOUND + 4:
+            attempts.append(attempt(k % 2, husers[(k // 2) % len(husers)]))
+            k += 1
+            for gi in (0, 1):
+                recs = downs[gi] is None and health_lines(gates[gi], "fleet", haddr, "down", t_stop)
+                if recs:
+                    downs[gi] = log_time(recs[0])
+            if None not in downs and sum(a.t0 > max(downs) + SETTLE for a in attempts) >= 4:
+                break
+        self.assertNotIn(None, downs, f"{haddr} hung and not marked down by both instances")
+        before = [a.t1 - a.t0 for a in attempts if a.t0 < max(downs)]
+        after = [a.t1 - a.t0 for a in attempts if a.t0 > max(downs) + SETTLE]
+        print(f"\n  hung backend: marked down after {downs[0] - t_stop:.2f} s (popgate 1), "
+              f"{downs[1] - t_stop:.2f} s (popgate 2); logins before took up to "
+              f"{max(before, default=0):.2f} s, after at most {max(after):.2f} s")
+        self.assertEqual([a for a in attempts if not a.ok], [], "a login failed")
+        backend_timeout = 2.0  # popgate.py's test default
+        for a in attempts:
+            self.assertLess(a.t1 - a.t0, backend_timeout + 1.5, a)
+        for gi in (0, 1):
+            self.assertLess(downs[gi] - t_stop, DOWN_BOUND)
+        self.assertLess(max(after), 1.0, "popgate still tried the hung backend once it was down")
+        recs = [session_records_of(gi, attempts) for gi in (0, 1)]
+        went: dict[str, set[str]] = {}
+        for a in attempts:
+            went.setdefault(a.user, set()).add(recs[a.gate][(a.client, a.user)]["backend"])
+        for u, bs in went.items():
+            self.assertEqual(len(bs), 1, f"{u} went to {bs}")
+            self.assertNotIn(haddr, bs)
+        ups = self.restart_and_wait_up(h, t_stop,
+                                       lambda: (fleet.members[h].resume(pids), resumed.append(1)))
+        print(f"  resumed: up after {ups[0]:.2f} s, {ups[1]:.2f} s")
+        for u in husers[:3]:
+            self.assertEqual(backend_of(gates[0], u), haddr)
         self.assertNoMaildropOnTwoBackends()
 
     # -- 4 -------------------------------------------------------------------

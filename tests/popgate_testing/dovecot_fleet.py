@@ -155,6 +155,27 @@ class SharedDovecot(Dovecot):
             time.sleep(0.005)
         return t, time.time()
 
+    def pause(self) -> list[int]:
+        """Hangs like a machine that stops answering: SIGSTOP to the master
+        and every process under it (the kernel still completes TCP
+        handshakes into the listen backlog, but nothing greets).  Returns
+        the PIDs for resume()."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        pids = sorted(set(self._descendants()) | set(self._descendants()))
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        return [self.proc.pid] + pids
+
+    def resume(self, pids: Sequence[int]) -> None:
+        for pid in reversed(pids):  # the master last
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
     def sessions(self, member: int, kills: Sequence[float] = ()) -> list[DovecotSession]:
         """Every POP3 session this member's log shows; one still open at a
         kill of this member ends there (its mail process died). `kills`:
@@ -256,24 +277,25 @@ class DovecotFleet:
             out += m.sessions(i, self.kills[i])
         return out
 
-    def overlaps(self, slack: float = 0.2) -> list[tuple[DovecotSession, DovecotSession]]:
+    def overlaps(self, slack: float = 0.05) -> list[tuple[DovecotSession, DovecotSession]]:
         """Pairs of sessions of one user on two different members that were
-        open at the same time.  `slack`: Dovecot's log process stamps a line
-        when it reads it, so an end can be stamped a little after the
-        client saw the session end; overlaps shorter than this are not
-        counted.  A session with no end line (and no kill) is open forever."""
+        open at the same time for longer than `slack` (Dovecot's log
+        process stamps a line when it reads it: an end a few ms late).  A
+        session with no end line (and no kill) is open forever."""
+        inf = float("inf")
         by_user: dict[str, list[DovecotSession]] = {}
         for s in self.sessions():
             by_user.setdefault(s.user, []).append(s)
         found = []
         for ss in by_user.values():
             ss.sort(key=lambda s: s.start)
-            for a_i, a in enumerate(ss):
-                a_end = a.end if a.end is not None else float("inf")
-                for b in ss[a_i + 1:]:
+            for k, a in enumerate(ss):
+                a_end = a.end if a.end is not None else inf
+                for b in ss[k + 1:]:
                     if b.start >= a_end - slack:
-                        break
-                    if b.member != a.member:
+                        break  # sorted by start: no later b overlaps a either
+                    b_end = b.end if b.end is not None else inf
+                    if b.member != a.member and min(a_end, b_end) - b.start > slack:
                         found.append((a, b))
         return found
 
