@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "net/proxy_protocol.h"
 #include "tests/backend/testing_check_server.h"
+#include "tls/tls_context.h"
 
 namespace popgate {
 namespace {
@@ -296,6 +297,76 @@ TEST(HealthChecker, ImplicitTlsPoolWithTlsOffChecksTheConnectOnly) {
       Eventually([&] { return StateNow(*b.health) == HealthState::kUp; }));
   checker.Stop();
   EXPECT_GE(server.connections(), 2);
+}
+
+std::shared_ptr<const tls::ClientContext> ClientContext(bool verify) {
+  tls::ClientTlsOptions o;
+  o.verify = verify;  // with verify: the system CAs, which never signed ours
+  absl::StatusOr<std::shared_ptr<const tls::ClientContext>> ctx =
+      tls::ClientContext::Build(o);
+  EXPECT_TRUE(ctx.ok()) << ctx.status();
+  return ctx.ok() ? *ctx : nullptr;
+}
+
+TEST(HealthChecker, StartTlsPoolChecksThroughTheHandshake) {
+  CheckServerOptions o;
+  o.tls = CheckServerOptions::Tls::kStartTls;
+  CheckServer server(o);
+  Lines lines;
+  HealthChecker checker(lines.Sink());
+  ASSERT_TRUE(checker.Start().ok());
+  Checked b = Target(server.address(), FastPolicy());
+  b.target.tls_mode = BackendTls::kStartTls;
+  b.target.tls_ctx = ClientContext(/*verify=*/false);
+  b.target.tls_name = "check.test";
+  checker.SetTargets({b.target});
+  ASSERT_TRUE(
+      Eventually([&] { return StateNow(*b.health) == HealthState::kUp; }));
+  ASSERT_TRUE(Eventually([&] { return server.quits() >= 2; }));
+  checker.Stop();
+  EXPECT_GE(server.stls(), 2);
+  EXPECT_GE(server.handshakes(), 2);
+  EXPECT_GE(server.capas(), 2);  // CAPA went inside TLS
+}
+
+TEST(HealthChecker, ImplicitTlsPoolChecksThroughTheHandshake) {
+  CheckServerOptions o;
+  o.tls = CheckServerOptions::Tls::kImplicit;
+  CheckServer server(o);
+  Lines lines;
+  HealthChecker checker(lines.Sink());
+  ASSERT_TRUE(checker.Start().ok());
+  Checked b = Target(server.address(), FastPolicy());
+  b.target.tls_mode = BackendTls::kImplicit;
+  b.target.tls_ctx = ClientContext(false);
+  b.target.tls_name = "check.test";
+  checker.SetTargets({b.target});
+  ASSERT_TRUE(
+      Eventually([&] { return StateNow(*b.health) == HealthState::kUp; }));
+  checker.Stop();
+  EXPECT_GE(server.handshakes(), 2);
+  EXPECT_EQ(server.stls(), 0);
+}
+
+TEST(HealthChecker, RefusedCertificateFailsTheCheck) {
+  // Logins would fail the same way: the check says so (passive marking
+  // does not count this, see BackendConnection::health_failure).
+  CheckServerOptions o;
+  o.tls = CheckServerOptions::Tls::kStartTls;
+  CheckServer server(o);
+  Lines lines;
+  HealthChecker checker(lines.Sink());
+  ASSERT_TRUE(checker.Start().ok());
+  Checked b = Target(server.address(), FastPolicy());
+  b.target.tls_mode = BackendTls::kStartTls;
+  b.target.tls_ctx = ClientContext(/*verify=*/true);
+  b.target.tls_name = "check.test";
+  checker.SetTargets({b.target});
+  ASSERT_TRUE(
+      Eventually([&] { return StateNow(*b.health) == HealthState::kDown; }));
+  checker.Stop();
+  EXPECT_EQ(lines.Count("\"reason\":\"tls: "), 1) << lines.Get().front();
+  EXPECT_EQ(server.capas(), 0);
 }
 
 TEST(HealthChecker, ReplacedTargetStopsBeingChecked) {

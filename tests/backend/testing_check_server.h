@@ -25,6 +25,11 @@ struct CheckServerOptions {
   // Read a 16-byte PROXY v2 LOCAL header before greeting (a listener with
   // `haproxy = yes` needs it first).
   bool expect_proxy_v2 = false;
+  // TLS with a throw-away self-signed certificate for "check.test":
+  // kStartTls answers STLS with +OK and shakes hands; kImplicit shakes
+  // hands before the greeting. kNone answers STLS with -ERR.
+  enum class Tls { kNone, kStartTls, kImplicit };
+  Tls tls = Tls::kNone;
 };
 
 class CheckServer {
@@ -41,6 +46,8 @@ class CheckServer {
   int capas() const { return capas_.load(); }
   int quits() const { return quits_.load(); }
   int stls() const { return stls_.load(); }
+  // TLS handshakes that completed.
+  int handshakes() const { return handshakes_.load(); }
   // Connections the peer closed (EOF) while we were still listening.
   int closed_by_peer() const { return closed_by_peer_.load(); }
   bool connection_open() const { return open_.load(); }
@@ -59,6 +66,8 @@ class CheckServer {
   std::atomic<int> capas_{0};
   std::atomic<int> quits_{0};
   std::atomic<int> stls_{0};
+  std::atomic<int> handshakes_{0};
+  void* ssl_ctx_ = nullptr;  // SSL_CTX* with tls != kNone
   std::atomic<int> closed_by_peer_{0};
   std::atomic<bool> open_{false};
   mutable std::mutex mu_;
