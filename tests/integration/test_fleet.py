@@ -14,7 +14,8 @@ its users move to their next backend in their own rendezvous order (the
 same through both instances) within the checks' fall time, nobody else
 moves or fails, no mail is lost, and no maildrop is ever open on two
 backends at once (from Dovecot's own logs); it comes back and its users
-return; state = "drain" keeps a running session, answers a second login of
+return; a backend that hangs (SIGSTOP: accepted, never greets) is passed
+over after backend_timeout and skipped at once once marked down; state = "drain" keeps a running session, answers a second login of
 its user -ERR [IN-USE] and sends new sessions elsewhere; state = "down"
 cuts running sessions without touching the mailbox; failover = "none"
 answers -ERR [SYS/TEMP] at once, without a connect attempt, once the
@@ -22,7 +23,7 @@ backend is marked down; max_connections.
 
 Prints the measured figures: "failover after X.XX s" (kill -> first
 successful login of a moved user), when each instance marked the backend
-down and up again.
+down and up again (killed and hung), how long logins took meanwhile.
 """
 
 from __future__ import annotations
