@@ -3,7 +3,13 @@
 // does up to USER: connect, the PROXY header where the pool sends one (a
 // LOCAL command: the backend's listener requires the header), TLS as
 // backend_tls says, the +OK greeting, CAPA when asked; then QUIT (our own
-// connection, never a client's). Results go to BackendHealth::RecordCheck.
+// connection, never a client's). Results go to BackendHealth::RecordCheck
+// (the caller keeps BackendHealth::SetPolicy current; the checker only
+// records). Every failure counts except our own lack of a socket and checks
+// that Stop cut short; a refused certificate counts here (logins would fail
+// the same way) though not for passive marking. With `tls = false` an
+// implicit-TLS pool's check is the TCP connect alone (its greeting is
+// inside TLS). docs/health-checks.md has the operator's view.
 //
 // Spreading: a backend's first check waits a fraction of the interval
 // derived from this process's random token and the backend address, and
@@ -41,7 +47,8 @@ struct CheckTarget {
 
 class HealthChecker {
  public:
-  // `log`: takes one complete JSON line; thread-safe, must not block.
+  // `log`: takes one complete JSON line (called on the checker's thread);
+  // thread-safe, must not block.
   explicit HealthChecker(std::function<void(std::string)> log);
   ~HealthChecker();  // Stop()
 
