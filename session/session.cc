@@ -75,6 +75,11 @@ const std::string& ImplementationLine() {
   return line;
 }
 
+const std::string& LoopReplyLine() {
+  static const std::string line = absl::StrCat(std::string(kLoopReply), "\r\n");
+  return line;
+}
+
 struct Verification {
   bool ok = false;
   absl::Duration took;
@@ -264,13 +269,14 @@ struct PoolLogin {
   std::string failure_reply;
 };
 
-// Ends the login attempt with `reply` and `result`; the session ends
-// unless the refusal is one the client may retry in this session.
+// Ends the login attempt with `reply` and `result` (the caller has set
+// s.rec.detail); the session ends unless the refusal is one the client may
+// retry in this session. Callers pass only named values: GCC 12 mishandles
+// temporaries in a co_await's arguments (a use after free was seen with a
+// conditional expression building a std::string argument).
 Task<PoolLogin> EndLogin(SessionState& s, SessionResult result,
-                         std::string_view reply, std::string detail,
-                         bool retryable) {
+                         std::string_view reply, bool retryable) {
   s.rec.result = result;
-  s.rec.detail = std::move(detail);
   PoolLogin out;
   const int rc = co_await s.client->WriteAll(reply, s.ClientTimeout());
   if (retryable) {
@@ -350,9 +356,10 @@ Task<PoolLogin> LogInThroughPool(SessionState& s, const routing::Route& route,
                        [&](uint32_t i) { return specs[i].address == current; });
       if (on == route.ranked.end()) {
         // A reload removed the backend the user's sessions are on.
-        co_return co_await EndLogin(
-            s, SessionResult::kInUse, replies::kMaildropInUse,
-            absl::StrCat("open on ", current, ", no longer configured"), true);
+        s.rec.detail =
+            absl::StrCat("open on ", current, ", no longer configured");
+        co_return co_await EndLogin(s, SessionResult::kInUse,
+                                    replies::kMaildropInUse, true);
       }
       ranked.assign(1, *on);
       failover = Failover::kNone;  // only there
@@ -373,29 +380,28 @@ Task<PoolLogin> LogInThroughPool(SessionState& s, const routing::Route& route,
         PickBackend(ranked, failover, specs, health, absl::Now(), first);
     if (pick.index < 0) {
       if (pinned) {
-        co_return co_await EndLogin(
-            s, SessionResult::kInUse, replies::kMaildropInUse,
+        s.rec.detail =
             absl::StrCat("open on ", specs[ranked[0]].address, ", which is ",
-                         std::string(PickRefusalName(pick.refusal))),
-            true);
+                         std::string(PickRefusalName(pick.refusal)));
+        co_return co_await EndLogin(s, SessionResult::kInUse,
+                                    replies::kMaildropInUse, true);
       }
       if (first > 0) {
         // Every usable backend was tried and failed.
+        s.rec.detail = std::move(passed_over);
         co_return co_await EndLogin(s, SessionResult::kBackendUnavailable,
-                                    replies::kBackendUnavailable,
-                                    std::move(passed_over), false);
+                                    replies::kBackendUnavailable, false);
       }
       s.rec.backend = specs[ranked[0]].address;
-      co_return co_await EndLogin(
-          s,
-          pick.refusal == PickRefusal::kFull ? SessionResult::kBackendFull
-                                             : SessionResult::kNoBackend,
-          replies::kBackendUnavailable,
-          absl::StrCat(
-              "backend ", specs[ranked[0]].address, " ",
-              std::string(PickRefusalName(pick.refusal)),
-              failover == Failover::kNext ? ", and no other usable" : ""),
-          false);
+      s.rec.detail = absl::StrCat(
+          "backend ", specs[ranked[0]].address, " ",
+          std::string(PickRefusalName(pick.refusal)),
+          failover == Failover::kNext ? ", and no other usable" : "");
+      const SessionResult result = pick.refusal == PickRefusal::kFull
+                                       ? SessionResult::kBackendFull
+                                       : SessionResult::kNoBackend;
+      co_return co_await EndLogin(s, result, replies::kBackendUnavailable,
+                                  false);
     }
     const uint32_t b = static_cast<uint32_t>(pick.index);
     // Its place in the user's order (counting those tried before).
@@ -405,9 +411,9 @@ Task<PoolLogin> LogInThroughPool(SessionState& s, const routing::Route& route,
       if (!MaildropGuard::Process().Claim(guard_user, specs[b].address)) {
         // Another session of the user won a race for another backend.
         s.hold.Release();
+        s.rec.detail = "open on another backend";
         co_return co_await EndLogin(s, SessionResult::kInUse,
-                                    replies::kMaildropInUse,
-                                    "open on another backend", true);
+                                    replies::kMaildropInUse, true);
       }
       s.hold.guard_user = guard_user;
       s.hold.guard_backend = specs[b].address;
@@ -459,30 +465,36 @@ Task<PoolLogin> LogInThroughPool(SessionState& s, const routing::Route& route,
         co_return out;
       }
       case BackendLoginResult::Outcome::kUnavailable:
-        absl::StrAppend(&passed_over, passed_over.empty() ? "" : "; ",
-                        specs[b].address, ": ", login.error);
         if (failover == Failover::kNext && !login.credentials_sent) {
+          absl::StrAppend(&passed_over, passed_over.empty() ? "" : "; ",
+                          specs[b].address, ": ", login.error);
           first = position + 1;
           continue;  // the next backend in the user's order
         }
+        // `backend` names the one tried last; the detail says why (after
+        // those passed over before it, if any).
+        if (passed_over.empty()) {
+          s.rec.detail = std::move(login.error);
+        } else {
+          s.rec.detail = absl::StrCat(passed_over, "; ", specs[b].address, ": ",
+                                      login.error);
+        }
         co_return co_await EndLogin(s, SessionResult::kBackendUnavailable,
-                                    replies::kBackendUnavailable,
-                                    std::move(passed_over), false);
+                                    replies::kBackendUnavailable, false);
       case BackendLoginResult::Outcome::kLoop:
         // A configuration error, not the client's: at once, not counted.
-        co_return co_await EndLogin(
-            s, SessionResult::kLoop,
-            absl::StrCat(std::string(kLoopReply), "\r\n"),
-            std::move(login.error), false);
+        s.rec.detail = std::move(login.error);
+        co_return co_await EndLogin(s, SessionResult::kLoop, LoopReplyLine(),
+                                    false);
       case BackendLoginResult::Outcome::kRefused: {
         // Closed without QUIT: nothing was opened on the backend.
         std::string relayed = RefusalReply(login.reply);
         if (IsTemporaryRefusal(login.reply)) {
           // The mailbox is busy or the backend is: nothing to do with the
           // credentials. Relay at once; it is no failed login.
+          s.rec.detail = LoggableReply(login.reply);
           co_return co_await EndLogin(s, SessionResult::kBackendRefused,
-                                      relayed, LoggableReply(login.reply),
-                                      true);
+                                      relayed, true);
         }
         if (!login.error.empty()) s.rec.detail = std::move(login.error);
         PoolLogin out;
