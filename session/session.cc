@@ -288,10 +288,6 @@ Task<PoolLogin> EndLogin(SessionState& s, SessionResult result,
   co_return out;
 }
 
-// What the backend is told about the client (the tenant's
-// client_identity). The client address is the socket's peer; with a front
-// balancer's PROXY header (issue "Stand in front of the internet") it will
-// be the one that header carries: SessionState::peer is the seam.
 // For the session log: how the backend learned who the client is.
 std::string IdentityName(ClientIdentity mode, const BackendLoginResult& r) {
   if (!r.identity_sent) return "";
@@ -306,6 +302,10 @@ std::string IdentityName(ClientIdentity mode, const BackendLoginResult& r) {
   return "";
 }
 
+// What the backend is told about the client (the tenant's
+// client_identity). The client address is the socket's peer; with a front
+// balancer's PROXY header (issue "Stand in front of the internet") it will
+// be the one that header carries: SessionState::peer is the seam.
 BackendIdentity IdentityFor(const SessionState& s, const TenantConfig& t) {
   BackendIdentity id;
   id.mode = t.client_identity;
