@@ -37,38 +37,6 @@ constexpr int kMaxCapaLines = 64;
 // line in its log); waiting longer would only hold a socket.
 constexpr absl::Duration kGoodbyeBound = absl::Milliseconds(200);
 
-// A timeout that can be cut short from the ring's thread (a reload removing
-// the target, Stop): IORING_OP_TIMEOUT_REMOVE completes it with -ECANCELED.
-class WakeableSleep {
- public:
-  WakeableSleep(Ring& ring, absl::Duration d)
-      : ring_(ring), ts_(ToKernelTimespec(d)) {}
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) {
-    completion_.handle = h;
-    io_uring_sqe* sqe = ring_.GetSqe();
-    io_uring_prep_timeout(sqe, &ts_, 0, 0);
-    io_uring_sqe_set_data(sqe, &completion_);
-  }
-  void await_resume() const noexcept {}
-  // The frame stays until the timeout's own completion arrives, so the
-  // kernel never touches freed memory.
-  void Wake() {
-    if (woken_) return;
-    woken_ = true;
-    io_uring_sqe* sqe = ring_.GetSqe();
-    io_uring_prep_timeout_remove(sqe, reinterpret_cast<uint64_t>(&completion_),
-                                 0);
-    io_uring_sqe_set_data(sqe, nullptr);  // its own completion is ignored
-  }
-
- private:
-  Ring& ring_;
-  __kernel_timespec ts_;
-  Completion completion_;
-  bool woken_ = false;
-};
-
 struct CheckOutcome {
   bool ok = false;
   // False for failures on our side (out of file descriptors): they say
@@ -88,7 +56,7 @@ struct HealthChecker::Impl {
     bool first_round = false;  // counted in first_round_left until checked
     bool reschedule = false;   // the interval changed: recompute the wait
     int fd = -1;               // the check's socket while one is open
-    WakeableSleep* sleep = nullptr;
+    SleepOp* sleep = nullptr;
   };
 
   explicit Impl(std::function<void(std::string)> l) : log(std::move(l)) {}
@@ -234,7 +202,7 @@ Detached HealthChecker::Impl::RunTarget(std::shared_ptr<Slot> slot,
   absl::Time next = absl::Now() + first_wait;
   while (!slot->removed) {
     while (!slot->removed && absl::Now() < next) {
-      WakeableSleep sleep(ring, next - absl::Now());
+      SleepOp sleep(ring, next - absl::Now());
       slot->sleep = &sleep;
       co_await sleep;
       slot->sleep = nullptr;

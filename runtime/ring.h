@@ -243,7 +243,8 @@ inline auto ShutdownFd(Ring& r, int fd, int how) {
                 [=](io_uring_sqe* s) { io_uring_prep_shutdown(s, fd, how); });
 }
 
-// Completes after `d` (result -ETIME is the normal outcome).
+// Completes after `d` (result -ETIME is the normal outcome), or sooner
+// when Wake() is called from the ring's thread while it waits.
 class SleepOp {
  public:
   SleepOp(Ring& ring, absl::Duration d)
@@ -256,11 +257,24 @@ class SleepOp {
     io_uring_sqe_set_data(sqe, &completion_);
   }
   void await_resume() const noexcept {}
+  // Cuts the sleep short (IORING_OP_TIMEOUT_REMOVE completes it with
+  // -ECANCELED). Only while suspended in it; the awaiting frame stays until
+  // the timeout's own completion arrives, so the kernel never touches
+  // freed memory.
+  void Wake() {
+    if (woken_) return;
+    woken_ = true;
+    io_uring_sqe* sqe = ring_.GetSqe();
+    io_uring_prep_timeout_remove(sqe, reinterpret_cast<uint64_t>(&completion_),
+                                 0);
+    io_uring_sqe_set_data(sqe, nullptr);  // its own completion is ignored
+  }
 
  private:
   Ring& ring_;
   __kernel_timespec ts_;
   Completion completion_;
+  bool woken_ = false;
 };
 
 inline SleepOp Sleep(Ring& r, absl::Duration d) { return SleepOp(r, d); }
