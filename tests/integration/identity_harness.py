@@ -1,10 +1,8 @@
 """Helpers for issue 9's identity, master-login and backend-state tests
 (test_client_identity, test_master_login, test_backend_state):
 
-  * PoolTenant / PoolPopgate -- TlsPopgate whose tenants carry the pool
-    settings (client_identity, backend_login, master_*, capabilities,
-    failover, [tenant.health_check]) and per-backend keys (state,
-    max_connections)
+  * PoolTenant / PoolPopgate -- other names of tlsharness's TlsTenant and
+    TlsPopgate (whose tenants carry the pool settings)
   * SourceClient / tls_client_from -- POP3 clients whose socket is bound to
     a chosen loopback source address (127.0.0.5...: loopback has all of
     127/8), so the backend can be asked who the client was
@@ -21,83 +19,17 @@ from __future__ import annotations
 import dataclasses
 import socket
 import threading
-from typing import Sequence
 
 import harness
 import tlsharness as th
 from popgate_testing.fakebackend import FakeBackend
-from popgate_testing.popgate import toml_value
 
 
-@dataclasses.dataclass
-class PoolTenant(th.TlsTenant):
-    # More keys of the [[tenant]] table: client_identity, backend_login,
-    # master_user, master_password_file, master_login, master_separator,
-    # capabilities, failover...
-    settings: dict = dataclasses.field(default_factory=dict)
-    # Per backend (same order as `backends`): more keys of its table
-    # (state, max_connections).
-    backend_settings: list[dict] | None = None
-    # [tenant.health_check] (None: no table, no active checks).
-    health_check: dict | None = None
-
-
-class PoolPopgate(th.TlsPopgate):
-    """TlsPopgate that writes PoolTenant's settings too; listeners default
-    to one plain listener ("plain") whose default tenant is `default_tenant`."""
-
-    def __init__(self, tenants: Sequence[harness.Tenant],
-                 listeners: Sequence[th.Listener] | None = None, **kw):
-        if listeners is None:
-            listeners = [th.Listener("plain", "none",
-                                     default_tenant=kw.get("default_tenant"))]
-        super().__init__(tenants, listeners, **kw)
-
-    def config_text(self) -> str:
-        out = ["[server]"]
-        out += [f"{k} = {toml_value(v)}" for k, v in self.server.items()]
-        if self.tls:
-            out += ["", "[tls]"] + [f"{k} = {toml_value(v)}" for k, v in self.tls.items()]
-        for l in self.listeners:
-            out += ["", "[[listener]]",
-                    f"address = {toml_value(f'{harness.LOOPBACK}:{self.ports[l.name]}')}",
-                    f"tls = {toml_value(l.tls)}"]
-            if l.default_tenant:
-                out.append(f"default_tenant = {toml_value(l.default_tenant)}")
-            if l.certificates:
-                out.append(f"certificates = {toml_value(list(l.certificates))}")
-            if l.plaintext_auth:
-                out.append(f"plaintext_auth = {toml_value(l.plaintext_auth)}")
-        for t in self.tenants:
-            out += ["", "[[tenant]]",
-                    f"name = {toml_value(t.name)}",
-                    f"domains = {toml_value(t.domains)}",
-                    f"username = {toml_value(t.username)}",
-                    f"auth = {toml_value(t.auth)}"]
-            if t.auth == "file":
-                out.append(f"passwd_file = {toml_value(self.passwd_path(t))}")
-            ws = t.weights or [1] * len(t.backends)
-            extra = getattr(t, "backend_settings", None) or [{}] * len(t.backends)
-            out.append("backends = " + toml_value(
-                [{"address": a, "weight": w, **e} for a, w, e in zip(t.backends, ws, extra)]))
-            if isinstance(t, th.TlsTenant):
-                if t.sni_names is not None:
-                    out.append(f"sni_names = {toml_value(t.sni_names)}")
-                if t.certificates:
-                    out.append(f"certificates = {toml_value(list(t.certificates))}")
-                if t.backend_tls is not None:
-                    out.append(f"backend_tls = {toml_value(t.backend_tls)}")
-            if isinstance(t, PoolTenant):
-                out += [f"{k} = {toml_value(v)}" for k, v in t.settings.items()]
-                if t.health_check is not None:
-                    out += ["", "[tenant.health_check]"]
-                    out += [f"{k} = {toml_value(v)}" for k, v in t.health_check.items()]
-        if self.extra_toml:
-            out += ["", self.extra_toml]
-        return "\n".join(out) + "\n"
-
-    def health_records(self, **match) -> list[dict]:
-        return self.session_records(event="backend_health", **match)
+# The names test_health_checks imports: popgate.Tenant carries the pool
+# settings (settings, backend_settings, health_check) and TlsPopgate writes
+# them, one plain listener ("plain") when it is given no listeners.
+PoolTenant = th.TlsTenant
+PoolPopgate = th.TlsPopgate
 
 
 def _bound_socket(source: str, port: int, timeout: float) -> socket.socket:

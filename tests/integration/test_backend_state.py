@@ -22,7 +22,6 @@ import unittest
 import harness
 import tlsharness as th
 from harness import FakeBackend, RawClient
-from identity_harness import PoolPopgate, PoolTenant
 
 PW = "State-pw-1"
 CAPS = ["TOP", "UIDL", "EXPIRE NEVER", "X-POPGATE-TEST 1 2", "RESP-CODES"]
@@ -51,24 +50,24 @@ def setUpModule():
             relays[key] = relay_to(other if key.endswith("down") or key == "drain" else up)
         users = lambda us: {u: PW for u in us}  # noqa: E731
         tenants = [
-            PoolTenant("t-caps", ["caps.example"], [relays["caps"].address],
-                       users=users([CAPS_USER]), settings={"capabilities": CAPS}),
-            PoolTenant("t-nocaps", ["nocaps.example"], [up.address],
-                       settings={"capabilities": []}),
-            PoolTenant("t-down", ["down.example"], [relays["down"].address],
-                       users=users([DOWN_USER]), backend_settings=[{"state": "down"}]),
-            PoolTenant("t-drain", ["drain.example"], [relays["drain"].address],
-                       users=users([DRAIN_USER]), backend_settings=[{"state": "drain"}]),
-            PoolTenant("t-next", ["next.example"],
-                       [relays["next-down"].address, relays["next-up"].address],
-                       users=users(NEXT_USERS), settings={"failover": "next"},
-                       backend_settings=[{"state": "down"}, {}]),
-            PoolTenant("t-none", ["none.example"],
-                       [relays["none-down"].address, relays["none-up"].address],
-                       users=users(NONE_USERS), settings={"failover": "none"},
-                       backend_settings=[{"state": "down"}, {}]),
+            harness.Tenant("t-caps", ["caps.example"], [relays["caps"].address],
+                           users=users([CAPS_USER]), settings={"capabilities": CAPS}),
+            harness.Tenant("t-nocaps", ["nocaps.example"], [up.address],
+                           settings={"capabilities": []}),
+            harness.Tenant("t-down", ["down.example"], [relays["down"].address],
+                           users=users([DOWN_USER]), backend_settings=[{"state": "down"}]),
+            harness.Tenant("t-drain", ["drain.example"], [relays["drain"].address],
+                           users=users([DRAIN_USER]), backend_settings=[{"state": "drain"}]),
+            harness.Tenant("t-next", ["next.example"],
+                           [relays["next-down"].address, relays["next-up"].address],
+                           users=users(NEXT_USERS), settings={"failover": "next"},
+                           backend_settings=[{"state": "down"}, {}]),
+            harness.Tenant("t-none", ["none.example"],
+                           [relays["none-down"].address, relays["none-up"].address],
+                           users=users(NONE_USERS), settings={"failover": "none"},
+                           backend_settings=[{"state": "down"}, {}]),
         ]
-        pg = res.add(PoolPopgate(tenants, [
+        pg = res.add(th.TlsPopgate(tenants, [
             th.Listener("caps", "none", default_tenant="t-caps"),
             th.Listener("nocaps", "none", default_tenant="t-nocaps"),
             th.Listener("plain", "none"),
@@ -202,9 +201,9 @@ class DrainByReload(harness.IntegrationTestCase):
 
     def test_drain_keeps_running_session(self):
         s = self.start_synth({"live@live.example": PW}, sizes=[333, 444])
-        t = PoolTenant("t-live", ["live.example"], [s.address],
-                       users={"live@live.example": PW}, backend_settings=[{"state": "up"}])
-        p = PoolPopgate([t])
+        t = harness.Tenant("t-live", ["live.example"], [s.address],
+                           users={"live@live.example": PW}, backend_settings=[{"state": "up"}])
+        p = th.TlsPopgate([t])
         self.addCleanup(p.cleanup)
         p.start()
         running = self.raw(p.port)

@@ -33,9 +33,8 @@ import unittest
 import harness
 import tlsharness as th
 from harness import make_message
-from identity_harness import (PP2_CLIENT_SSL, PP2_TYPE_SSL, PoolPopgate, PoolTenant,
-                              RecordingRelay, SourceClient, parse_proxy_v2,
-                              tls_client_from)
+from identity_harness import (PP2_CLIENT_SSL, PP2_TYPE_SSL, RecordingRelay, SourceClient,
+                              parse_proxy_v2, tls_client_from)
 
 PW = "Ident-pw-1"
 U_PLAIN = "alice@plain.example"     # proxy-v2 -> Dovecot haproxy, plaintext allowed
@@ -69,18 +68,18 @@ def setUpModule():
             dove[key] = res.add(d)
             relay[key] = res.add(RecordingRelay((harness.LOOPBACK, d.port)))
         tenants = [
-            PoolTenant("t-plain", ["plain.example"], [relay["plain"].address],
-                       users={U_PLAIN: PW}, settings={"client_identity": "proxy-v2"},
-                       health_check=HEALTH),
-            PoolTenant("t-secure", ["secure.example"], [relay["secure"].address],
-                       users={U_SECURE: PW}, settings={"client_identity": "proxy-v2"},
-                       health_check=HEALTH),
-            PoolTenant("t-x", ["x.example"], [relay["x"].address],
-                       users={U_X: PW}, settings={"client_identity": "xclient"}),
-            PoolTenant("t-nx", ["nx.example"], [relay["nx"].address],
-                       users={U_NX: PW}, settings={"client_identity": "xclient"}),
+            harness.Tenant("t-plain", ["plain.example"], [relay["plain"].address],
+                           users={U_PLAIN: PW}, settings={"client_identity": "proxy-v2"},
+                           health_check=HEALTH),
+            harness.Tenant("t-secure", ["secure.example"], [relay["secure"].address],
+                           users={U_SECURE: PW}, settings={"client_identity": "proxy-v2"},
+                           health_check=HEALTH),
+            harness.Tenant("t-x", ["x.example"], [relay["x"].address],
+                           users={U_X: PW}, settings={"client_identity": "xclient"}),
+            harness.Tenant("t-nx", ["nx.example"], [relay["nx"].address],
+                           users={U_NX: PW}, settings={"client_identity": "xclient"}),
         ]
-        pg = res.add(PoolPopgate(tenants, [
+        pg = res.add(th.TlsPopgate(tenants, [
             th.Listener("plain", "none"),
             th.Listener("stls", "starttls", [cert]),
             th.Listener("tls", "implicit", [cert]),
@@ -261,8 +260,8 @@ class Xclient(Base):
         # already, so its XCLIENT TTL is one lower: Dovecot's loop guard
         # (it refuses to proxy on at TTL 1) sees the whole chain.
         direct = self.xclient_ttl(pg.ports["plain"], len(relay["x"].sent))
-        front = PoolPopgate([PoolTenant("t-front", ["x.example"], [pg.address],
-                                        users={U_X: PW})])
+        front = th.TlsPopgate([harness.Tenant("t-front", ["x.example"], [pg.address],
+                                              users={U_X: PW})])
         self.addCleanup(front.cleanup)
         front.start()
         chained = self.xclient_ttl(front.port, len(relay["x"].sent))
@@ -303,11 +302,11 @@ class AuthPenaltyPerClient(harness.IntegrationTestCase):
             cls.dn.add_user("pen@pen-n.example", PW, [make_message(7101, 500)])
             cls.res.add(cls.dx)
             cls.res.add(cls.dn)
-            cls.pg = cls.res.add(PoolPopgate([
-                PoolTenant("pen-x", ["pen-x.example"], [cls.dx.address], auth="backend",
-                           settings={"client_identity": "xclient"}),
-                PoolTenant("pen-n", ["pen-n.example"], [cls.dn.address], auth="backend",
-                           settings={"client_identity": "none"}),
+            cls.pg = cls.res.add(th.TlsPopgate([
+                harness.Tenant("pen-x", ["pen-x.example"], [cls.dx.address], auth="backend",
+                               settings={"client_identity": "xclient"}),
+                harness.Tenant("pen-n", ["pen-n.example"], [cls.dn.address], auth="backend",
+                               settings={"client_identity": "none"}),
             ], server={"auth_failure_delay": "100ms", "backend_auth_timeout": "30s"}))
 
     @classmethod

@@ -24,7 +24,6 @@ import time
 import unittest
 
 import harness
-from popgate_testing.dovecot_fleet import FleetPopgate, FleetTenant
 from popgate_testing.helpers import closing_on_error
 
 N_USERS = 10_000
@@ -41,10 +40,10 @@ synths: list[harness.Synth] = []
 gate_up = gate_a = gate_b = None
 
 
-def tenant(addresses: list[str], down: int | None) -> FleetTenant:
+def tenant(addresses: list[str], down: int | None) -> harness.Tenant:
     opts = [{"state": "down"} if i == down else {} for i in range(len(addresses))]
-    return FleetTenant("agree", [DOMAIN], list(addresses), users={u: PW for u in USERS},
-                       failover="next", backend_options=opts)
+    return harness.Tenant("agree", [DOMAIN], list(addresses), users={u: PW for u in USERS},
+                          settings={"failover": "next"}, backend_settings=opts)
 
 
 def setUpModule():
@@ -58,9 +57,9 @@ def setUpModule():
         addrs = [s.address for s in synths]
         # Logs only what matters here: no auth delay, plenty of queue.
         server = {"auth_queue_limit": 4096}
-        gate_up = res.add(FleetPopgate([tenant(addrs, None)], server=server))
-        gate_a = res.add(FleetPopgate([tenant(addrs, DOWN)], server=server))
-        gate_b = res.add(FleetPopgate([tenant(addrs, DOWN)], server=server))
+        gate_up = res.add(harness.Popgate([tenant(addrs, None)], server=server))
+        gate_a = res.add(harness.Popgate([tenant(addrs, DOWN)], server=server))
+        gate_b = res.add(harness.Popgate([tenant(addrs, DOWN)], server=server))
 
 
 def tearDownModule():

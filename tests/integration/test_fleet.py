@@ -35,7 +35,7 @@ import unittest
 
 import harness
 from harness import ConnectionClosed, RawClient, make_message
-from popgate_testing.dovecot_fleet import DovecotFleet, FleetPopgate, FleetTenant, log_time
+from popgate_testing.dovecot_fleet import DovecotFleet, log_time
 from popgate_testing.helpers import closing_on_error
 
 PW = "Fleet-pw-1"
@@ -57,23 +57,25 @@ SETTLE = 0.3
 
 res = harness.ModuleResources()
 fleet: DovecotFleet | None = None
-gates: list[FleetPopgate] = []
+gates: list[harness.Popgate] = []
 routes: dict[str, str] = {}            # user -> first-choice backend, all up
 baseline: dict[str, bytes] = {}        # user -> UIDL listing, straight from Dovecot
 
 
-def tenants(addresses: list[str]) -> list[FleetTenant]:
+def tenants(addresses: list[str]) -> list[harness.Tenant]:
     users = lambda names: {u: PW for u in names}  # noqa: E731
     every = lambda **kw: [dict(kw) for _ in addresses]  # noqa: E731
     return [
-        FleetTenant("fleet", ["fleet.example"], list(addresses), users=users(FLEET),
-                    failover="next", health_check=dict(HEALTH)),
-        FleetTenant("shard", ["shard.example"], list(addresses), users=users(SHARD),
-                    failover="none", health_check=dict(HEALTH)),
-        FleetTenant("cap", ["cap.example"], list(addresses), users=users(CAP),
-                    failover="none", backend_options=every(max_connections=1)),
-        FleetTenant("capnext", ["capnext.example"], list(addresses), users=users(CAPNEXT),
-                    failover="next", backend_options=every(max_connections=1)),
+        harness.Tenant("fleet", ["fleet.example"], list(addresses), users=users(FLEET),
+                       settings={"failover": "next"}, health_check=dict(HEALTH)),
+        harness.Tenant("shard", ["shard.example"], list(addresses), users=users(SHARD),
+                       settings={"failover": "none"}, health_check=dict(HEALTH)),
+        harness.Tenant("cap", ["cap.example"], list(addresses), users=users(CAP),
+                       settings={"failover": "none"},
+                       backend_settings=every(max_connections=1)),
+        harness.Tenant("capnext", ["capnext.example"], list(addresses), users=users(CAPNEXT),
+                       settings={"failover": "next"},
+                       backend_settings=every(max_connections=1)),
     ]
 
 
@@ -85,7 +87,7 @@ def setUpModule():
             fleet.add_user(u, PW, [make_message(1000 + 3 * i + k, 300 + 97 * k) for k in range(3)])
         res.add(fleet)
         for _ in range(2):
-            gates.append(res.add(FleetPopgate(tenants(fleet.addresses))))
+            gates.append(res.add(harness.Popgate(tenants(fleet.addresses))))
         for u in ALL_USERS:
             with RawClient(fleet.members[0].port) as c:
                 assert c.login(u, PW).startswith(b"+OK"), u
@@ -307,7 +309,7 @@ class Fleet(harness.IntegrationTestCase):
                            if health_lines(g, tn, addr, "up", t)) - t)
         return ups
 
-    def set_state(self, gate: FleetPopgate, address: str, state: str) -> None:
+    def set_state(self, gate: harness.Popgate, address: str, state: str) -> None:
         for t in gate.tenants:
             if t.name == "fleet":
                 t.set_backend(address, state=state)

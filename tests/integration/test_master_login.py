@@ -25,8 +25,9 @@ import time
 import unittest
 
 import harness
+import tlsharness as th
 from harness import RawClient, make_message
-from identity_harness import PoolPopgate, PoolTenant, RecordingRelay
+from identity_harness import RecordingRelay
 
 MASTER = "popmaster"
 MASTER_PW = "Mstr-9f3c1e77-secret"
@@ -68,18 +69,18 @@ def master_settings(method: str, pw_file: str) -> dict:
     return s
 
 
-def tenants(pw_file: str, bad_file: str) -> list[PoolTenant]:
+def tenants(pw_file: str, bad_file: str) -> list[harness.Tenant]:
     return [
-        PoolTenant("t-sep", ["sep.example"], [relay.address],
-                   users={ALICE: GATE_PW[ALICE], EVE: GATE_PW[EVE]},
-                   settings=master_settings("separator", pw_file)),
-        PoolTenant("t-sasl", ["sasl.example"], [relay.address],
-                   users={CAROL: GATE_PW[CAROL]},
-                   settings=master_settings("sasl-plain", pw_file)),
+        harness.Tenant("t-sep", ["sep.example"], [relay.address],
+                       users={ALICE: GATE_PW[ALICE], EVE: GATE_PW[EVE]},
+                       settings=master_settings("separator", pw_file)),
+        harness.Tenant("t-sasl", ["sasl.example"], [relay.address],
+                       users={CAROL: GATE_PW[CAROL]},
+                       settings=master_settings("sasl-plain", pw_file)),
         # Its master password file holds a wrong password: Dovecot refuses.
-        PoolTenant("t-bad", ["bad.example"], [relay.address],
-                   users={DAVE: GATE_PW[DAVE]},
-                   settings=master_settings("separator", bad_file)),
+        harness.Tenant("t-bad", ["bad.example"], [relay.address],
+                       users={DAVE: GATE_PW[DAVE]},
+                       settings=master_settings("separator", bad_file)),
     ]
 
 
@@ -95,7 +96,7 @@ def setUpModule():
         relay = res.add(RecordingRelay((harness.LOOPBACK, dove.port)))
         pw_file = write_secret("master.pw", MASTER_PW, 0o600)
         bad_file = write_secret("bad-master.pw", WRONG_MASTER_PW, 0o600)
-        pg = res.add(PoolPopgate(tenants(pw_file, bad_file)))
+        pg = res.add(th.TlsPopgate(tenants(pw_file, bad_file)))
 
 
 def tearDownModule():
@@ -224,7 +225,7 @@ class MasterPasswordFile(harness.IntegrationTestCase):
 
     def test_world_readable_file_refuses_start(self):
         loose = write_secret("loose-master.pw", MASTER_PW, 0o644)
-        p = PoolPopgate(tenants(loose, loose))
+        p = th.TlsPopgate(tenants(loose, loose))
         self.addCleanup(shutil.rmtree, p.dir, True)
         p._choose_ports()
         p.write_config()

@@ -1,6 +1,4 @@
-"""A fleet of real Dovecots behind one popgate pool, and popgate configs
-with the fleet settings (failover, health checks, backend state and
-max_connections).
+"""A fleet of real Dovecots behind one popgate pool.
 
 DovecotFleet: N Dovecot instances (dovecot.Dovecot, each with its own
 base_dir, port and log) sharing ONE maildir tree and the same users, as
@@ -10,9 +8,9 @@ restarted on the same port.  Their logs (microsecond timestamps) give every
 POP3 session a user had on each member, so a test can check that no
 maildrop was ever open on two backends at once.
 
-FleetTenant / FleetPopgate: a popgate.Tenant with the per-pool settings of
-the fleet (failover = "none" | "next", [tenant.health_check], each
-backend's state and max_connections) and the Popgate that writes them.
+The pool settings in front of a fleet (failover, [tenant.health_check],
+each backend's state and max_connections) are popgate.Tenant's settings,
+backend_settings and health_check.
 """
 
 from __future__ import annotations
@@ -28,8 +26,7 @@ import time
 from typing import Iterable, Sequence
 
 from .dovecot import Dovecot, SeededMessage
-from .paths import DOVECOT_BIN, LOOPBACK, make_tempdir
-from .popgate import Popgate, Tenant, toml_value
+from .paths import DOVECOT_BIN, make_tempdir
 from .ports import wait_for_greeting
 from .processes import _tail, spawn, stop_process, terminate_all
 
@@ -316,84 +313,6 @@ class DovecotFleet:
 
     def __exit__(self, *exc):
         self.cleanup()
-
-
-@dataclasses.dataclass
-class FleetTenant(Tenant):
-    """A Tenant with the pool settings of issue 9.
-
-    failover: "none" | "next" (None: not written, popgate's default);
-    health_check: the [tenant.health_check] keys (None: no table, so no
-    active checks); backend_options: per backend (same order as
-    `backends`), more keys of its entry, e.g. {"state": "drain"} or
-    {"max_connections": 1}; extra: more tenant keys (client_identity, ...).
-    """
-    failover: str | None = None
-    health_check: dict | None = None
-    backend_options: list[dict] = dataclasses.field(default_factory=list)
-    extra: dict = dataclasses.field(default_factory=dict)
-
-    def set_backend(self, address: str, **options) -> None:
-        """Changes one backend's entry (e.g. state="drain"); write the config
-        and SIGHUP popgate to apply it."""
-        i = self.backends.index(address)
-        while len(self.backend_options) < len(self.backends):
-            self.backend_options.append({})
-        self.backend_options[i].update(options)
-
-
-class FleetPopgate(Popgate):
-    """Popgate writing FleetTenant's settings ([[tenant]] tables as
-    Popgate writes them, plus failover, health_check, backend options)."""
-
-    def config_text(self) -> str:
-        out = ["[server]"] + [f"{k} = {toml_value(v)}" for k, v in self.server.items()]
-        out += ["", "[[listener]]", f"address = {toml_value(f'{LOOPBACK}:{self.port}')}"]
-        if self.default_tenant:
-            out.append(f"default_tenant = {toml_value(self.default_tenant)}")
-        for t in self.tenants:
-            out += ["", "[[tenant]]",
-                    f"name = {toml_value(t.name)}",
-                    f"domains = {toml_value(t.domains)}",
-                    f"username = {toml_value(t.username)}",
-                    f"auth = {toml_value(t.auth)}"]
-            if t.auth == "file":
-                out.append(f"passwd_file = {toml_value(self.passwd_path(t))}")
-            ws = t.weights or [1] * len(t.backends)
-            entries = []
-            for i, (a, w) in enumerate(zip(t.backends, ws)):
-                e = {"address": a, "weight": w}
-                if isinstance(t, FleetTenant) and i < len(t.backend_options):
-                    e.update(t.backend_options[i])
-                entries.append(e)
-            out.append(f"backends = {toml_value(entries)}")
-            if isinstance(t, FleetTenant):
-                if t.failover is not None:
-                    out.append(f"failover = {toml_value(t.failover)}")
-                for k, v in t.extra.items():
-                    out.append(f"{k} = {toml_value(v)}")
-                if t.health_check is not None:
-                    out.append(f"health_check = {toml_value(t.health_check)}")
-        if self.extra_toml:
-            out += ["", self.extra_toml]
-        return "\n".join(out) + "\n"
-
-    def reload_and_wait(self, timeout: float = 5.0) -> dict:
-        """Writes the config, SIGHUPs, and returns the `reloaded` line (an
-        AssertionError on `reload_failed` or none within `timeout`)."""
-        mark = len(self.log_records())
-        self.write_config()
-        self.reload()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for r in self.log_records()[mark:]:
-                if r.get("event") == "reloaded":
-                    return r
-                if r.get("event") == "reload_failed":
-                    raise AssertionError(f"reload failed: {r}")
-            time.sleep(0.05)
-        raise AssertionError(f"no reloaded line {timeout}s after SIGHUP"
-                             + _tail(self.stderr_path))
 
 
 def log_time(record: dict) -> float:

@@ -1,5 +1,6 @@
-"""popgate under test: a generated TOML config (tenants with passwd files,
-one plain listener; or, TlsPopgate, several listeners with TLS settings),
+"""popgate under test: a generated TOML config (tenants with passwd files
+and issue 9's pool settings, one plain listener; or, TlsPopgate, several
+listeners with TLS settings),
 start/stop/reload by PID, its stderr's JSON log records, and a sanitizer
 check of its output at cleanup."""
 
@@ -10,17 +11,37 @@ import json
 import os
 import signal
 import subprocess
+import time
 from typing import Sequence
 
 from .paths import LOOPBACK, make_tempdir, popgate_bin, scaled
 from .pki import CertKey
 from .ports import free_port, wait_for_greeting, wait_until
-from .processes import _ServerInDir, _read_bytes, check_sanitizer_output, spawn, stop_process
+from .processes import (_ServerInDir, _read_bytes, _tail, check_sanitizer_output, spawn,
+                        stop_process)
 from .tls import wait_for_tls_greeting
 
 
 def _toml_str(s: str) -> str:
     return json.dumps(s)  # JSON string escapes are valid TOML basic strings
+
+
+def toml_value(v) -> str:
+    """`v` as a TOML value (a dict as an inline table, a CertKey as its
+    { cert, key } pair)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, CertKey):
+        return toml_value(v.pair())
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(type(v))
 
 
 @dataclasses.dataclass
@@ -33,6 +54,23 @@ class Tenant:
     auth: str = "file"
     username: str = "full"
     weights: list[int] | None = None
+    # The pool settings of issue 9.  settings: more keys of the [[tenant]]
+    # table, written in order after its own (failover, client_identity,
+    # backend_login, master_*, capabilities, ...).
+    settings: dict = dataclasses.field(default_factory=dict)
+    # Per backend, in the order of `backends` (may be shorter): more keys
+    # of its entry (state, max_connections).
+    backend_settings: list[dict] = dataclasses.field(default_factory=list)
+    # The [tenant.health_check] keys (None: no table, so no active checks).
+    health_check: dict | None = None
+
+    def set_backend(self, address: str, **settings) -> None:
+        """Changes one backend's entry (e.g. state="drain"); write the
+        config and SIGHUP popgate to apply it (Popgate.reload_and_wait)."""
+        i = self.backends.index(address)
+        while len(self.backend_settings) <= i:
+            self.backend_settings.append({})
+        self.backend_settings[i].update(settings)
 
 
 class Popgate(_ServerInDir):
@@ -96,31 +134,45 @@ class Popgate(_ServerInDir):
         os.replace(tmp, self.passwd_path(tenant))
 
     def config_text(self) -> str:
-        out = ["[server]"]
-        for k, v in self.server.items():
-            if isinstance(v, str):
-                out.append(f"{k} = {_toml_str(v)}")
-            elif isinstance(v, bool):
-                out.append(f"{k} = {'true' if v else 'false'}")
-            else:
-                out.append(f"{k} = {v}")
-        out += ["", "[[listener]]", f"address = {_toml_str(f'{LOOPBACK}:{self.port}')}"]
-        if self.default_tenant:
-            out.append(f"default_tenant = {_toml_str(self.default_tenant)}")
+        """The config file: [server], the listeners, each [[tenant]] (its
+        own keys, then its `settings`, then [tenant.health_check]), and
+        `extra_toml` last."""
+        out = ["[server]"] + [f"{k} = {toml_value(v)}" for k, v in self.server.items()]
+        out += self._listener_lines()
         for t in self.tenants:
-            out += ["", "[[tenant]]",
-                    f"name = {_toml_str(t.name)}",
-                    "domains = [" + ", ".join(_toml_str(d) for d in t.domains) + "]",
-                    f"username = {_toml_str(t.username)}",
-                    f"auth = {_toml_str(t.auth)}"]
-            if t.auth == "file":
-                out.append(f"passwd_file = {_toml_str(self.passwd_path(t))}")
-            ws = t.weights or [1] * len(t.backends)
-            out.append("backends = [" + ", ".join(
-                f"{{ address = {_toml_str(a)}, weight = {w} }}" for a, w in zip(t.backends, ws)) + "]")
+            out += ["", "[[tenant]]"] + self._tenant_keys(t)
+            out += [f"{k} = {toml_value(v)}" for k, v in t.settings.items()]
+            if t.health_check is not None:
+                # A sub-table: TOML attaches it to the [[tenant]] above.
+                out += ["", "[tenant.health_check]"]
+                out += [f"{k} = {toml_value(v)}" for k, v in t.health_check.items()]
         if self.extra_toml:
             out += ["", self.extra_toml]
         return "\n".join(out) + "\n"
+
+    def _listener_lines(self) -> list[str]:
+        out = ["", "[[listener]]", f"address = {toml_value(f'{LOOPBACK}:{self.port}')}"]
+        if self.default_tenant:
+            out.append(f"default_tenant = {toml_value(self.default_tenant)}")
+        return out
+
+    def _tenant_keys(self, t: Tenant) -> list[str]:
+        """The [[tenant]] keys every tenant has, backends last."""
+        out = [f"name = {toml_value(t.name)}",
+               f"domains = {toml_value(t.domains)}",
+               f"username = {toml_value(t.username)}",
+               f"auth = {toml_value(t.auth)}"]
+        if t.auth == "file":
+            out.append(f"passwd_file = {toml_value(self.passwd_path(t))}")
+        ws = t.weights or [1] * len(t.backends)
+        entries = []
+        for i, (a, w) in enumerate(zip(t.backends, ws)):
+            e = {"address": a, "weight": w}
+            if i < len(t.backend_settings):
+                e.update(t.backend_settings[i])
+            entries.append(e)
+        out.append(f"backends = {toml_value(entries)}")
+        return out
 
     def write_config(self) -> None:
         for t in self.tenants:
@@ -209,6 +261,27 @@ class Popgate(_ServerInDir):
         recs = wait_until(lambda: self.session_records(**match), scaled(timeout))
         return recs[-1] if recs else None
 
+    def health_records(self, **match) -> list[dict]:
+        """The backend_health lines (state changes) matching `match`."""
+        return self.session_records(event="backend_health", **match)
+
+    def reload_and_wait(self, timeout: float = 5.0) -> dict:
+        """Writes the config, SIGHUPs, and returns the `reloaded` line (an
+        AssertionError on `reload_failed` or none within `timeout`)."""
+        mark = len(self.log_records())
+        self.write_config()
+        self.reload()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for r in self.log_records()[mark:]:
+                if r.get("event") == "reloaded":
+                    return r
+                if r.get("event") == "reload_failed":
+                    raise AssertionError(f"reload failed: {r}")
+            time.sleep(0.05)
+        raise AssertionError(f"no reloaded line {timeout}s after SIGHUP"
+                             + _tail(self.stderr_path))
+
     def rss_kb(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
@@ -216,21 +289,6 @@ class Popgate(_ServerInDir):
                     return int(line.split()[1])
         return 0
 
-
-def toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return str(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, CertKey):
-        return toml_value(v.pair())
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(type(v))
 
 
 @dataclasses.dataclass
@@ -250,19 +308,23 @@ class TlsTenant(Tenant):
 
 
 class TlsPopgate(Popgate):
-    """popgate with several listeners; `ports[name]` is each one's port and
-    `port` the first non-implicit one (or the first)."""
+    """popgate with several listeners (none given: one plain listener,
+    "plain", whose default tenant is `default_tenant`) and a [tls] section;
+    `ports[name]` is each one's port and `port` the first non-implicit one
+    (or the first).  The config is Popgate's with these listeners and each
+    TlsTenant's TLS keys."""
 
-    def __init__(self, tenants: Sequence[Tenant], listeners: Sequence[Listener],
+    def __init__(self, tenants: Sequence[Tenant], listeners: Sequence[Listener] | None = None,
                  tls: dict | None = None, server: dict | None = None, **kw):
         super().__init__(tenants, server=server, **kw)
+        if listeners is None:
+            listeners = [Listener("plain", "none", default_tenant=kw.get("default_tenant"))]
         self.listeners = list(listeners)
         self.tls = dict(tls or {})
         self.ports: dict[str, int] = {}
 
-    def config_text(self) -> str:
-        out = ["[server]"]
-        out += [f"{k} = {toml_value(v)}" for k, v in self.server.items()]
+    def _listener_lines(self) -> list[str]:
+        out = []
         if self.tls:
             out += ["", "[tls]"] + [f"{k} = {toml_value(v)}" for k, v in self.tls.items()]
         for l in self.listeners:
@@ -275,25 +337,18 @@ class TlsPopgate(Popgate):
                 out.append(f"certificates = {toml_value(list(l.certificates))}")
             if l.plaintext_auth:
                 out.append(f"plaintext_auth = {toml_value(l.plaintext_auth)}")
-        for t in self.tenants:
-            out += ["", "[[tenant]]",
-                    f"name = {toml_value(t.name)}",
-                    f"domains = {toml_value(t.domains)}",
-                    f"username = {toml_value(t.username)}",
-                    f"auth = {toml_value(t.auth)}"]
-            if t.auth == "file":
-                out.append(f"passwd_file = {toml_value(self.passwd_path(t))}")
-            ws = t.weights or [1] * len(t.backends)
-            out.append("backends = " + toml_value(
-                [{"address": a, "weight": w} for a, w in zip(t.backends, ws)]))
-            if isinstance(t, TlsTenant):
-                if t.sni_names is not None:
-                    out.append(f"sni_names = {toml_value(t.sni_names)}")
-                if t.certificates:
-                    out.append(f"certificates = {toml_value(list(t.certificates))}")
-                if t.backend_tls is not None:
-                    out.append(f"backend_tls = {toml_value(t.backend_tls)}")
-        return "\n".join(out) + "\n"
+        return out
+
+    def _tenant_keys(self, t: Tenant) -> list[str]:
+        out = super()._tenant_keys(t)
+        if isinstance(t, TlsTenant):
+            if t.sni_names is not None:
+                out.append(f"sni_names = {toml_value(t.sni_names)}")
+            if t.certificates:
+                out.append(f"certificates = {toml_value(list(t.certificates))}")
+            if t.backend_tls is not None:
+                out.append(f"backend_tls = {toml_value(t.backend_tls)}")
+        return out
 
     def _choose_ports(self) -> None:
         used: set[int] = set()
