@@ -171,7 +171,8 @@ struct SessionState {
   // The client's address (the socket's peer) and TLS cipher, for the
   // backend's view of the client (client_identity).
   SocketAddress peer;
-  std::string tls_cipher;
+  // BoringSSL's static cipher table: no copy per session.
+  std::string_view tls_cipher;
   // The backend slot and maildrop claim of this session (released when it
   // ends).
   BackendHold hold;
@@ -217,7 +218,7 @@ Task<bool> StartClientTls(SessionState& s) {
   }
   tls::TlsEngine& e = stream->engine();
   s.rec.tls = std::string(e.version());
-  s.tls_cipher = std::string(e.cipher());
+  s.tls_cipher = e.cipher();
   s.rec.tls_resumed = e.resumed();
   s.rec.sni = std::string(e.sni());
   s.sni_tenant = std::string(e.sni_tenant());
@@ -320,7 +321,7 @@ BackendIdentity IdentityFor(const SessionState& s, const TenantConfig& t) {
   }
   id.session_id = s.rec.session_id;
   id.tls_version = s.rec.tls;
-  id.tls_cipher = s.tls_cipher;
+  id.tls_cipher = std::string(s.tls_cipher);
   id.sni = s.rec.sni;
   id.hops = 1 + static_cast<int>(s.loop_upstream.size());
   return id;
