@@ -124,7 +124,7 @@ TEST(HealthChecker, ClosedPortGoesDownAfterFall) {
   ASSERT_TRUE(checker.Start().ok());
   HealthCheckConfig p = FastPolicy();
   p.fall = 3;
-  Checked b = Target(testing::ClosedLoopbackPort(), p);
+  Checked b = Target(testing::ClosedLoopbackAddress(), p);
   checker.SetTargets({b.target});
   ASSERT_TRUE(
       Eventually([&] { return StateNow(*b.health) == HealthState::kDown; }));
@@ -456,7 +456,7 @@ TEST(HealthChecker, FirstRoundDoneOnceEveryFirstTargetWasChecked) {
   HealthChecker checker(lines.Sink());
   ASSERT_TRUE(checker.Start().ok());
   Checked a = Target(good.address(), FastPolicy());
-  Checked c = Target(testing::ClosedLoopbackPort(), FastPolicy());
+  Checked c = Target(testing::ClosedLoopbackAddress(), FastPolicy());
   checker.SetTargets({a.target, c.target});
   // A failed check counts as checked: /readyz wants "we know", not "up".
   ASSERT_TRUE(Eventually([&] { return checker.FirstRoundDone(); }));

@@ -74,7 +74,7 @@ SSL_CTX* NewServerContext() {
 
 }  // namespace
 
-SocketAddress ClosedLoopbackPort() {
+SocketAddress ClosedLoopbackAddress() {
   // Bind an ephemeral port and close it again: nothing listens there (the
   // kernel hands ports out in turn, so it is not reused at once).
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));

@@ -76,7 +76,7 @@ class CheckServer {
 };
 
 // An address on loopback where nothing listens (connect is refused).
-SocketAddress ClosedLoopbackPort();
+SocketAddress ClosedLoopbackAddress();
 
 }  // namespace popgate::testing
 
