@@ -21,6 +21,19 @@ DRAIN = 1.0
 MARGIN = 4.0  # generous: before the fix popgate held the client for 30 min
 
 
+def popgate_saw_fin_from(backend_port: int) -> bool:
+    """True once no connection to `backend_port` is ESTABLISHED any more on
+    our side: the backend's FIN has reached popgate (CLOSE_WAIT, or popgate
+    has already closed its end; /proc/net/tcp, state 01 = ESTABLISHED)."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            if int(parts[2].split(":")[1], 16) == backend_port and parts[3] == "01":
+                return False
+    return True
+
+
 class BackendEnd(harness.IntegrationTestCase):
 
     def setUp(self):
@@ -107,6 +120,16 @@ class BackendEnd(harness.IntegrationTestCase):
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         c.send(b"BIG 750000\r\n")
         self.assertTrue(self.backend.closed.wait(10), "backend could not send it all")
+        # The backend's close() returns with bytes still in its send buffer:
+        # the drain time counts from when its FIN reaches popgate, which on a
+        # machine busy with other tests can be a while later.
+        port = int(self.backend.address.rsplit(":", 1)[1])
+        deadline = time.monotonic() + 10
+        while not popgate_saw_fin_from(port) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertTrue(popgate_saw_fin_from(port),
+                        "the backend's FIN never reached popgate: the buffers on "
+                        "the way are smaller than this test assumes")
         t0 = time.monotonic()
         self.assert_closed_within(p, c, 1.25 * DRAIN + 0.5 + MARGIN, t0)
         rec = p.wait_for_record(5, user=USER)
