@@ -107,6 +107,11 @@ bool SessionHarness::Start() {
 void SessionHarness::Run(std::shared_ptr<const Snapshot> snap,
                          UniqueFd server_side, UniqueFd listener) {
   std::optional<SessionOutcome> out;
+  // Declared before the env: its hash pool's thread may still be inside the
+  // blocking job (woken, not yet returned) until the env joins it.
+  std::mutex block_mu;
+  std::condition_variable block_cv;
+  bool released = false;
   {
     TestEnv env(std::move(snap));
     if (absl::Status s = env.Init(); !s.ok()) {
@@ -114,9 +119,6 @@ void SessionHarness::Run(std::shared_ptr<const Snapshot> snap,
     } else {
       ScriptedBackend backend(env.ring(), std::move(listener), script_);
       backend.Start();
-      std::mutex block_mu;
-      std::condition_variable block_cv;
-      bool released = false;
       if (block_hash_pool_) {
         env.hash_pool().Submit([&] {
           std::unique_lock<std::mutex> lock(block_mu);
