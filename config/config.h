@@ -51,6 +51,9 @@ struct ServerConfig {
   // After the backend ends a forwarded session, how long the client may
   // take to read what was already sent before both sides are closed.
   absl::Duration client_drain_timeout = absl::Seconds(10);
+  // On a proxy_protocol listener: the whole PROXY header must have arrived
+  // within this long after accept, else the connection is closed.
+  absl::Duration proxy_protocol_timeout = absl::Seconds(5);
 };
 
 // A certificate chain and its private key (PEM files, absolute paths).
@@ -74,6 +77,15 @@ struct ListenerConfig {
   // For "[::]:port" only: false (default) = dual-stack (IPv4 clients too,
   // as v4-mapped addresses), true = IPv6 clients only.
   bool ipv6_only = false;
+  // A front load balancer (HAProxy send-proxy / send-proxy-v2, a cloud
+  // balancer) sends a PROXY v1 or v2 header first on every connection: it
+  // is required, and accepted only from proxy_trusted_networks (CIDRs,
+  // required non-empty when proxy_protocol is on); a connection from
+  // anywhere else is closed. The header's client address is then the
+  // client's address everywhere (trusted_networks, limits, throttling,
+  // the session log, client_identity to backends).
+  bool proxy_protocol = false;
+  std::vector<std::string> proxy_trusted_networks;
   uint32_t line = 0;          // the [[listener]] table, for load errors
   uint32_t address_line = 0;  // its 'address'
 };
@@ -169,16 +181,79 @@ struct TenantConfig {
   // Upper-case tokens with arguments, e.g. "TOP", "EXPIRE 30".
   std::vector<std::string> capabilities = {"PIPELINING", "RESP-CODES",
                                            "AUTH-RESP-CODE", "TOP", "UIDL"};
+  // Concurrent logged-in sessions of this tenant on this instance
+  // (0 = no limit): beyond, -ERR [SYS/TEMP].
+  int max_sessions = 0;
+  // The auth cache (auth = "file" only): verdicts of recent logins keyed
+  // by an HMAC of user and password under a per-process secret, so a
+  // repeated login (a client polling every minute, a stuffing attacker's
+  // repeated guess) costs no hash. Emptied by every reload. 0 = off.
+  int auth_cache_size = 10000;  // entries
+  absl::Duration auth_cache_ttl = absl::Minutes(5);           // good logins
+  absl::Duration auth_cache_negative_ttl = absl::Seconds(60);  // failed
   uint32_t line = 0;          // the [[tenant]] table
   uint32_t domains_line = 0;  // 'domains' (the table if absent)
   // Per spec.backends entry: the line of its address, for load errors.
   std::vector<uint32_t> backend_lines;
 };
 
+// When the shared store (Redis) cannot be reached in time.
+enum class StoreDownPolicy {
+  kFailOpen,    // use this instance's local counters; log once a minute
+  kFailClosed,  // refuse logins with -ERR [SYS/TEMP] until it is back
+};
+
+// [limits]: connection limits and brute-force defence. Every refusal is
+// answered with an RFC 2449/3206 code, counted and logged, then closed.
+struct LimitsConfig {
+  // Where the login counters (failures per address and per user, blocks,
+  // sessions per user) live: "local" (this instance's memory) or "redis"
+  // (shared by every instance that names the same Redis).
+  bool redis = false;
+  std::string redis_address;        // "host:port" (store = "redis")
+  std::string redis_password_file;  // optional: AUTH with its first line
+  uint32_t redis_password_file_line = 0;
+  int redis_db = 0;
+  std::string redis_prefix = "popgate:";  // every key starts with it
+  // One Redis round trip; past it the store counts as down for this try.
+  absl::Duration redis_timeout = absl::Milliseconds(250);
+  StoreDownPolicy redis_down = StoreDownPolicy::kFailOpen;
+  uint32_t store_line = 0;
+
+  // Client addresses are counted by network: IPv4 /32, IPv6 /64 by
+  // default (one IPv6 host owns a whole /64).
+  int ipv4_prefix = 32;
+  int ipv6_prefix = 64;
+  // Sources no limit or throttle applies to (monitoring, webmail hosts).
+  std::vector<std::string> exempt_networks = {"127.0.0.0/8", "::1/128"};
+
+  // Connections, per instance (0 = no limit).
+  int max_connections = 20000;              // all clients together
+  int max_connections_per_address = 50;     // open connections
+  int max_prelogin_per_address = 10;        // of those, not logged in yet
+  int max_new_connections_per_address = 20;  // accepted per second
+  // Concurrent logged-in sessions of one user ([IN-USE] beyond); shared
+  // across instances with store = "redis". 0 = no limit.
+  int max_sessions_per_user = 10;
+
+  // Failed logins, counted per address and per user over a sliding window.
+  absl::Duration failure_window = absl::Minutes(15);
+  // Each failure in the window doubles the reply delay from
+  // [server] auth_failure_delay, up to this.
+  absl::Duration max_failure_delay = absl::Seconds(30);
+  int address_failures_to_block = 20;  // from one address, any users
+  int user_failures_to_block = 10;     // for one user, from any addresses
+  // Password spraying: this many distinct users failing from one address.
+  int address_users_to_block = 5;
+  absl::Duration block_time = absl::Minutes(15);
+  uint32_t line = 0;  // the [limits] table
+};
+
 struct Config {
   std::string path;  // the file it came from
   ServerConfig server;
   TlsConfig tls;
+  LimitsConfig limits;
   std::vector<ListenerConfig> listeners;  // at least one
   std::vector<TenantConfig> tenants;      // at least one
 };

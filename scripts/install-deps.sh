@@ -8,6 +8,9 @@ PKGS=(
   libcrypt-dev libargon2-dev libgtest-dev libgmock-dev libbenchmark-dev
   # Test peers: real clients and a real Dovecot backend.
   curl python3 fetchmail dovecot-pop3d dovecot-core whois openssl
+  # Issue 10: Redis for the shared limit store (hiredis, and a real
+  # redis-server the tests start), HAProxy in front (PROXY protocol tests).
+  libhiredis-dev redis-server haproxy
   # tests/fuzz (the fuzz preset, scripts/fuzz.sh): clang with libFuzzer and
   # the sanitizer runtimes.
   clang libclang-rt-14-dev llvm

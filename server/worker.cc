@@ -13,6 +13,7 @@
 #include "base/json_escape.h"
 #include "session/session.h"
 #include "session/session_log.h"
+#include "store/local_limit_store.h"
 
 namespace popgate {
 namespace {
@@ -42,7 +43,8 @@ Worker::Worker(int index, SnapshotStore& store, auth::HashPool& pool,
       store_(store),
       pool_(pool),
       log_(log),
-      log_pressure_(kLogBacklogHigh, kLogBacklogLow) {
+      log_pressure_(kLogBacklogHigh, kLogBacklogLow),
+      limit_store_(std::make_unique<store::LocalLimitStore>()) {
   for (size_t i = 0; i < listeners.size(); ++i) {
     auto a = std::make_unique<Acceptor>();
     a->worker = this;

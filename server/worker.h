@@ -21,6 +21,7 @@
 #include "server/log_writer.h"
 #include "session/session_env.h"
 #include "session/snapshot.h"
+#include "store/limit_store.h"
 
 namespace popgate {
 
@@ -61,6 +62,7 @@ class Worker final : public SessionEnv {
   // wake-up per turn); nothing is dropped.
   void Log(std::string line) override;
   std::string NewSessionId() override;
+  store::LimitStore& limit_store() override { return *limit_store_; }
 
  private:
   struct Acceptor {
@@ -114,6 +116,9 @@ class Worker final : public SessionEnv {
   bool stopping_ = false;
   uint64_t snapshot_generation_ = 0;  // the store's, last looked at
   uint64_t session_counter_ = 0;
+  // This worker's view of the login counters (local, or its own
+  // connection to Redis on this ring).
+  std::unique_ptr<store::LimitStore> limit_store_;
 };
 
 }  // namespace popgate

@@ -38,23 +38,21 @@
 #include "pop3/sasl.h"
 #include "runtime/pool_await.h"
 #include "runtime/stream.h"
+#include "session/admission.h"
 #include "session/backend_reply.h"
+#include "session/front_proxy.h"
+#include "session/login_cache.h"
+#include "session/login_guard.h"
 #include "session/login_timing.h"
 #include "session/sasl_exchange.h"
 #include "session/session_env.h"
+#include "session/session_state.h"
 #include "session/session_log.h"
 #include "tls/tls_engine.h"
 
 namespace popgate {
 namespace {
 
-// A client sending garbage is closed after this many invalid commands, or
-// after this many overlong lines (RFC 2449: "if it keeps coming").
-constexpr int kMaxInvalidCommands = 20;
-constexpr int kMaxOverlongLines = 3;
-// An overlong client line that goes on this long without a newline is not
-// a mistake but a client holding the connection: close it.
-constexpr size_t kMaxEndlessLine = 1024;
 // Closing before login: how long, and how much, to drain from the client.
 constexpr absl::Duration kLingerTime = absl::Seconds(2);
 constexpr size_t kLingerBytes = 256 * 1024;
@@ -79,112 +77,6 @@ const std::string& LoopReplyLine() {
   static const std::string line = absl::StrCat(std::string(kLoopReply), "\r\n");
   return line;
 }
-
-struct Verification {
-  bool ok = false;
-  absl::Duration took;
-};
-
-// A session slot on its backend (max_connections) and the user's maildrop
-// claim (failover = "next"), held from the choice of backend until the
-// session ends.
-struct BackendHold {
-  std::shared_ptr<BackendHealth> health;
-  std::string guard_user;  // non-empty: claimed in MaildropGuard
-  std::string guard_backend;
-
-  BackendHold() = default;
-  BackendHold(const BackendHold&) = delete;
-  BackendHold& operator=(const BackendHold&) = delete;
-  ~BackendHold() { Release(); }
-  void Release() {
-    if (health != nullptr) {
-      health->Release();
-      health.reset();
-    }
-    if (!guard_user.empty()) {
-      MaildropGuard::Process().Release(guard_user, guard_backend);
-      guard_user.clear();
-    }
-  }
-};
-
-struct SessionState {
-  SessionState(SessionEnv& w, int fd, int listener)
-      : worker(w),
-        ring(w.ring()),
-        snap(w.snapshot()),
-        listener_index(listener),
-        client_fd(fd),
-        client(std::make_unique<PlainStream>(w.ring(), fd)),
-        reader(NewClientReader()),
-        login_deadline(absl::Now() + snap->config.server.login_timeout) {}
-
-  static std::unique_ptr<LineReader> NewClientReader() {
-    return std::make_unique<LineReader>(1024, LineReader::kMaxLine,
-                                        kMaxEndlessLine);
-  }
-
-  const ListenerConfig& listener() const {
-    return snap->config.listeners[listener_index];
-  }
-  // RFC 2595: no plaintext password on an unprotected connection unless
-  // the operator allows it (for trusted networks by default).
-  bool PlaintextLoginAllowed() const {
-    if (tls_active) return true;
-    switch (listener().plaintext_auth) {
-      case PlaintextAuth::kAlways:
-        return true;
-      case PlaintextAuth::kNever:
-        return false;
-      case PlaintextAuth::kTrusted:
-        return trusted_client;
-    }
-    return false;
-  }
-
-  SessionEnv& worker;
-  Ring& ring;
-  std::shared_ptr<const Snapshot> snap;
-  int listener_index;
-  int client_fd;
-  std::unique_ptr<Stream> client;
-  bool tls_active = false;
-  bool trusted_client = false;
-  std::string sni_tenant;              // tenant chosen by the TLS SNI name
-  std::unique_ptr<LineReader> reader;  // freed once forwarding starts
-  SessionRecord rec;
-  LiveSession live;
-  UniqueFd backend;
-  std::unique_ptr<Stream> backend_stream;
-  std::string backend_reply;     // the backend's +OK to PASS
-  std::string backend_leftover;  // anything it sent after that
-  // Fixed at accept: login must succeed before it (login_timeout), however
-  // the client spreads its bytes.
-  absl::Time login_deadline;
-  // The popgates the client came through (its XPOPGATE-LOOP), for loop
-  // detection; empty for ordinary clients.
-  std::vector<std::string> loop_upstream;
-  // The last refusal the client may retry after ([IN-USE], [SYS/TEMP]
-  // from the backend or the maildrop guard): the result if it leaves.
-  std::optional<SessionResult> temp_refusal;
-  // The client's address (the socket's peer) and TLS cipher, for the
-  // backend's view of the client (client_identity).
-  SocketAddress peer;
-  // BoringSSL's static cipher table: no copy per session.
-  std::string_view tls_cipher;
-  // The backend slot and maildrop claim of this session (released when it
-  // ends).
-  BackendHold hold;
-
-  // For each client read and write before login: the idle timeout, cut
-  // short by the login deadline.
-  absl::Duration ClientTimeout() const {
-    return PreLoginTimeout(snap->config.server.preauth_idle_timeout,
-                           login_deadline);
-  }
-  bool PastLoginDeadline() const { return absl::Now() >= login_deadline; }
-};
 
 // Replaces the session's client stream with TLS over the same socket and
 // runs the handshake. False (with rec.result set) if it failed.
@@ -304,9 +196,8 @@ std::string IdentityName(ClientIdentity mode, const BackendLoginResult& r) {
 }
 
 // What the backend is told about the client (the tenant's
-// client_identity). The client address is the socket's peer; with a front
-// balancer's PROXY header (issue "Stand in front of the internet") it will
-// be the one that header carries: SessionState::peer is the seam.
+// client_identity): the client's address (the socket's peer, or what the
+// front balancer's PROXY header said) and what it connected to.
 BackendIdentity IdentityFor(const SessionState& s, const TenantConfig& t) {
   BackendIdentity id;
   id.mode = t.client_identity;
@@ -314,8 +205,10 @@ BackendIdentity IdentityFor(const SessionState& s, const TenantConfig& t) {
   id.client = s.peer;
   sockaddr_storage local{};
   socklen_t len = sizeof(local);
-  if (getsockname(s.client_fd, reinterpret_cast<sockaddr*>(&local), &len) ==
-      0) {
+  if (s.front_dst) {
+    id.local = *s.front_dst;
+  } else if (getsockname(s.client_fd, reinterpret_cast<sockaddr*>(&local),
+                         &len) == 0) {
     id.local =
         SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&local), len);
   }
@@ -340,6 +233,19 @@ Task<PoolLogin> LogInThroughPool(SessionState& s, const routing::Route& route,
   const TenantConfig& tenant = snap.config.tenants[t];
   const std::vector<routing::BackendSpec>& specs = tenant.spec.backends;
   const std::vector<std::shared_ptr<BackendHealth>>& health = snap.health[t];
+
+  // The tenant's and the user's session limits (admission.h), before any
+  // backend sees the login.
+  const std::string limit_user = ThrottleUserKey(tenant.spec.name,
+                                                 route.user.full);
+  const SessionRefusal refusal = co_await AdmitSession(s, t, limit_user);
+  if (refusal.result != SessionResult::kOk) {
+    const SessionResult result = refusal.result;
+    const std::string_view reply = refusal.reply;
+    // [IN-USE] may be retried in this session; the others end it.
+    const bool retryable = result == SessionResult::kUserSessionsFull;
+    co_return co_await EndLogin(s, result, reply, retryable);
+  }
 
   // Under "next" one user's sessions could land on two backends; the guard
   // pins a user with open sessions to the backend they are on.
@@ -516,7 +422,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
                              std::string& password) {
   const Snapshot& snap = *s.snap;
   const ServerConfig& cfg = snap.config.server;
-  FailureDeadline fail_at(absl::Now(), cfg.auth_failure_delay);
+  const absl::Time pass_at = absl::Now();
   // No domain in the username: the TLS name picks the tenant, else the
   // listener's default.
   std::string_view default_tenant = s.sni_tenant;
@@ -541,6 +447,21 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
     failure_reply = replies::kUnusableCredentials;
     s.rec.detail = "username or password with CR, LF or NUL, or too long";
   }
+  // Brute-force defence (login_guard.h): a blocked address or user is
+  // refused before any hash runs; the failure delay grows with the
+  // failures already counted.
+  const std::string throttle_user =
+      route.ok() ? ThrottleUserKey(
+                       snap.config.tenants[route->tenant_index].spec.name,
+                       route->user.full)
+                 : std::string();
+  const LoginGate gate = co_await CheckLogin(s, throttle_user);
+  if (gate.refusal != SessionResult::kOk) {
+    s.rec.result = gate.refusal;
+    co_await s.client->WriteAll(gate.reply, s.ClientTimeout());
+    co_return PassOutcome::kEnded;
+  }
+  FailureDeadline fail_at(pass_at, gate.failure_delay);
   if (route.ok()) {
     s.rec.user = route->user.full;
     const TenantConfig& tenant = snap.config.tenants[route->tenant_index];
@@ -552,7 +473,18 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
         // A per-tenant file may list bare local parts, as Dovecot's often do.
         entry = file->Find(route->user.local);
       }
-      std::optional<Verification> v = co_await TryRunOnPool(
+      // A verdict cached for this very user and password (an HMAC of them;
+      // login_cache.h) costs no hash; either way the reply goes out when an
+      // uncached one would.
+      std::optional<bool> cached =
+          entry == nullptr ? std::nullopt
+                           : CachedVerdict(snap, route->tenant_index,
+                                           route->user.full, password);
+      std::optional<Verification> v;
+      if (cached) {
+        v = Verification{*cached, absl::ZeroDuration()};
+      } else {
+        v = co_await TryRunOnPool(
           s.worker.hash_pool(), s.ring,
           static_cast<size_t>(std::max(cfg.auth_queue_limit, 0)),
           [entry, &password]() -> Verification {
@@ -565,6 +497,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
             }
             return Verification{good, absl::Now() - t0};
           });
+      }
       if (!v) {
         // The pool's queue is full: a flood. Say so at once and close; this
         // is no failed login (HashPool::rejected() counts it).
@@ -573,8 +506,14 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
         co_await s.client->WriteAll(replies::kOverloaded, s.ClientTimeout());
         co_return PassOutcome::kEnded;
       }
-      if (entry != nullptr) {
+      if (entry != nullptr && cached) {
         ok = v->ok;
+        fail_at.NoSoonerThan(
+            ProcessVerificationTimes().Typical(tenant.spec.name));
+      } else if (entry != nullptr) {
+        ok = v->ok;
+        RememberVerdict(snap, route->tenant_index, route->user.full, password,
+                        ok);
         if (ProcessVerificationTimes().Record(tenant.spec.name, v->took,
                                               cfg.auth_failure_delay)) {
           s.worker.Log(SlowVerificationWarning(
@@ -596,6 +535,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
     }
   }
   ++s.rec.auth_failures;
+  co_await RecordFailedLogin(s, throttle_user);
   const absl::Duration wait = fail_at.at() - absl::Now();
   if (wait > absl::ZeroDuration()) co_await Sleep(s.ring, wait);
   if (s.rec.auth_failures >= cfg.max_auth_failures) {
@@ -943,15 +883,23 @@ Detached RunSession(SessionEnv& worker, UniqueFd client, int listener_index) {
   s->trusted_client = peer_len > 0 && s->snap->trusted_networks.Contains(
                                           reinterpret_cast<sockaddr*>(&peer));
 
-  bool tls_ok = true;
-  if (s->listener().tls == ListenerTls::kImplicit) {
+  // The front balancer's PROXY header comes before anything else (the TLS
+  // handshake included); then the limits for the address it names.
+  bool admitted = true;
+  if (s->listener().proxy_protocol) admitted = co_await ReadFrontProxy(*s);
+  if (admitted) admitted = co_await AdmitConnection(*s);
+
+  bool tls_ok = admitted;
+  if (tls_ok && s->listener().tls == ListenerTls::kImplicit) {
     tls_ok = co_await StartClientTls(*s);
   }
   if (tls_ok && co_await Authorize(*s)) {
     co_await Forward(*s);
-  } else {
+  } else if (admitted) {
     co_await LingerClose(*s);
   }
+  // A refused connection closes at once: lingering would let a flood hold
+  // its sockets longer.
 
   if (s->live.cut_backend_down) {
     s->rec.result = SessionResult::kBackendCut;

@@ -14,6 +14,7 @@
 #include "runtime/pipe_pool.h"
 #include "runtime/ring.h"
 #include "session/snapshot.h"
+#include "store/limit_store.h"
 
 namespace popgate {
 
@@ -44,6 +45,8 @@ class SessionEnv {
   // A session id unique in this process: ours in the log, and the one
   // backends are told (XCLIENT SESSION).
   virtual std::string NewSessionId() = 0;
+  // The login counters (local, or Redis shared by every instance).
+  virtual store::LimitStore& limit_store() = 0;
 };
 
 }  // namespace popgate

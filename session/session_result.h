@@ -46,6 +46,14 @@ enum class SessionResult {
   // maildrop is never open on two backends at once. -ERR [IN-USE].
   kInUse,
   kBackendCut,  // state = "down" by a reload closed the forwarded session
+  // Issue 10: the front and the limits.
+  kProxyHeaderError,  // PROXY header missing, malformed, truncated or late
+  kProxyUntrusted,    // a proxy_protocol listener, a source not trusted
+  kLimited,           // a connection limit (detail: which): [SYS/TEMP]
+  kBlocked,           // the address or user is blocked for failed logins
+  kStoreUnavailable,  // Redis down under redis_down = "fail_closed"
+  kTenantFull,        // the tenant's max_sessions: [SYS/TEMP]
+  kUserSessionsFull,  // the user's max_sessions_per_user: [IN-USE]
 };
 
 enum class EndedBy { kClient, kBackend, kProxy };
@@ -108,6 +116,20 @@ constexpr std::string_view SessionResultName(SessionResult r) {
       return "in_use";
     case SessionResult::kBackendCut:
       return "backend_cut";
+    case SessionResult::kProxyHeaderError:
+      return "proxy_header_error";
+    case SessionResult::kProxyUntrusted:
+      return "proxy_untrusted";
+    case SessionResult::kLimited:
+      return "limited";
+    case SessionResult::kBlocked:
+      return "blocked";
+    case SessionResult::kStoreUnavailable:
+      return "store_unavailable";
+    case SessionResult::kTenantFull:
+      return "tenant_full";
+    case SessionResult::kUserSessionsFull:
+      return "user_sessions_full";
   }
   return "proxy_error";
 }
@@ -143,6 +165,13 @@ constexpr EndedBy SessionResultEndedBy(SessionResult r) {
     case SessionResult::kBackendFull:
     case SessionResult::kInUse:
     case SessionResult::kBackendCut:
+    case SessionResult::kProxyHeaderError:
+    case SessionResult::kProxyUntrusted:
+    case SessionResult::kLimited:
+    case SessionResult::kBlocked:
+    case SessionResult::kStoreUnavailable:
+    case SessionResult::kTenantFull:
+    case SessionResult::kUserSessionsFull:
       return EndedBy::kProxy;
   }
   return EndedBy::kProxy;

@@ -20,12 +20,13 @@ ALLOWED = {
     "tls": {"base", "auth"},
     "config": {"base", "routing", "net"},
     "forward": {"base", "runtime", "pop3", "tls"},
+    "store": {"base", "auth", "runtime", "net"},
     "backend": {"base", "routing", "runtime", "net", "pop3", "tls", "config",
                 "forward"},
     "session": {"base", "auth", "routing", "runtime", "net", "pop3", "tls",
-                "config", "forward", "backend"},
+                "config", "forward", "backend", "store"},
     "server": {"base", "auth", "routing", "runtime", "net", "pop3", "tls",
-               "config", "forward", "backend", "session"},
+               "config", "forward", "backend", "store", "session"},
     "testbed": {"base"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z0-9_]+)/', re.M)

@@ -1,0 +1,28 @@
+// store = "local": the login counters in this process's memory, shared by
+// its workers (auth/login_counters.h: process-wide, thread-safe, bounded).
+// Answers at once; the Task never suspends.
+#ifndef POPGATE_STORE_LOCAL_LIMIT_STORE_H_
+#define POPGATE_STORE_LOCAL_LIMIT_STORE_H_
+
+#include "store/limit_store.h"
+
+namespace popgate::store {
+
+class LocalLimitStore final : public LimitStore {
+ public:
+  LocalLimitStore() = default;
+
+  Task<absl::StatusOr<auth::LoginCounts>> Look(
+      const LoginKey& key, const auth::ThrottleSettings& s) override;
+  Task<absl::StatusOr<auth::LoginCounts>> RecordFailure(
+      const LoginKey& key, const auth::ThrottleSettings& s) override;
+  Task<absl::StatusOr<bool>> AcquireUserSession(std::string_view user,
+                                                std::string_view session_id,
+                                                int limit) override;
+  void ReleaseUserSession(std::string_view user,
+                          std::string_view session_id) override;
+};
+
+}  // namespace popgate::store
+
+#endif  // POPGATE_STORE_LOCAL_LIMIT_STORE_H_
