@@ -97,6 +97,17 @@ constexpr SessionResult kAllResults[] = {
     SessionResult::kBackendReset,
     SessionResult::kKtlsError,
     SessionResult::kProxyError,
+    SessionResult::kNoBackend,
+    SessionResult::kBackendFull,
+    SessionResult::kInUse,
+    SessionResult::kBackendCut,
+    SessionResult::kProxyHeaderError,
+    SessionResult::kProxyUntrusted,
+    SessionResult::kLimited,
+    SessionResult::kBlocked,
+    SessionResult::kStoreUnavailable,
+    SessionResult::kTenantFull,
+    SessionResult::kUserSessionsFull,
 };
 
 TEST(SessionResultTest, NamesAreDistinctAndPlain) {
