@@ -11,7 +11,11 @@ std::string FormatSessionLog(const SessionRecord& r, absl::Time end) {
       "{\"time\":\"",
       absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", end, absl::UTCTimeZone()),
       "\",\"event\":\"session\",\"session\":\"", JsonEscape(r.session_id),
-      "\",\"client\":\"", JsonEscape(r.client), "\",\"tenant\":\"",
+      "\",\"client\":\"", JsonEscape(r.client), "\"",
+      r.front.empty()
+          ? ""
+          : absl::StrCat(",\"front\":\"", JsonEscape(r.front), "\""),
+      ",\"tenant\":\"",
       JsonEscape(r.tenant), "\",\"user\":\"", JsonEscape(r.user),
       "\",\"backend\":\"", JsonEscape(r.backend),
       "\",\"bytes_in\":", r.bytes_in, ",\"bytes_out\":", r.bytes_out,

@@ -19,6 +19,9 @@ struct SessionRecord {
   // SESSION) so both logs can be joined.
   std::string session_id;
   std::string client;  // "1.2.3.4:5678"
+  // The front balancer's address when the client came through its PROXY
+  // header (then `client` is the header's source); "" for none.
+  std::string front;
   std::string tenant;
   std::string user;        // canonical if it resolved, else as sent (escaped)
   std::string backend;     // "host:port" once chosen
