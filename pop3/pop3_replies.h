@@ -68,6 +68,13 @@ inline constexpr std::string_view kEndlessLine =
 // The hash pool's queue is full.
 inline constexpr std::string_view kOverloaded =
     "-ERR [SYS/TEMP] Server busy, try again later.\r\n";
+// Brute-force defence: the address or the user is blocked for failed
+// logins (no password is checked), or the shared store cannot say
+// (redis_down = "fail_closed").
+inline constexpr std::string_view kLoginBlocked =
+    "-ERR [SYS/TEMP] Too many failed logins; try again later\r\n";
+inline constexpr std::string_view kLoginServiceUnavailable =
+    "-ERR [SYS/TEMP] Login service temporarily unavailable\r\n";
 
 }  // namespace popgate::replies
 
