@@ -499,16 +499,83 @@ absl::Status ParsePoolSettings(const Fields& f, const toml::table& t,
   return absl::OkStatus();
 }
 
+constexpr std::string_view kAuthCacheKeys[] = {
+    "auth_cache_size", "auth_cache_ttl", "auth_cache_negative_ttl"};
+
+// max_sessions and the auth cache (auth_cache_*).
+absl::Status ParseTenantLimits(const Fields& f, const toml::table& t,
+                               TenantConfig& tenant, Line auth_line) {
+  if (const toml::node* v = t.get("max_sessions")) {
+    absl::StatusOr<int64_t> n = f.GetInt(*v, "max_sessions", 0, 10000000);
+    if (!n.ok()) return n.status();
+    tenant.max_sessions = static_cast<int>(*n);
+  }
+  if (tenant.auth != AuthProvider::kFile) {
+    // The cache keeps popgate's own verdicts; the backend's are not
+    // cached. Only "off" may be said explicitly.
+    for (std::string_view key : kAuthCacheKeys) {
+      const toml::node* v = t.get(key);
+      if (v == nullptr) continue;
+      const toml::value<int64_t>* size = v->as_integer();
+      if (key == "auth_cache_size" && size != nullptr && size->get() == 0) {
+        continue;
+      }
+      return f.Error(
+          LineOf(*v),
+          absl::StrCat(Quote(key), " is used only with auth = \"file\" ",
+                       "(tenant ", Quote(tenant.spec.name),
+                       " has auth = \"backend\" on line ", auth_line, ")"));
+    }
+    tenant.auth_cache_size = 0;
+    return absl::OkStatus();
+  }
+  if (const toml::node* v = t.get("auth_cache_size")) {
+    absl::StatusOr<int64_t> n = f.GetInt(*v, "auth_cache_size", 0, 10000000);
+    if (!n.ok()) return n.status();
+    tenant.auth_cache_size = static_cast<int>(*n);
+  }
+  // Zero: that kind of verdict is not cached.
+  if (const toml::node* v = t.get("auth_cache_ttl")) {
+    absl::StatusOr<absl::Duration> d =
+        f.GetDuration(*v, "auth_cache_ttl", true);
+    if (!d.ok()) return d.status();
+    tenant.auth_cache_ttl = *d;
+  }
+  if (const toml::node* v = t.get("auth_cache_negative_ttl")) {
+    absl::StatusOr<absl::Duration> d =
+        f.GetDuration(*v, "auth_cache_negative_ttl", true);
+    if (!d.ok()) return d.status();
+    tenant.auth_cache_negative_ttl = *d;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseTenant(const Fields& f, const toml::table& t,
                          TenantConfig& tenant, Seen& seen) {
-  if (absl::Status s =
-          f.CheckKeys(t,
-                      {"name", "domains", "username", "auth", "passwd_file",
-                       "backends", "sni_names", "certificates", "backend_tls",
-                       "failover", "client_identity", "backend_login",
-                       "master_user", "master_password_file", "master_login",
-                       "master_separator", "capabilities", "health_check"},
-                      "in [[tenant]]");
+  if (absl::Status s = f.CheckKeys(t,
+                                   {"name",
+                                    "domains",
+                                    "username",
+                                    "auth",
+                                    "passwd_file",
+                                    "backends",
+                                    "sni_names",
+                                    "certificates",
+                                    "backend_tls",
+                                    "failover",
+                                    "client_identity",
+                                    "backend_login",
+                                    "master_user",
+                                    "master_password_file",
+                                    "master_login",
+                                    "master_separator",
+                                    "capabilities",
+                                    "health_check",
+                                    "max_sessions",
+                                    "auth_cache_size",
+                                    "auth_cache_ttl",
+                                    "auth_cache_negative_ttl"},
+                                   "in [[tenant]]");
       !s.ok()) {
     return s;
   }
@@ -636,6 +703,9 @@ absl::Status ParseTenant(const Fields& f, const toml::table& t,
   if (absl::Status s = ParsePoolSettings(f, t, tenant, auth_line); !s.ok()) {
     return s;
   }
+  if (absl::Status s = ParseTenantLimits(f, t, tenant, auth_line); !s.ok()) {
+    return s;
+  }
 
   const toml::node* backends = t.get("backends");
   if (backends == nullptr) {
@@ -645,12 +715,50 @@ absl::Status ParseTenant(const Fields& f, const toml::table& t,
   return ParseBackends(f, *backends, tenant);
 }
 
+// proxy_protocol and proxy_trusted_networks of one [[listener]].
+absl::Status ParseProxyProtocol(const Fields& f, const toml::table& l,
+                                ListenerConfig& listener) {
+  const toml::node* on = l.get("proxy_protocol");
+  const toml::node* nets = l.get("proxy_trusted_networks");
+  if (on != nullptr) {
+    absl::StatusOr<bool> b = f.GetBool(*on, "proxy_protocol");
+    if (!b.ok()) return b.status();
+    listener.proxy_protocol = *b;
+  }
+  if (!listener.proxy_protocol) {
+    if (nets != nullptr) {
+      // Silently ignoring it would hide that no header is read.
+      return f.Error(LineOf(*nets),
+                     "'proxy_trusted_networks' is used only with "
+                     "proxy_protocol = true");
+    }
+    return absl::OkStatus();
+  }
+  // Without it anyone could claim any client address.
+  if (nets == nullptr) {
+    return f.Error(LineOf(*on),
+                   "proxy_protocol = true needs 'proxy_trusted_networks' "
+                   "(the load balancers' addresses, e.g. [\"10.0.0.0/24\"])");
+  }
+  absl::StatusOr<std::vector<std::string>> list =
+      GetNetworks(f, *nets, "proxy_trusted_networks");
+  if (!list.ok()) return list.status();
+  if (list->empty()) {
+    return f.Error(LineOf(*nets),
+                   "'proxy_trusted_networks' must name at least one network "
+                   "(the load balancers' addresses)");
+  }
+  listener.proxy_trusted_networks = *std::move(list);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ParseSections(const Fields& f, const toml::table& root,
                            Config& config) {
-  if (absl::Status s = f.CheckKeys(
-          root, {"server", "tls", "listener", "tenant"}, "at top level");
+  if (absl::Status s =
+          f.CheckKeys(root, {"server", "tls", "limits", "listener", "tenant"},
+                      "at top level");
       !s.ok()) {
     return s;
   }
@@ -661,6 +769,11 @@ absl::Status ParseSections(const Fields& f, const toml::table& root,
   }
   if (const toml::node* tls = root.get("tls")) {
     if (absl::Status s = ParseTls(f, *tls, config.tls); !s.ok()) return s;
+  }
+  if (const toml::node* limits = root.get("limits")) {
+    if (absl::Status s = ParseLimits(f, *limits, config.limits); !s.ok()) {
+      return s;
+    }
   }
   if (absl::Status s = ParseTenants(f, root, config); !s.ok()) return s;
   return ParseListeners(f, root, config);
@@ -677,7 +790,7 @@ absl::Status ParseServer(const Fields& f, const toml::node& node,
            "shutdown_grace", "greeting", "forward_idle_timeout",
            "backend_auth_timeout", "login_timeout", "max_preauth_commands",
            "auth_queue_limit", "takeover_listeners", "forward_socket_buffer",
-           "client_drain_timeout"},
+           "client_drain_timeout", "proxy_protocol_timeout"},
           "in [server]");
       !s.ok()) {
     return s;
@@ -719,6 +832,8 @@ absl::Status ParseServer(const Fields& f, const toml::node& node,
                       false},
         DurationField{"login_timeout", &server.login_timeout, false},
         DurationField{"client_drain_timeout", &server.client_drain_timeout,
+                      false},
+        DurationField{"proxy_protocol_timeout", &server.proxy_protocol_timeout,
                       false},
         // Zero turns the throttle off (tests, trusted networks).
         DurationField{"auth_failure_delay", &server.auth_failure_delay, true},
@@ -858,7 +973,8 @@ absl::Status ParseListeners(const Fields& f, const toml::table& root,
     if (absl::Status s =
             f.CheckKeys(*l,
                         {"address", "default_tenant", "tls", "certificates",
-                         "plaintext_auth", "ipv6_only"},
+                         "plaintext_auth", "ipv6_only", "proxy_protocol",
+                         "proxy_trusted_networks"},
                         "in [[listener]]");
         !s.ok()) {
       return s;
@@ -952,6 +1068,9 @@ absl::Status ParseListeners(const Fields& f, const toml::table& root,
               "only");
         }
       }
+    }
+    if (absl::Status s = ParseProxyProtocol(f, *l, listener); !s.ok()) {
+      return s;
     }
     config.listeners.push_back(std::move(listener));
   }

@@ -1,16 +1,21 @@
-// Section parsing: [server], [tls], [[listener]] and [[tenant]] into the
-// structs of config.h, each value checked where it stands (so its error
-// has its line). Checks across sections are in validate.h.
+// Section parsing: [server], [tls], [limits], [[listener]] and [[tenant]]
+// into the structs of config.h, each value checked where it stands (so its
+// error has its line). Checks across sections are in validate.h.
 #ifndef POPGATE_CONFIG_SECTIONS_H_
 #define POPGATE_CONFIG_SECTIONS_H_
 
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "config/config.h"
 #include "config/toml_fields.h"
 
 namespace popgate::config_internal {
 
-// All four sections of `root` into `config` (tenants before listeners:
+// All sections of `root` into `config` (tenants before listeners:
 // a listener's default_tenant must name one).
 absl::Status ParseSections(const Fields& fields, const toml::table& root,
                            Config& config);
@@ -23,6 +28,16 @@ absl::Status ParseTenants(const Fields& fields, const toml::table& root,
                           Config& config);
 absl::Status ParseListeners(const Fields& fields, const toml::table& root,
                             Config& config);
+// [limits] (limits_section.cc).
+absl::Status ParseLimits(const Fields& fields, const toml::node& node,
+                         LimitsConfig& limits);
+
+// An array of CIDR strings ("10.0.0.0/8", "::1/128"), each checked by the
+// server's own parser (net/cidr_set.h); errors name `key` and the entry's
+// line.
+absl::StatusOr<std::vector<std::string>> GetNetworks(const Fields& fields,
+                                                     const toml::node& node,
+                                                     std::string_view key);
 
 }  // namespace popgate::config_internal
 

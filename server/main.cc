@@ -160,6 +160,22 @@ std::vector<std::string> RestartOnlyChanges(const Config& started,
       next.tls.ticket_key_rotation != started.tls.ticket_key_rotation) {
     out.push_back("tls.ticket_key_rotation");
   }
+  // The limit store (and its Redis connections) is made once at start.
+  const LimitsConfig& sl = started.limits;
+  const LimitsConfig& nl = next.limits;
+  if (nl.redis != sl.redis) out.push_back("limits.store");
+  if (nl.redis_address != sl.redis_address) {
+    out.push_back("limits.redis_address");
+  }
+  if (nl.redis_password_file != sl.redis_password_file) {
+    out.push_back("limits.redis_password_file");
+  }
+  if (nl.redis_db != sl.redis_db) out.push_back("limits.redis_db");
+  if (nl.redis_prefix != sl.redis_prefix) out.push_back("limits.redis_prefix");
+  if (nl.redis_timeout != sl.redis_timeout) {
+    out.push_back("limits.redis_timeout");
+  }
+  if (nl.redis_down != sl.redis_down) out.push_back("limits.redis_down");
   // Listener addresses are compared by the caller (a change is refused).
   for (size_t i = 0; i < next.listeners.size() && i < started.listeners.size();
        ++i) {

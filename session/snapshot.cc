@@ -248,6 +248,20 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::Build(
         config.path, ": [tls] trusted_networks: ", trusted.status().message()));
   }
   snap->trusted_networks = *std::move(trusted);
+  for (const ListenerConfig& l : config.listeners) {
+    absl::StatusOr<CidrSet> nets = CidrSet::Parse(l.proxy_trusted_networks);
+    if (!nets.ok()) {
+      return At(config, l.line, "proxy_trusted_networks", nets.status());
+    }
+    snap->listener_proxy_trusted.push_back(*std::move(nets));
+  }
+  absl::StatusOr<CidrSet> exempt =
+      CidrSet::Parse(config.limits.exempt_networks);
+  if (!exempt.ok()) {
+    return At(config, config.limits.line, "[limits] exempt_networks",
+              exempt.status());
+  }
+  snap->limits_exempt = *std::move(exempt);
   snap->config = std::move(config);
   return std::shared_ptr<const Snapshot>(std::move(snap));
 }

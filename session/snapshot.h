@@ -56,6 +56,12 @@ struct Snapshot {
   std::vector<std::shared_ptr<const tls::ClientContext>> backend_tls;
   std::vector<std::vector<std::string>> backend_tls_names;
   CidrSet trusted_networks;
+  // Per listener: the load balancers a PROXY header is accepted from
+  // (proxy_trusted_networks); empty when proxy_protocol is off.
+  std::vector<CidrSet> listener_proxy_trusted;
+  // [limits] exempt_networks: no connection limit or login throttle
+  // applies to these sources.
+  CidrSet limits_exempt;
   // Backends whose state is "down": a reload into this snapshot cuts the
   // sessions running on them.
   std::vector<const BackendHealth*> forced_down;
