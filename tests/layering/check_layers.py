@@ -12,10 +12,12 @@ import sys
 # folder -> folders it may include (besides itself and third-party headers).
 ALLOWED = {
     "base": set(),
+    "metrics": {"base"},
     "auth": {"base"},
     "routing": {"base"},
     "runtime": {"base"},
     "net": {"base"},
+    "admin": {"base", "runtime", "net", "metrics"},
     "pop3": {"base"},
     "tls": {"base", "auth"},
     "config": {"base", "routing", "net"},
@@ -24,9 +26,10 @@ ALLOWED = {
     "backend": {"base", "routing", "runtime", "net", "pop3", "tls", "config",
                 "forward"},
     "session": {"base", "auth", "routing", "runtime", "net", "pop3", "tls",
-                "config", "forward", "backend", "store"},
+                "config", "forward", "backend", "store", "metrics"},
     "server": {"base", "auth", "routing", "runtime", "net", "pop3", "tls",
-               "config", "forward", "backend", "store", "session"},
+               "config", "forward", "backend", "store", "session", "metrics",
+               "admin"},
     "testbed": {"base"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z0-9_]+)/', re.M)
