@@ -37,6 +37,10 @@ struct LoginCounts {
   int address_users = 0;     // distinct users failing from the address
   bool address_blocked = false;
   bool user_blocked = false;
+  // From RecordFailure only: this very failure set the block (so exactly
+  // one caller logs it, however many fail at once).
+  bool address_block_new = false;
+  bool user_block_new = false;
 };
 
 enum class ThrottleVerdict { kAllow, kAddressBlocked, kUserBlocked };
@@ -47,7 +51,9 @@ struct ThrottleDecision {
   absl::Duration failure_delay;
 };
 
-// Before a try (counts as they are).
+// Before a try (counts as they are). failure_delay = min(max_delay,
+// base_delay * 2^n), n = max(address_failures, user_failures): the first
+// failure waits base_delay; no overflow however large n is.
 ThrottleDecision Decide(const LoginCounts& before, const ThrottleSettings& s);
 
 struct FailureEffect {
