@@ -1,5 +1,6 @@
 #include "bench/loadgen/connection.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -82,6 +83,20 @@ void Connection::Start(int user) {
   }
   int one = 1;
   ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (!options_.sources.empty()) {
+    // The port is picked at connect time, per destination.
+    ::setsockopt(fd_.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+                 sizeof(one));
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = htonl(host_->NextSource());
+    if (::bind(fd_.get(), reinterpret_cast<const sockaddr*>(&src),
+               sizeof(src)) != 0) {
+      step_ = Step::kConnect;
+      Fail(ErrorKind::kConnect);
+      return;
+    }
+  }
   step_ = Step::kConnect;
   io_ = Io::kConnect;
   host_->ring().Connect(fd_.get(), reinterpret_cast<const sockaddr*>(&t.addr),
@@ -313,6 +328,10 @@ void Connection::OnResponse() {
     case Step::kPass:
       if (!ok) return Fail(ErrorKind::kAuth);
       ++host_->stats().logins;
+      if (options_.mode == Mode::kSessions) {
+        host_->stats().login_latency_ns.Record(
+            static_cast<uint64_t>(NowNs() - start_ns_));
+      }
       return AfterLogin();
     case Step::kStat: {
       int64_t count = 0;

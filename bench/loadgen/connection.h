@@ -46,6 +46,9 @@ class ConnectionHost {
   virtual void OnSessionEnd(Connection* c, bool ok) = 0;
   // A RETR finished and verified (for the throughput time window).
   virtual void OnMessageDone() = 0;
+  // --source: the source address (IPv4, host byte order) of the next
+  // session; only called when options().sources is not empty.
+  virtual uint32_t NextSource() = 0;
 
  protected:
   ~ConnectionHost() = default;

@@ -117,6 +117,13 @@ int Main(int argc, char** argv) {
   report.concurrency = options.concurrency;
   report.threads = options.threads;
   report.verify = options.verify;
+  report.attack = options.attack;
+  report.attackers = options.attackers;
+  report.attack_pattern = options.attack_pattern;
+  report.attack_sources = options.attack_sources.size();
+  report.attack_users = options.attack_users.size();
+  report.attack_rate = options.attack_rate;
+  report.sources = options.sources.size();
 
   if (options.mode == Mode::kHold && !options.pids.empty()) {
     uint64_t rss = 0;

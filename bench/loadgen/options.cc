@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cstring>
+#include <fstream>
 #include <functional>
 
 namespace popgate::loadgen {
@@ -122,10 +123,57 @@ std::string_view TlsVersionName(TlsVersion v) {
   return "?";
 }
 
+std::string_view AttackPatternName(AttackPattern p) {
+  switch (p) {
+    case AttackPattern::kSpray:
+      return "spray";
+    case AttackPattern::kStuff:
+      return "stuff";
+  }
+  return "?";
+}
+
 std::string Options::UserName(int i) const {
+  return FormatIndex(user_format, i);
+}
+
+bool ParseSourceRange(std::string_view text, std::vector<uint32_t>* out,
+                      std::string* error) {
+  size_t dash = text.find('-');
+  std::string first(text.substr(0, dash));
+  std::string last(dash == std::string_view::npos ? first
+                                                  : text.substr(dash + 1));
+  in_addr a{};
+  in_addr b{};
+  if (inet_pton(AF_INET, first.c_str(), &a) != 1 ||
+      inet_pton(AF_INET, last.c_str(), &b) != 1) {
+    *error =
+        "'" + std::string(text) + "': expected an IPv4 address or a range A-B";
+    return false;
+  }
+  uint32_t lo = ntohl(a.s_addr);
+  uint32_t hi = ntohl(b.s_addr);
+  // Binding to a non-loopback address would send from this machine's real
+  // addresses; loopback only, like the target.
+  if ((lo >> 24) != 127 || (hi >> 24) != 127 || hi < lo) {
+    *error = "'" + std::string(text) +
+             "': source addresses must be an ascending range in 127.0.0.0/8";
+    return false;
+  }
+  if (hi - lo >= kMaxSources) {
+    *error = "'" + std::string(text) + "': at most " +
+             std::to_string(kMaxSources) + " source addresses";
+    return false;
+  }
+  out->clear();
+  for (uint64_t v = lo; v <= hi; ++v) out->push_back(static_cast<uint32_t>(v));
+  return true;
+}
+
+std::string FormatIndex(std::string_view format, int i) {
   std::string out;
   std::string index = std::to_string(i);
-  std::string_view f = user_format;
+  std::string_view f = format;
   while (true) {
     size_t at = f.find("{i}");
     out.append(f.substr(0, at));
@@ -211,6 +259,7 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options,
   bool have_sessions = false;
   bool have_concurrency = false;
   bool have_tls_flag = false;
+  bool have_attack_flag = false;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i];
     std::string value;
@@ -364,6 +413,60 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options,
       }
       o.tls_server_name = value;
       have_tls_flag = true;
+    } else if (flag == "--source") {
+      if (!take()) return false;
+      if (!ParseSourceRange(value, &o.sources, error)) {
+        *error = flag + ": " + *error;
+        return false;
+      }
+    } else if (flag == "--attackers") {
+      if (!int_flag(0, kMaxAttackers, &o.attackers)) return false;
+      o.attack = true;
+    } else if (flag == "--attack") {
+      if (!take()) return false;
+      if (value == "spray") {
+        o.attack_pattern = AttackPattern::kSpray;
+      } else if (value == "stuff") {
+        o.attack_pattern = AttackPattern::kStuff;
+      } else {
+        return bad("spray|stuff");
+      }
+      have_attack_flag = true;
+    } else if (flag == "--attack-source") {
+      if (!take()) return false;
+      if (!ParseSourceRange(value, &o.attack_sources, error)) {
+        *error = flag + ": " + *error;
+        return false;
+      }
+      have_attack_flag = true;
+    } else if (flag == "--attack-users") {
+      if (!take()) return false;
+      if (value.empty()) return bad("a file of user names, one a line");
+      o.attack_users_file = value;
+      have_attack_flag = true;
+    } else if (flag == "--attack-user-format") {
+      if (!take()) return false;
+      if (value.empty() || value.find_first_of("\r\n ") != std::string::npos) {
+        return bad("a user name pattern without spaces or CR/LF");
+      }
+      o.attack_user_format = value;
+      have_attack_flag = true;
+    } else if (flag == "--attack-user-count") {
+      if (!int_flag(1, kMaxAttackUsers, &o.attack_user_count)) return false;
+      have_attack_flag = true;
+    } else if (flag == "--attack-password") {
+      if (!take()) return false;
+      if (value.empty() || value.find_first_of("\r\n ") != std::string::npos) {
+        return bad("a password prefix without spaces or CR/LF");
+      }
+      o.attack_password = value;
+      have_attack_flag = true;
+    } else if (flag == "--attack-rate") {
+      if (!take()) return false;
+      if (!ParseDouble(value, 0, 10000000, &o.attack_rate)) {
+        return bad("attempts per second (0 = no cap)");
+      }
+      have_attack_flag = true;
     } else if (flag == "--pid") {
       if (!take()) return false;
       if (!ParsePids(value, &o.pids)) return bad("PID[,PID...]");
@@ -391,6 +494,74 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options,
   if (!o.tls_ca.empty() && !o.tls_verify) {
     *error = "--tls-ca is only used with --tls-verify";
     return false;
+  }
+  if (!o.sources.empty() && o.target.addr.ss_family != AF_INET) {
+    *error = "--source needs an IPv4 --target";
+    return false;
+  }
+  if (have_attack_flag && !o.attack) {
+    *error = "--attack* flags need --attackers N";
+    return false;
+  }
+  if (o.attack) {
+    if (o.mode != Mode::kSessions) {
+      *error = "--attackers runs beside --mode sessions only";
+      return false;
+    }
+    if (o.tls != TlsMode::kNone) {
+      // Attackers speak plain POP3; a TLS attack would measure handshakes.
+      *error = "--attackers needs plain POP3 (no --tls)";
+      return false;
+    }
+    if (o.target.addr.ss_family != AF_INET) {
+      *error = "--attackers needs an IPv4 --target (sources are 127.x)";
+      return false;
+    }
+    if (o.attack_sources.empty()) {
+      // Spraying: one address; stuffing: a botnet's worth of them.
+      ParseSourceRange(o.attack_pattern == AttackPattern::kSpray
+                           ? "127.0.0.2"
+                           : "127.0.2.1-127.0.2.254",
+                       &o.attack_sources, error);
+    }
+    if (!o.attack_users_file.empty()) {
+      std::ifstream in(o.attack_users_file);
+      if (!in) {
+        *error = "--attack-users: cannot read " + o.attack_users_file;
+        return false;
+      }
+      std::string line;
+      while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.empty()) continue;
+        if (line.find_first_of(" \t\r") != std::string::npos) {
+          *error = "--attack-users: a name with a space: '" + line + "'";
+          return false;
+        }
+        if (o.attack_users.size() >= static_cast<size_t>(kMaxAttackUsers)) {
+          *error = "--attack-users: more than " +
+                   std::to_string(kMaxAttackUsers) + " names";
+          return false;
+        }
+        o.attack_users.push_back(line);
+      }
+      if (o.attack_users.empty()) {
+        *error = "--attack-users: no names in " + o.attack_users_file;
+        return false;
+      }
+    } else {
+      int count = o.attack_user_count;
+      if (count == 0) {
+        count = o.attack_pattern == AttackPattern::kSpray ? 1000 : 1;
+      }
+      if (count > 1 && o.attack_user_format.find("{i}") == std::string::npos) {
+        *error = "--attack-user-format needs '{i}' for more than one user";
+        return false;
+      }
+      for (int i = 0; i < count; ++i) {
+        o.attack_users.push_back(FormatIndex(o.attack_user_format, i));
+      }
+    }
   }
   if (o.mode == Mode::kHold && !have_sessions) {
     *error = "--mode hold needs --sessions N";
@@ -467,6 +638,24 @@ object on stdout and a summary on stderr.
                         hold)
   --pid PID[,PID...]    hold mode: sum these processes' RSS before login and
                         during the hold -> rss_per_session_bytes
+  --source A[-B]        bind the sessions to these 127.x source addresses,
+                        one after the other (per-address limits on the
+                        target see many clients)
+Attack (sessions mode, plain POP3): attacker connections send wrong
+passwords beside the good sessions, as fast as the target answers, and
+reconnect when closed or refused; reported apart ("attack" in the JSON).
+  --attackers N         attacker connections (0: none, but report the keys)
+  --attack P            spray (default): one source address, many users,
+                        one wrong password each per round; stuff: many
+                        source addresses, one user, a new password each try
+  --attack-source A[-B] attacker source addresses (default: spray
+                        127.0.0.2, stuff 127.0.2.1-127.0.2.254)
+  --attack-users FILE   the attacked user names, one a line (default:
+                        generated from --attack-user-format)
+  --attack-user-format F  default victim{i}@example.com
+  --attack-user-count M default spray 1000, stuff 1
+  --attack-password P   wrong passwords are P-<n> (default wrong)
+  --attack-rate R       at most R attempts/s over all attackers (0: no cap)
 TLS (BoringSSL; certificates are not verified unless --tls-verify):
   --tls MODE            none (default), implicit (POP3S) or starttls (STLS)
   --tls-resume          resume each connection's previous TLS session

@@ -24,10 +24,16 @@ enum class TlsMode { kNone, kImplicit, kStartTls };
 enum class TlsSigalgs { kAny, kEcdsa, kRsa };
 // --tls-version
 enum class TlsVersion { kAny, k12, k13 };
+// --attack: what the attacker connections try (sessions mode).
+//   spray: one source address (by default), many users, one wrong password
+//          per user per round.
+//   stuff: many source addresses, one user, a new wrong password each try.
+enum class AttackPattern { kSpray, kStuff };
 
 std::string_view TlsModeName(TlsMode mode);
 std::string_view TlsSigalgsName(TlsSigalgs s);
 std::string_view TlsVersionName(TlsVersion v);
+std::string_view AttackPatternName(AttackPattern p);
 
 // A resolved loopback target: sockaddr ready for connect(2).
 struct Target {
@@ -63,16 +69,43 @@ struct Options {
   bool tls_verify = false;      // benchmarks use self-signed certificates
   std::string tls_ca;           // --tls-verify: CA bundle (empty = system)
   std::string tls_server_name;  // SNI (and the name verified); empty = none
+  // Source addresses (IPv4 loopback, host byte order) the good sessions
+  // bind to, one after the other per session; empty = the kernel's choice.
+  std::vector<uint32_t> sources;
+  // Attack (bench/loadgen/attack.h), sessions mode only. `attack` is true
+  // once --attackers was given (even 0: the report then carries the attack
+  // keys, so a baseline run reads like the attacked one).
+  bool attack = false;
+  int attackers = 0;
+  AttackPattern attack_pattern = AttackPattern::kSpray;
+  std::vector<uint32_t> attack_sources;   // default by pattern
+  std::vector<std::string> attack_users;  // names, from FILE or generated
+  std::string attack_users_file;
+  std::string attack_user_format = "victim{i}@example.com";
+  int attack_user_count = 0;  // 0 = by pattern (spray 1000, stuff 1)
+  std::string attack_password = "wrong";
+  double attack_rate = 0;  // attempts/s over all attackers; 0 = no cap
   bool help = false;
 
   // The user name for index i: user_format with every "{i}" replaced.
   std::string UserName(int i) const;
 };
 
+// "127.0.0.2" or "127.0.0.3-127.0.0.66": loopback IPv4 addresses (host
+// byte order), at most kMaxSources of them.
+inline constexpr size_t kMaxSources = 65536;
+bool ParseSourceRange(std::string_view text, std::vector<uint32_t>* out,
+                      std::string* error);
+
+// Replaces every "{i}" in `format` with `i`.
+std::string FormatIndex(std::string_view format, int i);
+
 // Hard caps so that a typo cannot start an endless or runaway run.
 inline constexpr double kMaxDurationS = 3600;
 inline constexpr int kMaxConcurrency = 200000;
 inline constexpr int kMaxThreads = 64;
+inline constexpr int kMaxAttackers = 10000;
+inline constexpr int kMaxAttackUsers = 1000000;
 
 // Parses argv[1..]. Accepts "--flag value" and "--flag=value". On error
 // returns false and sets *error (the caller prints it with the usage).

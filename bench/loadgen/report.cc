@@ -43,6 +43,41 @@ double PerSecond(double count, double seconds) {
 
 double Ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 
+std::string LatencyJson(const LatencyHistogram& h) {
+  return "{\"p50\":" + Num(Ms(h.Percentile(0.5))) +
+         ",\"p99\":" + Num(Ms(h.Percentile(0.99))) +
+         ",\"p999\":" + Num(Ms(h.Percentile(0.999))) +
+         ",\"mean\":" + Num(h.mean() / 1e6) + ",\"max\":" + Num(Ms(h.max())) +
+         "}";
+}
+
+// The attack's counters. Rates are per the good sessions' duration_s when
+// there is one, else per wall time (attackers run the whole window).
+std::string AttackJson(const Report& r) {
+  const AttackStats& a = r.stats.attack;
+  const double window = r.duration_s > 0 ? r.duration_s : r.wall_s;
+  std::string j = "{\"attackers\":" + std::to_string(r.attackers);
+  j += ",\"pattern\":" + JsonString(AttackPatternName(r.attack_pattern));
+  j += ",\"sources\":" + std::to_string(r.attack_sources);
+  j += ",\"users\":" + std::to_string(r.attack_users);
+  j += ",\"rate_cap\":" + Num(r.attack_rate);
+  j += ",\"connections\":" + std::to_string(a.connections);
+  j += ",\"attempts\":" + std::to_string(a.attempts);
+  j += ",\"attempts_per_s\":" + Num(PerSecond(a.attempts, window));
+  j += ",\"rejected\":" + std::to_string(a.rejected());
+  j += ",\"rejected_per_s\":" + Num(PerSecond(a.rejected(), window));
+  j += ",\"outcomes\":{";
+  for (size_t i = 0; i < a.outcomes.size(); ++i) {
+    if (i > 0) j += ",";
+    j += JsonString(AttemptOutcomeName(static_cast<AttemptOutcome>(i))) + ":" +
+         std::to_string(a.outcomes[i]);
+  }
+  j += "}";
+  j += ",\"attempt_latency_ms\":" + LatencyJson(a.latency_ns);
+  j += "}";
+  return j;
+}
+
 }  // namespace
 
 std::string ToJson(const Report& r) {
@@ -95,6 +130,11 @@ std::string ToJson(const Report& r) {
   j += ",\"rss_per_session_bytes\":" + Optional(r.rss_per_session_bytes);
   j += ",\"loadgen_cpu_s\":" + Num(r.loadgen_cpu_s);
   j += ",\"loadgen_cpu_share\":" + Num(PerSecond(r.loadgen_cpu_s, r.wall_s));
+  if (r.attack) {
+    j += ",\"sources\":" + std::to_string(r.sources);
+    j += ",\"login_latency_ms\":" + LatencyJson(s.login_latency_ns);
+    j += ",\"attack\":" + AttackJson(r);
+  }
   j += "}";
   return j;
 }
@@ -167,6 +207,34 @@ std::string Summary(const Report& r) {
                   static_cast<unsigned long long>(s.tls_full_rsa),
                   static_cast<unsigned long long>(s.tls_resumed));
     out += buf;
+  }
+  if (r.attack) {
+    const AttackStats& a = s.attack;
+    const double window = r.duration_s > 0 ? r.duration_s : r.wall_s;
+    std::snprintf(
+        buf, sizeof(buf),
+        "  login latency ms p50 %.3f p99 %.3f\n"
+        "  attack %s, %d attackers from %zu address(es): %llu "
+        "attempts (%.0f/s) over %llu connections; attempt ms p50 "
+        "%.3f p99 %.3f\n   ",
+        Ms(s.login_latency_ns.Percentile(0.5)),
+        Ms(s.login_latency_ns.Percentile(0.99)),
+        std::string(AttackPatternName(r.attack_pattern)).c_str(), r.attackers,
+        r.attack_sources, static_cast<unsigned long long>(a.attempts),
+        PerSecond(a.attempts, window),
+        static_cast<unsigned long long>(a.connections),
+        Ms(a.latency_ns.Percentile(0.5)), Ms(a.latency_ns.Percentile(0.99)));
+    out += buf;
+    for (size_t i = 0; i < a.outcomes.size(); ++i) {
+      if (a.outcomes[i] == 0) continue;
+      std::snprintf(
+          buf, sizeof(buf), " %s=%llu",
+          std::string(AttemptOutcomeName(static_cast<AttemptOutcome>(i)))
+              .c_str(),
+          static_cast<unsigned long long>(a.outcomes[i]));
+      out += buf;
+    }
+    out += "\n";
   }
   std::snprintf(buf, sizeof(buf), "  errors: %llu",
                 static_cast<unsigned long long>(s.errors_total()));

@@ -32,6 +32,15 @@ struct Report {
   std::optional<uint64_t> rss_during_bytes;
   std::optional<int64_t> rss_per_session_bytes;
   double loadgen_cpu_s = 0;
+  // --attackers given: the login latency and the "attack" object are
+  // reported (absent otherwise, so the other runs' JSON stays as it was).
+  bool attack = false;
+  int attackers = 0;
+  AttackPattern attack_pattern = AttackPattern::kSpray;
+  size_t attack_sources = 0;
+  size_t attack_users = 0;
+  double attack_rate = 0;
+  size_t sources = 0;  // --source addresses of the good sessions
 };
 
 std::string ToJson(const Report& report);

@@ -96,6 +96,15 @@ void RingLoop::Send(int fd, const void* buf, size_t len, Completion* c) {
   LinkTimeout();
 }
 
+void RingLoop::Cancel(Completion* c) {
+  if (io_uring_sq_space_left(&ring_) < 1) io_uring_submit(&ring_);
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  io_uring_prep_cancel(sqe, c, 0);
+  // Its own completion is not dispatched, like a linked timeout's.
+  io_uring_sqe_set_data64(sqe, kTimeoutTag);
+  ++in_flight_;
+}
+
 int RingLoop::RunOnce(int64_t max_wait_ns) {
   __kernel_timespec ts{};
   ts.tv_sec = max_wait_ns / 1000000000;

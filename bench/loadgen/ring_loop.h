@@ -73,6 +73,10 @@ class RingLoop {
   void Connect(int fd, const sockaddr* addr, socklen_t len, Completion* c);
   void Recv(int fd, void* buf, size_t len, Completion* c);
   void Send(int fd, const void* buf, size_t len, Completion* c);
+  // Asks the kernel to cancel `c`'s operation in flight (it then completes
+  // with -ECANCELED, or with its result if it already finished): for a
+  // connect that shutdown(2) cannot end.
+  void Cancel(Completion* c);
 
   // Submits what is queued, waits up to `max_wait_ns` for at least one
   // completion, and dispatches every completion available. Returns the

@@ -97,6 +97,67 @@ void Stats::Merge(const Stats& other) {
   handshakes += other.handshakes;
   for (size_t i = 0; i < errors.size(); ++i) errors[i] += other.errors[i];
   session_latency_ns.Merge(other.session_latency_ns);
+  login_latency_ns.Merge(other.login_latency_ns);
+  attack.Merge(other.attack);
+}
+
+std::string_view AttemptOutcomeName(AttemptOutcome outcome) {
+  switch (outcome) {
+    case AttemptOutcome::kAuth:
+      return "auth";
+    case AttemptOutcome::kSysTemp:
+      return "sys_temp";
+    case AttemptOutcome::kInUse:
+      return "in_use";
+    case AttemptOutcome::kOtherCode:
+      return "other_code";
+    case AttemptOutcome::kNoCode:
+      return "no_code";
+    case AttemptOutcome::kGreetingErr:
+      return "greeting_err";
+    case AttemptOutcome::kClosed:
+      return "closed";
+    case AttemptOutcome::kTimeout:
+      return "timeout";
+    case AttemptOutcome::kAccepted:
+      return "accepted";
+    case AttemptOutcome::kCount:
+      break;
+  }
+  return "?";
+}
+
+AttemptOutcome OutcomeOfErr(std::string_view line) {
+  // "-ERR [CODE/SUB] text": the code is the bracketed first word.
+  constexpr std::string_view kErr = "-ERR ";
+  if (!line.starts_with(kErr)) return AttemptOutcome::kNoCode;
+  line.remove_prefix(kErr.size());
+  if (!line.starts_with("[")) return AttemptOutcome::kNoCode;
+  size_t close = line.find(']');
+  if (close == std::string_view::npos) return AttemptOutcome::kNoCode;
+  std::string_view code = line.substr(1, close - 1);
+  if (code == "AUTH") return AttemptOutcome::kAuth;
+  if (code == "SYS/TEMP") return AttemptOutcome::kSysTemp;
+  if (code == "IN-USE") return AttemptOutcome::kInUse;
+  return AttemptOutcome::kOtherCode;
+}
+
+void AttackStats::Add(AttemptOutcome outcome, uint64_t latency) {
+  ++attempts;
+  ++outcomes[static_cast<size_t>(outcome)];
+  latency_ns.Record(latency);
+}
+
+uint64_t AttackStats::rejected() const {
+  return attempts - outcomes[static_cast<size_t>(AttemptOutcome::kAccepted)] -
+         outcomes[static_cast<size_t>(AttemptOutcome::kTimeout)];
+}
+
+void AttackStats::Merge(const AttackStats& other) {
+  connections += other.connections;
+  attempts += other.attempts;
+  for (size_t i = 0; i < outcomes.size(); ++i) outcomes[i] += other.outcomes[i];
+  latency_ns.Merge(other.latency_ns);
 }
 
 }  // namespace popgate::loadgen

@@ -57,6 +57,40 @@ enum class ErrorKind {
 
 std::string_view ErrorKindName(ErrorKind kind);
 
+// How one attacker attempt (one wrong password, bench/loadgen/attack.h)
+// ended. Every attempt ends exactly one way.
+enum class AttemptOutcome {
+  kAuth,         // -ERR [AUTH] (to USER or PASS): the server said "wrong"
+  kSysTemp,      // -ERR [SYS/TEMP] (a block, a limit), at any step
+  kInUse,        // -ERR [IN-USE]
+  kOtherCode,    // -ERR with another response code ([SYS/PERM], ...)
+  kNoCode,       // -ERR without a response code
+  kGreetingErr,  // the greeting itself was -ERR (refused on connect)
+  kClosed,       // closed or reset before the answer, or connect refused
+  kTimeout,      // no answer within --io-timeout (we gave up)
+  kAccepted,     // +OK to PASS: the guess was right (should not happen)
+  kCount,
+};
+
+std::string_view AttemptOutcomeName(AttemptOutcome outcome);
+// The outcome of a -ERR status line by its RFC 2449 response code.
+AttemptOutcome OutcomeOfErr(std::string_view status_line);
+
+struct AttackStats {
+  uint64_t connections = 0;  // connects started
+  uint64_t attempts = 0;     // attempts ended (= sum of outcomes)
+  std::array<uint64_t, static_cast<size_t>(AttemptOutcome::kCount)> outcomes{};
+  // Attempt start (connect for a connection's first, USER for later ones)
+  // to its outcome: how long the target made the attacker wait.
+  LatencyHistogram latency_ns;
+
+  void Add(AttemptOutcome outcome, uint64_t latency_ns);
+  // Attempts the target turned down: every outcome but kAccepted and
+  // kTimeout (where we gave up first).
+  uint64_t rejected() const;
+  void Merge(const AttackStats& other);
+};
+
 struct Stats {
   uint64_t sessions = 0;       // sessions whose QUIT got +OK
   uint64_t logins = 0;         // successful PASS
@@ -72,6 +106,9 @@ struct Stats {
   uint64_t handshakes = 0;
   std::array<uint64_t, static_cast<size_t>(ErrorKind::kCount)> errors{};
   LatencyHistogram session_latency_ns;
+  // sessions mode: connect to PASS +OK (reported with --attackers).
+  LatencyHistogram login_latency_ns;
+  AttackStats attack;
 
   void AddError(ErrorKind kind) { ++errors[static_cast<size_t>(kind)]; }
   uint64_t errors_total() const;

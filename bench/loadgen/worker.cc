@@ -19,7 +19,11 @@ int64_t Share(int64_t total, int parts, int index) {
 
 Worker::Worker(const Options& options, SharedControl* shared, int index,
                const TlsClient* tls)
-    : options_(options), shared_(shared), index_(index), tls_(tls) {}
+    : options_(options),
+      shared_(shared),
+      index_(index),
+      tls_(tls),
+      attack_plan_(options, index, options.threads) {}
 
 bool Worker::Init(std::string* error) {
   concurrency_ =
@@ -41,11 +45,14 @@ bool Worker::Init(std::string* error) {
       case Mode::kHold: recv_buffer_ = 4 * 1024; break;
     }
   }
+  attackers_share_ =
+      static_cast<int>(Share(options_.attackers, options_.threads, index_));
+  attack_rate_ = options_.attack_rate / options_.threads;
   // Two SQEs per operation (the operation and its linked timeout), one
   // operation per connection; a full queue is submitted early, so this is a
   // throughput setting, not a limit.
   unsigned entries = static_cast<unsigned>(
-      std::clamp(2 * concurrency_ + 16, 64, 4096));
+      std::clamp(2 * (concurrency_ + attackers_share_) + 16, 64, 4096));
   return ring_.Init(entries,
                     static_cast<int64_t>(options_.io_timeout_s * kNsPerS),
                     error);
@@ -54,6 +61,44 @@ bool Worker::Init(std::string* error) {
 Connection* Worker::NewConnection() {
   connections_.push_back(std::make_unique<Connection>(this, recv_buffer_));
   return connections_.back().get();
+}
+
+uint32_t Worker::NextSource() {
+  // Workers start at their index and stride by the thread count, so the
+  // addresses are used evenly across threads too.
+  const auto& sources = options_.sources;
+  uint32_t s =
+      sources[(next_source_ * options_.threads + index_) % sources.size()];
+  ++next_source_;
+  return s;
+}
+
+void Worker::OnAttackerReady(AttackConnection* a) {
+  // Never straight back into Continue(): a refusal that comes back at once
+  // would recurse. The next turn of the loop starts it.
+  attack_ready_.push_back(a);
+}
+
+void Worker::StartAttackers() {
+  if (attack_ready_.empty()) return;
+  size_t allowed = attack_ready_.size();
+  if (attack_rate_ > 0) {
+    const double elapsed = (NowNs() - shared_->start_ns) / 1e9;
+    const double budget = attack_rate_ * elapsed - attack_started_;
+    allowed = budget <= 0 ? 0 : std::min(allowed, static_cast<size_t>(budget));
+  }
+  if (allowed == 0) return;
+  // The first `allowed` go now (oldest first); the rest wait their turn.
+  std::vector<AttackConnection*> go(attack_ready_.begin(),
+                                    attack_ready_.begin() + allowed);
+  attack_ready_.erase(attack_ready_.begin(), attack_ready_.begin() + allowed);
+  attack_started_ += static_cast<int64_t>(allowed);
+  for (AttackConnection* a : go) a->Continue();
+}
+
+void Worker::StopAttackers() {
+  attack_ready_.clear();
+  for (auto& a : attackers_) a->Stop();
 }
 
 void Worker::Run() {
@@ -134,8 +179,10 @@ bool Worker::Tick(int64_t wait_ns, bool start) {
   }
   if (start) {
     StartQueued();
+    StartAttackers();
   } else {
     restart_.clear();
+    attack_ready_.clear();
   }
   return true;
 }
@@ -160,6 +207,10 @@ void Worker::Drain(int64_t abort_at_ns) {
 
 void Worker::RunLoad() {
   for (int i = 0; i < concurrency_; ++i) StartNext(NewConnection());
+  for (int i = 0; i < attackers_share_; ++i) {
+    attackers_.push_back(std::make_unique<AttackConnection>(this));
+    attack_ready_.push_back(attackers_.back().get());
+  }
   while (true) {
     int64_t now = NowNs();
     if (!stopping_ && (now >= shared_->deadline_ns ||
@@ -171,6 +222,8 @@ void Worker::RunLoad() {
     int64_t wait = std::clamp<int64_t>(shared_->deadline_ns - now, 1, kTickNs);
     if (!Tick(wait, /*start=*/true)) return;
   }
+  // Attackers end now: an attempt in flight is not counted.
+  StopAttackers();
   // Sessions in progress finish (throughput: their current message, then
   // QUIT); each of their steps is bounded by --io-timeout, the whole drain
   // by one timeout plus a second.

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/loadgen/attack.h"
 #include "bench/loadgen/connection.h"
 #include "bench/loadgen/options.h"
 #include "bench/loadgen/ring_loop.h"
@@ -36,7 +37,7 @@ struct SharedControl {
   std::atomic<bool> interrupted{false};   // SIGINT/SIGTERM
 };
 
-class Worker final : public ConnectionHost {
+class Worker final : public ConnectionHost, public AttackHost {
  public:
   // `tls`: the run's TLS context (null without --tls); outlives the worker.
   Worker(const Options& options, SharedControl* shared, int index,
@@ -52,6 +53,11 @@ class Worker final : public ConnectionHost {
   // ConnectionHost
   RingLoop& ring() override { return ring_; }
   const Options& options() const override { return options_; }
+  uint32_t NextSource() override;
+  // AttackHost
+  AttackStats& attack_stats() override { return stats_.attack; }
+  AttackPlan& attack_plan() override { return attack_plan_; }
+  void OnAttackerReady(AttackConnection* a) override;
   Stats& stats() override { return stats_; }
   ExpectedContent& expected() override { return expected_; }
   const TlsClient* tls() const override { return tls_; }
@@ -76,6 +82,9 @@ class Worker final : public ConnectionHost {
   // Hold mode: tells the main thread this worker is done logging in (once).
   void ReportLoggedIn();
   Connection* NewConnection();
+  // Starts the attackers that are ready, as far as --attack-rate allows.
+  void StartAttackers();
+  void StopAttackers();
 
   const Options& options_;
   SharedControl* shared_;
@@ -95,10 +104,20 @@ class Worker final : public ConnectionHost {
   bool stopping_ = false;
   int64_t last_done_ns_ = 0;
   bool reported_logged_in_ = false;
+  uint64_t next_source_ = 0;  // --source: index of the next address
+
+  // Attack (--attackers): this worker's attackers and its share of the
+  // rate cap.
+  AttackPlan attack_plan_;
+  int attackers_share_ = 0;
+  double attack_rate_ = 0;  // attempts/s, 0 = no cap
+  int64_t attack_started_ = 0;
+  std::vector<AttackConnection*> attack_ready_;
 
   // Declared before the ring so that the ring is torn down first: no
   // operation can then complete into a freed connection.
   std::vector<std::unique_ptr<Connection>> connections_;
+  std::vector<std::unique_ptr<AttackConnection>> attackers_;
   RingLoop ring_;
 };
 
