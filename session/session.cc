@@ -482,6 +482,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
                                            route->user.full, password);
       std::optional<Verification> v;
       if (cached) {
+        s.rec.auth_cache_hit = true;
         v = Verification{*cached, absl::ZeroDuration()};
       } else {
         v = co_await TryRunOnPool(

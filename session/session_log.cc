@@ -32,6 +32,7 @@ std::string FormatSessionLog(const SessionRecord& r, absl::Time end) {
       r.failovers == 0 ? "" : absl::StrCat(",\"failovers\":", r.failovers),
       r.identity.empty() ? ""
                          : absl::StrCat(",\"identity\":\"", r.identity, "\""),
+      r.auth_cache_hit ? ",\"auth_cache\":\"hit\"" : "",
       ",\"duration_ms\":", absl::ToInt64Milliseconds(end - r.start),
       ",\"result\":\"", std::string(SessionResultName(r.result)),
       "\",\"ended_by\":\"",

@@ -43,6 +43,9 @@ struct SessionRecord {
   // How the backend learned the client's address: "proxy-v2", "xclient",
   // or "" (it was not told).
   std::string identity;
+  // The password's verdict came from the tenant's auth cache (no hash
+  // ran): "auth_cache":"hit" in the line.
+  bool auth_cache_hit = false;
   SessionResult result = SessionResult::kClientClosed;
   // Free text that goes with the result (a TLS error, why the backend was
   // unavailable, the backend's refusal); "" for none. Never a secret.

@@ -123,6 +123,12 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> Snapshot::Build(
     } else {
       snap->passwd.push_back(nullptr);
     }
+    snap->auth_cache.push_back(
+        t.auth == AuthProvider::kFile && t.auth_cache_size > 0
+            ? std::make_shared<auth::AuthCache>(
+                  static_cast<size_t>(t.auth_cache_size), t.auth_cache_ttl,
+                  t.auth_cache_negative_ttl)
+            : nullptr);
     if (t.backend_login == BackendLoginMode::kMaster) {
       absl::StatusOr<std::shared_ptr<const auth::MasterPassword>> mp =
           auth::ReadMasterPasswordFile(t.master_password_file);

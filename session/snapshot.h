@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "auth/auth_cache.h"
 #include "auth/master_password.h"
 #include "auth/passwd_file.h"
 #include "backend/backend_health.h"
@@ -36,6 +37,11 @@ struct Snapshot {
   routing::RoutingTable table;
   // Per tenant (same order as table.tenants()); null for auth = "backend".
   std::vector<std::shared_ptr<const auth::PasswdFile>> passwd;
+  // Per tenant: its auth cache (login_cache.h), empty in every new
+  // snapshot so that a reload forgets verdicts of the old passwd-file;
+  // null for auth = "backend" or auth_cache_size = 0. Mutable behind the
+  // const snapshot: it is thread-safe.
+  std::vector<std::shared_ptr<auth::AuthCache>> auth_cache;
   // Per tenant: the master password for backend_login = "master" (read
   // and permission-checked at build), else null.
   std::vector<std::shared_ptr<const auth::MasterPassword>> master_password;
