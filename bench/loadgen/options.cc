@@ -316,7 +316,8 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options,
       if (!ParseTarget(value, &o.target, error)) return false;
       have_target = true;
     } else if (flag == "--concurrency" || flag == "-c") {
-      if (!int_flag(1, kMaxConcurrency, &o.concurrency)) return false;
+      // 0 only for an attack without good sessions (checked below).
+      if (!int_flag(0, kMaxConcurrency, &o.concurrency)) return false;
       have_concurrency = true;
     } else if (flag == "--duration") {
       if (!seconds_flag(0, kMaxDurationS, &o.duration_s)) return false;
@@ -495,6 +496,11 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options,
     *error = "--tls-ca is only used with --tls-verify";
     return false;
   }
+  if (o.concurrency == 0 && !(o.attack && o.attackers > 0)) {
+    // Nothing would run at all.
+    *error = "--concurrency 0 is only for an attack alone (--attackers N)";
+    return false;
+  }
   if (!o.sources.empty() && o.target.addr.ss_family != AF_INET) {
     *error = "--source needs an IPv4 --target";
     return false;
@@ -594,8 +600,10 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options,
     if (!have_concurrency) o.concurrency = 100;
     if (o.concurrency > o.sessions) o.concurrency = static_cast<int>(o.sessions);
   }
-  if (o.threads > o.concurrency) {
-    o.threads = o.concurrency;  // an idle thread would only skew CPU figures
+  // Attackers keep a thread busy too (an attack alone: --concurrency 0).
+  const int busy = o.concurrency + (o.attack ? o.attackers : 0);
+  if (o.threads > busy) {
+    o.threads = busy;  // an idle thread would only skew CPU figures
   }
   *options = std::move(o);
   return true;
@@ -644,7 +652,8 @@ object on stdout and a summary on stderr.
 Attack (sessions mode, plain POP3): attacker connections send wrong
 passwords beside the good sessions, as fast as the target answers, and
 reconnect when closed or refused; reported apart ("attack" in the JSON).
-  --attackers N         attacker connections (0: none, but report the keys)
+  --attackers N         attacker connections (0: none, but report the keys;
+                        with --concurrency 0 the attack runs alone)
   --attack P            spray (default): one source address, many users,
                         one wrong password each per round; stuff: many
                         source addresses, one user, a new password each try

@@ -218,7 +218,8 @@ void Worker::RunLoad() {
       stopping_ = true;
     }
     if (stopping_) break;
-    if (live_ == 0 && restart_.empty()) break;  // budget spent, all done
+    // Budget spent, all done (attackers alone run until the deadline).
+    if (live_ == 0 && restart_.empty() && attackers_.empty()) break;
     int64_t wait = std::clamp<int64_t>(shared_->deadline_ns - now, 1, kTickNs);
     if (!Tick(wait, /*start=*/true)) return;
   }

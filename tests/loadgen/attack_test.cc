@@ -66,6 +66,18 @@ TEST(AttackOptionsTest, ZeroAttackersStillReportsTheAttackKeys) {
   EXPECT_FALSE(plain.attack);
 }
 
+TEST(AttackOptionsTest, AnAttackAloneNeedsNoGoodSessions) {
+  Options o = MustParse({"--target", "127.0.0.1:1110", "--concurrency", "0",
+                         "--attackers", "4", "--threads", "2"});
+  EXPECT_EQ(o.concurrency, 0);
+  EXPECT_EQ(o.threads, 2);  // the attackers keep both busy
+  EXPECT_NE(ParseError({"--target", "127.0.0.1:1110", "--concurrency", "0"})
+                .find("attack alone"),
+            std::string::npos);
+  ParseError(
+      {"--target", "127.0.0.1:1110", "--concurrency", "0", "--attackers", "0"});
+}
+
 TEST(AttackOptionsTest, UsersFromAFile) {
   char path[] = "/tmp/loadgen-attack-users-XXXXXX";
   int fd = mkstemp(path);

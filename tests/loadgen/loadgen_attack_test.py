@@ -178,6 +178,10 @@ def check_synth(loadgen, synth):
         # The baseline form: the same keys, no attackers.
         rc0, r0 = run(loadgen, port, "--duration", 0.3, "--concurrency", 2,
                       "--users", 64, "--password", "pw", "--attackers", 0)
+        # The attack alone: no good session, attackers for the duration.
+        rc1, r1 = run(loadgen, port, "--duration", 0.5, "--concurrency", 0,
+                      "--attackers", 2, "--attack-user-format",
+                      "user{i}@example.com", "--attack-user-count", 64)
         # Without --attackers the report has no attack keys at all.
         _, plain = run(loadgen, port, "--duration", 0.2, "--users", 64,
                        "--password", "pw")
@@ -199,6 +203,9 @@ def check_synth(loadgen, synth):
     assert rc0 == 0 and r0["attack"]["attempts"] == 0, r0
     assert r0["sessions"] > 0 and "login_latency_ms" in r0, r0
     assert "attack" not in plain and "login_latency_ms" not in plain, plain
+    assert rc1 == 0 and r1["sessions"] == 0, r1
+    assert r1["attack"]["outcomes"]["auth"] > 10, r1
+    assert 0.4 < r1["wall_s"] < 5, r1
     print("pop3-synth: OK", a["outcomes"], f"{a['attempts_per_s']}/s")
 
 
