@@ -52,6 +52,24 @@ VERSION_PACKAGES = PEER_PACKAGES + ["android-libboringssl", "liburing2",
 TLS_TARGETS = ["popgate", "nginx", "dovecot-proxy", "perdition", "haproxy"]
 ALL_TARGETS = ["direct"] + TLS_TARGETS
 WORKLOADS = ["sessions", "throughput", "handshake", "hold"]
+# Opt-in (--workloads attack): not part of "all", so the default and --quick
+# runs (CI's compare.smoke) stay as they were.
+EXTRA_WORKLOADS = ["attack"]
+# The proxies that check passwords themselves (or through their auth
+# script), the only ones an attack on passwords means anything for.
+ATTACK_TARGETS = ["popgate", "nginx", "dovecot-proxy"]
+ATTACK_PATTERNS = ["spray", "stuff"]
+# Good users' source addresses in the attack workload: 1,016 clients, none
+# of them attacking, so per-address limits see a normal crowd (at 5,000
+# sessions/s about 5 new connections per second per address).
+GOOD_SOURCES = "127.0.1.1-127.0.4.254"
+# loadgen's attacker defaults: spray from 127.0.0.2, stuff from
+# 127.0.2.1-127.0.2.254. The sprayed and stuffed users exist (so a wrong
+# password costs a real hash) but are never the good users.
+SPRAY_USERS = ("victim{i}@example.com", 1000)
+STUFF_USERS = ("stuffed{i}@example.com", 1)
+# nginx's documented auth_http answer to a failure: "Auth-Wait: 3".
+NGINX_AUTH_WAIT = 3
 PASSWORD = "bench-pass"
 USER_FORMAT = "user{i}@example.com"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -298,22 +316,32 @@ class Popgate(Target):
         super().__init__(ctx)
         self.pg = None
 
+    # attack: the attack workload's set-up (see attack_popgate_kw).
+    attack = False
+    redis_address = None  # attack: [limits] store = "redis" at this address
+
     def start(self, cert):
         crt, key = self.cert(cert)
+        kw = dict(auth="backend")
+        server = {"auth_failure_delay": "0s"}
+        extra_toml = ""
+        if self.attack:
+            kw, server, extra_toml = attack_popgate_kw(self.ctx,
+                                                       self.redis_address)
         self.pg = BenchPopgate(
             [TlsTenant("bench", ["example.com"],
                        [f"127.0.0.1:{p}" for p in self.ctx.synth_ports],
-                       auth="backend")],
+                       **kw)],
             [Listener("plain", default_tenant="bench", plaintext_auth="always"),
              Listener("tls", tls="implicit", default_tenant="bench",
                       certificates=[CertKey(crt, key, cert)])],
             tls={"session_tickets": True},
             server={"workers": self.ctx.proxy_workers,
-                    "auth_failure_delay": "0s", "shutdown_grace": "1s",
+                    "shutdown_grace": "1s", **server,
                     **self.ctx.popgate_settings},
             test_defaults=False, bin=self.ctx.bins["popgate"],
             prefix=taskset(self.ctx.proxy_cpus), workdir=self.dir(),
-            tenant_settings=self.ctx.tenant_settings)
+            tenant_settings=self.ctx.tenant_settings, extra_toml=extra_toml)
         self.pg.start(timeout=15.0)
         self.proc = self.pg.proc
         self.plain_port = self.pg.ports["plain"]
@@ -325,6 +353,19 @@ class Popgate(Target):
             self.pg.cleanup()
             self.pg = None
             self.proc = None
+
+
+def attack_popgate_kw(ctx, redis_address=None):
+    """popgate as a public endpoint for the attack workload: auth = "file"
+    against the attack passwd-file (SHA512-CRYPT, the scheme whose hash
+    time the report compares with), popgate's own auth_failure_delay and
+    [limits] defaults, except exempt_networks = [] so loopback clients
+    count (the default exempts 127.0.0.0/8)."""
+    kw = dict(auth="file", passwd_lines=list(ctx.attack_passwd_lines))
+    limits = ["[limits]", "exempt_networks = []"]
+    if redis_address:
+        limits += ['store = "redis"', f'redis_address = "{redis_address}"']
+    return kw, {}, "\n".join(limits)
 
 
 def with_tenant_settings(text, settings):
@@ -376,6 +417,21 @@ class BenchPopgate(TlsPopgate):
 
 class Nginx(Target):
     name = "nginx"
+    attack = False
+
+    def auth_check(self):
+        """The attack workload's auth script: the password is checked (a
+        string compare: the cheapest possible auth script, no hash) and a
+        failure answered as nginx's documentation shows, with Auth-Wait,
+        so nginx waits that long before it answers the client."""
+        if not self.attack:
+            return ""
+        return f"""
+      if ($http_auth_pass != "{PASSWORD}") {{
+        add_header Auth-Status "Invalid login or password";
+        add_header Auth-Wait {NGINX_AUTH_WAIT};
+        return 204;
+      }}"""
 
     def launch(self, cert):
         d = self.dir()
@@ -398,7 +454,7 @@ http {{
   uwsgi_temp_path {t}; scgi_temp_path {t};
   server {{
     listen 127.0.0.1:{auth_port};
-    location = /auth {{
+    location = /auth {{{self.auth_check()}
       add_header Auth-Status OK;
       add_header Auth-Server 127.0.0.1;
       add_header Auth-Port {self.ctx.synth_port};
@@ -509,6 +565,29 @@ class Perdition(Target):
 
 class Dovecot(Target):
     name = "dovecot-proxy"
+    attack = False
+
+    def passdb(self):
+        """Normally the backend checks the password (nopassword=y). In the
+        attack workload Dovecot checks it itself against the attack
+        passwd-file (SHA512-CRYPT, like popgate's), so its auth failure
+        delay and anvil's auth penalty (on by default, per remote IP)
+        apply, then proxies with the client's password."""
+        port = self.ctx.synth_port
+        if not self.attack:
+            return f"""passdb {{
+  driver = static
+  args = proxy=y host=127.0.0.1 port={port} nopassword=y
+}}"""
+        users = os.path.join(self.dir(), "users.passwd")
+        with open(users, "w") as f:
+            f.write("\n".join(self.ctx.attack_passwd_lines) + "\n")
+        os.chmod(users, 0o644)
+        return f"""passdb {{
+  driver = passwd-file
+  args = {users}
+  default_fields = proxy=y host=127.0.0.1 port={port}
+}}"""
 
     def launch(self, cert):
         d = self.dir()
@@ -560,10 +639,7 @@ service imap-login {{
     port = 0
   }}
 }}
-passdb {{
-  driver = static
-  args = proxy=y host=127.0.0.1 port={self.ctx.synth_port} nopassword=y
-}}
+{self.passdb()}
 userdb {{
   driver = static
   args = uid=nobody gid=nogroup home=/nonexistent
@@ -977,6 +1053,275 @@ def w_hold(ctx, target, tls):
 
 
 # --------------------------------------------------------------------------
+# attack: good users' sessions with and without attackers
+
+
+def make_attack_passwd(ctx):
+    """The attack passwd-file's lines (Dovecot's format, which popgate
+    reads too): every good user, the sprayed users and the stuffed user,
+    all with PASSWORD hashed by SHA512-CRYPT (5000 rounds, the crypt(3)
+    default). One hash for all (same salt): the cost per check is the
+    same, and making 6,000 hashes would take a while."""
+    r = sh(["openssl", "passwd", "-6", "-salt", "popgatebench", PASSWORD])
+    h = r.stdout.decode().strip()
+    if r.returncode or not h.startswith("$6$"):
+        raise RuntimeError(f"openssl passwd -6 failed: {h[-200:]}")
+    ctx.attack_hash = h
+    users = [USER_FORMAT.format(i=i) for i in range(ctx.users)]
+    users += [SPRAY_USERS[0].format(i=i) for i in range(SPRAY_USERS[1])]
+    users += [STUFF_USERS[0].format(i=i) for i in range(STUFF_USERS[1])]
+    ctx.attack_passwd_lines = [f"{u}:{{SHA512-CRYPT}}{h}" for u in users]
+
+
+HASH_PROBE = r"""
+import ctypes, ctypes.util, sys, time
+lib = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
+lib.crypt.restype = ctypes.c_char_p
+lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+pw, setting, n = sys.argv[1].encode(), sys.argv[2].encode(), int(sys.argv[3])
+assert lib.crypt(pw, setting) == setting
+t0 = time.process_time()
+for _ in range(n):
+    lib.crypt(b"wrong-guess", setting)
+print((time.process_time() - t0) / n)
+"""
+
+
+def measure_hash(ctx, n=200):
+    """CPU seconds of one SHA512-CRYPT verification (libxcrypt's crypt(3),
+    what popgate's hash pool and Dovecot's auth process call), on a proxy
+    CPU: the yardstick for the cost of a rejected attempt."""
+    r = sh(taskset(ctx.proxy_cpus) + [ctx.py, "-c", HASH_PROBE, PASSWORD,
+                                      ctx.attack_hash, str(n)])
+    try:
+        return float(r.stdout.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        log("hash probe failed:", r.stdout.decode()[-300:])
+        return None
+
+
+def attack_argv(ctx, target, pattern):
+    """Good sessions (from GOOD_SOURCES) and, unless pattern is None,
+    attackers beside them; --attackers 0 for the baseline, so both runs
+    report the same keys."""
+    extra = ["--concurrency", ctx.sessions_concurrency,
+             "--duration", ctx.attack_duration, "--source", GOOD_SOURCES,
+             # popgate's delay grows to max_failure_delay (30 s) and
+             # Dovecot's penalty to 15 s: attackers wait that long rather
+             # than count a timeout.
+             "--io-timeout", 40,
+             "--attackers", 0 if pattern is None else ctx.attackers]
+    if pattern is not None:
+        fmt, count = SPRAY_USERS if pattern == "spray" else STUFF_USERS
+        extra += ["--attack", pattern, "--attack-user-format", fmt,
+                  "--attack-user-count", count]
+        if ctx.attack_rate:
+            extra += ["--attack-rate", ctx.attack_rate]
+    return loadgen(ctx, "sessions", target.plain_port, None, None, *extra)
+
+
+def w_attack_only(ctx, target, pattern):
+    """The attackers without good sessions: proxy CPU over the attempts it
+    rejected is the CPU per rejected attempt with nothing to subtract."""
+    fmt, count = SPRAY_USERS if pattern == "spray" else STUFF_USERS
+    argv = loadgen(ctx, "sessions", target.plain_port, None, None,
+                   "--concurrency", 0, "--duration", ctx.attack_duration,
+                   "--io-timeout", 40, "--attackers", ctx.attackers,
+                   "--attack", pattern, "--attack-user-format", fmt,
+                   "--attack-user-count", count,
+                   *(["--attack-rate", ctx.attack_rate]
+                     if ctx.attack_rate else []))
+    raw, cpu, wall, load = measured(
+        ctx, target,
+        lambda: run_client(ctx, argv, ctx.attack_duration + 120))
+    a = raw.get("attack") or {}
+    rejected = a.get("rejected", 0)
+    outcomes = a.get("outcomes", {})
+    per = cpu / rejected if rejected else None
+    return raw, {
+        "attempts": a.get("attempts", 0),
+        "attempts_per_s": a.get("attempts_per_s"),
+        "rejected": rejected,
+        "attack_connections": a.get("connections"),
+        "attempt_p50_ms": a.get("attempt_latency_ms", {}).get("p50"),
+        "proxy_cpu_s": cpu,
+        "cpu_us_per_rejected": per * 1e6 if per is not None else None,
+        "rejected_per_hash": (per / ctx.hash_s
+                              if per is not None and ctx.hash_s else None),
+        "accepted": outcomes.get("accepted", 0),
+        **{f"out_{k}": v for k, v in outcomes.items()},
+        "errors": 0,  # no good sessions here
+        "loadavg": load,
+        "busy_load_cpu": raw.get("_busy_load_cpus"),
+        "busy_proxy_cpu": raw.get("_busy_proxy_cpus"),
+        "background_cores": raw.get("_background_cores"),
+    }
+
+
+def w_attack(ctx, target, pattern, variant="plain"):
+    """One run: the good sessions alone (pattern None) or under attack.
+    Under attack, the proxy's CPU is split: the good sessions' share is
+    the baseline's CPU per session times the sessions done now; the rest,
+    over the attempts the proxy rejected, is the CPU per rejected attempt."""
+    argv = attack_argv(ctx, target, pattern)
+    # store = "redis": redis-server's own CPU is part of the store's cost.
+    redis_pid = ctx.attack_redis_pid if variant == "redis" else None
+    r0 = tree_cpu_s([redis_pid]) if redis_pid else None
+    raw, cpu, wall, load = measured(
+        ctx, target,
+        lambda: run_client(ctx, argv, ctx.attack_duration + 120))
+    redis_cpu = tree_cpu_s([redis_pid]) - r0 if redis_pid else None
+    n = raw.get("sessions", 0)
+    lat = raw.get("latency_ms", {})
+    login = raw.get("login_latency_ms", {})
+    a = raw.get("attack") or {}
+    m = {
+        "sessions_per_s": raw.get("sessions_per_s", 0.0),
+        "sessions": n,
+        "latency_p50_ms": lat.get("p50"),
+        "latency_p99_ms": lat.get("p99"),
+        "login_p50_ms": login.get("p50"),
+        "login_p99_ms": login.get("p99"),
+        "proxy_cpu_s": cpu,
+        "cpu_s_per_1k_sessions": (cpu / n * 1000) if n else None,
+        "errors": raw.get("errors_total", 0),
+        "loadavg": load,
+        "busy_load_cpu": raw.get("_busy_load_cpus"),
+        "busy_proxy_cpu": raw.get("_busy_proxy_cpus"),
+        "background_cores": raw.get("_background_cores"),
+    }
+    if redis_cpu is not None:
+        m["redis_cpu_s"] = redis_cpu
+        m["redis_cpu_s_per_1k_sessions"] = redis_cpu / n * 1000 if n else None
+    key = (target.name, variant)
+    if pattern is None:
+        ctx.attack_base[key] = m
+        return raw, m
+    base = ctx.attack_base.get(key) or {}
+    rejected = a.get("rejected", 0)
+    per_session = (base["proxy_cpu_s"] / base["sessions"]
+                   if base.get("sessions") else None)
+    attack_cpu = (cpu - per_session * n) if per_session is not None else None
+    per_rejected = (max(0.0, attack_cpu) / rejected
+                    if attack_cpu is not None and rejected else None)
+
+    def rel(k):
+        b, v = base.get(k), m.get(k)
+        return v / b if isinstance(b, (int, float)) and b and \
+            isinstance(v, (int, float)) else None
+
+    outcomes = a.get("outcomes", {})
+    m.update({
+        "sessions_ratio": rel("sessions_per_s"),
+        "p99_ratio": rel("latency_p99_ms"),
+        "login_p99_ratio": rel("login_p99_ms"),
+        "attempts": a.get("attempts", 0),
+        "attempts_per_s": a.get("attempts_per_s"),
+        "rejected": rejected,
+        "rejected_per_s": a.get("rejected_per_s"),
+        "attack_connections": a.get("connections"),
+        "attempt_p50_ms": a.get("attempt_latency_ms", {}).get("p50"),
+        "attack_cpu_s": attack_cpu,
+        "cpu_us_per_rejected": (per_rejected * 1e6
+                                if per_rejected is not None else None),
+        "hash_us": ctx.hash_s * 1e6 if ctx.hash_s else None,
+        "rejected_per_hash": (per_rejected / ctx.hash_s
+                              if per_rejected is not None and ctx.hash_s
+                              else None),
+        "accepted": outcomes.get("accepted", 0),
+        **{f"out_{k}": v for k, v in outcomes.items()},
+    })
+    return raw, m
+
+
+def start_redis(ctx):
+    """A redis-server of our own on loopback (no persistence), for popgate's
+    [limits] store = "redis"; None if there is none."""
+    exe = shutil.which("redis-server")
+    if not exe:
+        return None, "redis-server not installed"
+    d = os.path.join(ctx.tmp, "redis")
+    os.makedirs(d, exist_ok=True)
+    port = free_port()
+    p = ctx.procs.start("redis", [exe, "--port", str(port),
+                                  "--bind", "127.0.0.1", "--save", "",
+                                  "--appendonly", "no", "--dir", d,
+                                  "--protected-mode", "yes"],
+                        cpus=ctx.load_cpus,
+                        log_path=os.path.join(d, "redis.log"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
+                c.sendall(b"PING\r\n")
+                if c.recv(64).startswith(b"+PONG"):
+                    return (p, f"127.0.0.1:{port}"), None
+        except OSError:
+            pass
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    ctx.procs.stop(p)
+    return None, "redis-server did not answer PING"
+
+
+def bench_attack(ctx, name, r):
+    """Repetition r of the attack workload against one target: the good
+    sessions alone, then under each attack pattern, on one freshly started
+    proxy (spraying and stuffing use different sources and users, so the
+    first leaves nothing the second meets). popgate also runs once with
+    [limits] store = "redis" (the cost of the shared store per login)."""
+    if name not in ATTACK_TARGETS:
+        return
+    variants = [("plain", None)]
+    if name == "popgate" and ctx.attack_redis:
+        variants.append(("redis", ctx.attack_redis))
+    for variant, redis in variants:
+        t = TARGET_CLASSES[name](ctx)
+        t.attack = True
+        if redis:
+            t.redis_address = redis
+        try:
+            t.start("ecdsa")
+        except Exception as e:  # noqa: BLE001
+            if variant == "plain":
+                ctx.unavailable[name] = f"did not start: {e}"
+            log(name, variant, "attack set-up did not start:", e)
+            continue
+        try:
+            # Full runs log every good user in once first, so an auth
+            # cache is as warm in the baseline as in the attacked runs
+            # (users polling every few minutes); quick runs only wake the
+            # proxy up.
+            warm = (["--duration", 0.2] if ctx.quick else
+                    ["--sessions", ctx.users, "--duration", 60])
+            try:
+                run_client(ctx, loadgen(ctx, "sessions", t.plain_port, None,
+                                        None, "--concurrency",
+                                        ctx.sessions_concurrency, *warm,
+                                        "--source", GOOD_SOURCES), 120)
+            except Exception as e:  # noqa: BLE001
+                log("warm-up failed:", e)
+            record(ctx, t, variant, "attack-baseline", r,
+                   lambda: w_attack(ctx, t, None, variant))
+            # The redis variant is about the store's cost per login: its
+            # baseline, and the first pattern to see the shared counters
+            # at work.
+            patterns = (ctx.attack_patterns if variant == "plain"
+                        else ctx.attack_patterns[:1])
+            for pattern in patterns:
+                record(ctx, t, variant, f"attack-{pattern}", r,
+                       lambda: w_attack(ctx, t, pattern, variant))
+                # The same attack alone, right after (the proxy's state
+                # carried over: blocks and penalties in force): all the
+                # proxy's CPU is the attack's.
+                record(ctx, t, variant, f"attack-only-{pattern}", r,
+                       lambda: w_attack_only(ctx, t, pattern))
+        finally:
+            t.stop()
+
+
+# --------------------------------------------------------------------------
 # orchestration
 
 
@@ -1018,6 +1363,10 @@ def bench_target(ctx, name, r):
     """Repetition r of every workload against one target. Repetitions are
     interleaved across targets (rep 1 of all, then rep 2 of all, ...), so a
     burst of background load does not hit all runs of one target."""
+    if "attack" in ctx.workloads:
+        bench_attack(ctx, name, r)
+    if not ctx.workloads & set(WORKLOADS):
+        return
     t = TARGET_CLASSES[name](ctx)
     tls = t.tls and not ctx.no_tls
     try:
@@ -1355,7 +1704,21 @@ def main():
                          "the first)")
     ap.add_argument("--workloads", default="all",
                     help="comma list of sessions,throughput,handshake,hold "
-                         "(default all)")
+                         "(default all) and attack (never in all: good "
+                         "users' sessions with and without attackers, "
+                         "popgate, nginx and dovecot-proxy only)")
+    ap.add_argument("--attackers", type=int, metavar="N",
+                    help="attack workload: attacker connections (default "
+                         "64; quick 32)")
+    ap.add_argument("--attack-patterns", default=",".join(ATTACK_PATTERNS),
+                    help="attack workload: comma list of spray,stuff")
+    ap.add_argument("--attack-rate", type=float, default=0,
+                    help="attack workload: cap on attempts/s over all "
+                         "attackers (default 0: as fast as the proxy "
+                         "answers)")
+    ap.add_argument("--no-redis", action="store_true",
+                    help="attack workload: skip popgate's store = redis "
+                         "variant")
     ap.add_argument("--update-md", metavar="FILE",
                     help="also refresh the tables between <!-- compare:begin "
                          "--> and <!-- compare:end --> in FILE (e.g. "
@@ -1384,12 +1747,25 @@ def main():
         sys.exit("--synth-backends wants 1 or more")
     ctx.workloads = set(WORKLOADS if args.workloads == "all"
                         else [w for w in args.workloads.split(",") if w])
-    if ctx.workloads - set(WORKLOADS):
-        sys.exit(f"unknown workload(s) {sorted(ctx.workloads - set(WORKLOADS))}"
-                 f"; known: {','.join(WORKLOADS)}")
+    known = set(WORKLOADS) | set(EXTRA_WORKLOADS)
+    if ctx.workloads - known:
+        sys.exit(f"unknown workload(s) {sorted(ctx.workloads - known)}"
+                 f"; known: {','.join(WORKLOADS + EXTRA_WORKLOADS)}")
+    ctx.attack_patterns = [p for p in args.attack_patterns.split(",") if p]
+    if set(ctx.attack_patterns) - set(ATTACK_PATTERNS):
+        sys.exit(f"--attack-patterns: {','.join(ATTACK_PATTERNS)}")
+    ctx.attackers = args.attackers or (32 if args.quick else 64)
+    ctx.attack_rate = args.attack_rate
+    ctx.attack_base = {}
+    ctx.attack_redis = None
+    ctx.attack_redis_pid = None
+    ctx.hash_s = None
     ctx.reps = args.reps or (1 if args.quick else 3)
     ctx.duration = args.duration or (1.0 if args.quick else 4.0)
     ctx.hs_duration = args.duration or (1.0 if args.quick else 3.0)
+    # Long enough for the defences to reach their steady state (a block
+    # after 20 failures, delays that double up to 30 s).
+    ctx.attack_duration = args.duration or (2.0 if args.quick else 10.0)
     ctx.users = 5000
     ctx.sessions_concurrency = 32
     ctx.throughput_concurrency = 4
@@ -1490,6 +1866,22 @@ def main():
             "bench/compare/pop3client.py" +
             (" (--pyclient)" if ctx.force_pyclient else
              " (loadgen unavailable)"))
+        if "attack" in ctx.workloads:
+            if not ctx.use_loadgen:
+                sys.exit("the attack workload needs bench/loadgen")
+            make_attack_passwd(ctx)
+            ctx.hash_s = measure_hash(ctx)
+            log(f"SHA512-CRYPT verification: "
+                f"{ctx.hash_s * 1e6:.0f} µs of CPU" if ctx.hash_s else
+                "SHA512-CRYPT verification: not measured")
+            if "popgate" in targets and not args.no_redis:
+                got, why = start_redis(ctx)
+                if got:
+                    ctx.attack_redis = got[1]
+                    ctx.attack_redis_pid = got[0].pid
+                else:
+                    ctx.attack_redis_missing = why
+                    log("redis variant skipped:", why)
         for name in targets:
             if name in ctx.unavailable:
                 log(name, "unavailable:", ctx.unavailable[name])
@@ -1535,6 +1927,19 @@ def main():
             "synth_backends": args.synth_backends,
             "synth_proxy_protocol": ctx.synth_proxy,
             "workloads": sorted(ctx.workloads),
+            **({"attack": {
+                "attackers": ctx.attackers,
+                "patterns": ctx.attack_patterns,
+                "rate_cap": ctx.attack_rate,
+                "duration_s": ctx.attack_duration,
+                "good_sources": GOOD_SOURCES,
+                "spray_users": SPRAY_USERS[1], "stuff_users": STUFF_USERS[1],
+                "scheme": "SHA512-CRYPT (5000 rounds)",
+                "hash_cpu_s": ctx.hash_s,
+                "nginx_auth_wait_s": NGINX_AUTH_WAIT,
+                "redis": ctx.attack_redis,
+                "redis_missing": getattr(ctx, "attack_redis_missing", None),
+            }} if "attack" in ctx.workloads else {}),
         },
         "targets": targets,
         "unavailable": ctx.unavailable,

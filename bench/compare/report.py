@@ -103,7 +103,186 @@ def errors_of(res, target, variant, workloads):
     return s
 
 
+STANDARD_WORKLOADS = {"sessions", "throughput", "handshake", "hold"}
+ATTACK_ORDER = ["popgate", "nginx", "dovecot-proxy"]
+
+
+def has_standard(res):
+    wl = set(res.get("settings", {}).get("workloads", STANDARD_WORKLOADS))
+    return bool(wl & STANDARD_WORKLOADS)
+
+
+def has_attack(res):
+    return any(r["workload"].startswith("attack-") for r in res["runs"])
+
+
+def us(v):
+    return "–" if v is None else fmt(v)
+
+
+def attack_md(res):
+    """The attack workload: good users with and without attackers, what
+    the attack got, and the proxy CPU per rejected attempt."""
+    s = res.get("settings", {}).get("attack", {})
+    med = res.get("medians", {})
+    patterns = s.get("patterns", ["spray", "stuff"])
+    hash_s = s.get("hash_cpu_s")
+    parts = []
+    intro = (
+        f"Good users: {res['settings'].get('sessions_concurrency', '?')} "
+        f"connections of the sessions workload (login, STAT, QUIT) from "
+        f"{s.get('good_sources', '?')}, {s.get('duration_s', 0):g} s per run; "
+        f"attack: {s.get('attackers', '?')} attacker connections beside "
+        f"them, sending wrong passwords as fast as the proxy answers "
+        f"(rate cap: {s.get('rate_cap') or 'none'}), reconnecting when "
+        f"closed or refused. Spray: one source address (127.0.0.2), "
+        f"{s.get('spray_users', '?')} users, one wrong password each per "
+        f"round. Stuff: 254 source addresses (127.0.2.1-254), "
+        f"{s.get('stuff_users', '?')} user, a new password each try. "
+        f"Passwords: {s.get('scheme', '?')}; one verification costs "
+        + (f"**{hash_s * 1e6:.0f} µs** of CPU" if hash_s else "(not measured)")
+        + " (libxcrypt's crypt(3) on a proxy CPU). popgate: auth = "
+        "\"file\", popgate's defaults ([server] auth_failure_delay, "
+        "[limits]) except exempt_networks = []; nginx: auth_http checks "
+        f"the password and answers failures with Auth-Wait: "
+        f"{s.get('nginx_auth_wait_s', '?')}; Dovecot: passwd-file passdb "
+        "(it verifies the hash itself) with proxy=y, defaults otherwise "
+        "(auth failure delay 2 s, anvil's auth penalty).")
+    parts.append(intro)
+    rows = []
+    for t in ATTACK_ORDER:
+        for v in ("plain", "redis"):
+            b = med.get(t, {}).get(v, {}).get("attack-baseline")
+            if not b:
+                continue
+            label = f"**{t}**" + (" (store = redis)" if v == "redis" else "")
+            rows.append([label, "none", fmt(b.get("sessions_per_s")), "",
+                         fmt(b.get("latency_p99_ms")), "",
+                         fmt(b.get("login_p99_ms")), "–", "–", "–", "–",
+                         "–", "–",
+                         busy(res, t, v, "attack-baseline"),
+                         str(b.get("errors", 0))])
+            for p in patterns:
+                m = med.get(t, {}).get(v, {}).get(f"attack-{p}")
+                if not m:
+                    continue
+                kinds = []
+                for k, name in (("out_auth", "[AUTH]"),
+                                ("out_sys_temp", "[SYS/TEMP]"),
+                                ("out_in_use", "[IN-USE]"),
+                                ("out_other_code", "other code"),
+                                ("out_no_code", "-ERR"),
+                                ("out_greeting_err", "greeting -ERR"),
+                                ("out_closed", "closed"),
+                                ("out_timeout", "timeout"),
+                                ("accepted", "ACCEPTED")):
+                    if m.get(k):
+                        kinds.append(f"{name} {fmt(m[k])}")
+                alone = med.get(t, {}).get(v, {}).get(f"attack-only-{p}",
+                                                      {})
+                rows.append([label, p, fmt(m.get("sessions_per_s")),
+                             ratio_x(m.get("sessions_ratio")),
+                             fmt(m.get("latency_p99_ms")),
+                             ratio_x(m.get("p99_ratio")),
+                             fmt(m.get("login_p99_ms")),
+                             fmt(m.get("attempts_per_s")),
+                             ", ".join(kinds) or "–",
+                             cpu_rejected(m),
+                             fmt(alone.get("attempts_per_s")),
+                             us(alone.get("cpu_us_per_rejected")),
+                             "–" if alone.get("rejected_per_hash") is None
+                             else f"{alone['rejected_per_hash']:.3f}",
+                             busy(res, t, v, f"attack-{p}"),
+                             str(m.get("errors", 0))])
+    parts.append(table(
+        ["target", "attack", "good sessions/s", "× no attack",
+         "good p99 ms", "p99 × no attack", "good login p99 ms",
+         "attempts/s", "attempts answered (by kind)",
+         "CPU µs / rejected (beside good users)",
+         "attempts/s alone", "CPU µs / rejected (attack alone)",
+         "÷ one hash",
+         "busy load / proxy", "good errors"], rows))
+    parts.append(
+        "CPU per rejected attempt, two ways. Beside good users: (the "
+        "proxy's CPU seconds during the attacked run − the no-attack run's "
+        "CPU per good session × the good sessions of the attacked run) ÷ "
+        "the attempts the proxy rejected; with good logins that each cost "
+        "a hash this is within the noise unless the attack costs a lot "
+        "(\"≈ 0 (noise)\": the attacked run used no more CPU than its good "
+        "sessions explain). Attack alone: the same attackers right after, "
+        "without good sessions (the proxy's blocks and penalties still in "
+        "force: the steady state), the proxy's CPU seconds ÷ the attempts "
+        "it rejected. Rejected = every answer but a timeout on our side or "
+        "a right guess: -ERR of any kind, a refused greeting, a close or "
+        "reset; attempts still waiting for their answer when a run ends are "
+        "not counted (their CPU is, so a proxy that delays every answer "
+        "looks a little dearer than it is). `÷ one hash` = the attack-alone "
+        "figure over one SHA512-CRYPT verification.")
+    rmd = redis_md(res)
+    if rmd:
+        parts.append(rmd)
+    redis_missing = s.get("redis_missing")
+    if redis_missing:
+        parts.append(f"popgate with store = \"redis\": not run ({redis_missing}).")
+    rows = ["| target | popgate | needed | verdict |", "|---|---:|---:|---|"]
+    for p in patterns:
+        m = med.get("popgate", {}).get("plain", {}).get(f"attack-{p}", {})
+        alone = med.get("popgate", {}).get("plain", {}).get(
+            f"attack-only-{p}", {})
+        rows.append(check(f"good p99 under {p} ≤ 1.5 × no attack (ratio)",
+                          m.get("p99_ratio"), 1.5, "<="))
+        rows.append(check(f"CPU per rejected attempt ({p}, alone) < 0.1 "
+                          f"hash (ratio)", alone.get("rejected_per_hash"),
+                          0.1, "<="))
+    parts.append("Issue 10 targets:\n\n" + "\n".join(rows))
+    return "\n\n".join(parts)
+
+
+def cpu_rejected(m):
+    """CPU µs per rejected attempt; "≈ 0" when the attacked run used no
+    more CPU than its good sessions explain (within the noise)."""
+    v = m.get("cpu_us_per_rejected")
+    if v is None:
+        return "–"
+    if m.get("attack_cpu_s") is not None and m["attack_cpu_s"] <= 0:
+        return "≈ 0 (noise)"
+    return fmt(v)
+
+
+def redis_md(res):
+    """popgate's store = "redis" against local: CPU and latency per login
+    (the no-attack runs of the same repetition)."""
+    med = res.get("medians", {}).get("popgate", {})
+    loc = med.get("plain", {}).get("attack-baseline")
+    red = med.get("redis", {}).get("attack-baseline")
+    if not loc or not red:
+        return ""
+    rows = []
+    for label, m in (("local", loc), ("redis", red)):
+        rows.append([label, fmt(m.get("sessions_per_s")),
+                     fmt(m.get("cpu_s_per_1k_sessions")),
+                     ratio(m.get("cpu_s_per_1k_sessions"),
+                           loc.get("cpu_s_per_1k_sessions")),
+                     fmt(m.get("redis_cpu_s_per_1k_sessions")),
+                     fmt(m.get("login_p50_ms")), fmt(m.get("login_p99_ms")),
+                     ratio(m.get("login_p99_ms"), loc.get("login_p99_ms")),
+                     str(m.get("errors", 0))])
+    return ("popgate's [limits] store, local against redis (a redis-server "
+            "of the harness on loopback, pinned with the load generator), "
+            "good sessions without attack:\n\n" + table(
+                ["store", "sessions/s", "popgate CPU s / 1k sessions",
+                 "× local", "redis-server CPU s / 1k sessions",
+                 "login p50 ms", "login p99 ms", "p99 × local", "errors"],
+                rows))
+
+
+def ratio_x(v):
+    return "–" if v is None else f"{v:.2f}×"
+
+
 def md_tables(res, img_prefix):
+    if not has_standard(res):
+        return "### Under attack\n\n" + attack_md(res) + failed_md(res)
     ts = targets_of(res)
     S = lambda t, m: get(res, t, "plain", "sessions", m)  # noqa: E731
     T = lambda t, v, m: get(res, t, v, "throughput", m)  # noqa: E731
@@ -228,11 +407,27 @@ def md_tables(res, img_prefix):
             f"- {r['target']} {r['variant']} {r['workload']} #{r['rep']}: "
             f"{r['error'][:300]}" for r in failed))
 
+    if has_attack(res):
+        parts.append("### Under attack\n\n" + attack_md(res))
     parts.append("### Issue 4 targets\n\n" + targets_md(res))
     parts.append("### Plots\n\n" + "\n\n".join(
         f"![{n}]({img_prefix}-{n}.png)" for n in
         ("sessions", "throughput", "memory", "tls-handshakes")))
     return "\n\n".join(parts)
+
+
+def failed_md(res):
+    failed = [r for r in res["runs"] if r["error"]]
+    unavail = res.get("unavailable", {})
+    out = ""
+    if unavail:
+        out += "\n\nDid not run: " + "; ".join(
+            f"**{t}**: {why}" for t, why in unavail.items()) + "."
+    if failed:
+        out += "\n\nFailed runs:\n" + "\n".join(
+            f"- {r['target']} {r['variant']} {r['workload']} #{r['rep']}: "
+            f"{r['error'][:300]}" for r in failed)
+    return out
 
 
 def check(label, value, limit, cmp):
@@ -465,9 +660,10 @@ def write_all(jpath, update=None):
     res = json.load(open(jpath))
     base = jpath[:-5] if jpath.endswith(".json") else jpath
     name = os.path.basename(base)
+    plot_note = ""
     try:
-        plots(res, base)
-        plot_note = ""
+        if has_standard(res):
+            plots(res, base)
     except ImportError as e:
         plot_note = f"\n\n(no plots: {e}; install python3-matplotlib)\n"
     body = md_tables(res, name)
@@ -477,6 +673,9 @@ def write_all(jpath, update=None):
     if update:
         text = open(update).read()
         b, e = "<!-- compare:begin -->", "<!-- compare:end -->"
+        if not has_standard(res):
+            # An attack-only run refreshes its own block.
+            b, e = "<!-- attack:begin -->", "<!-- attack:end -->"
         if b in text and e in text:
             rel = os.path.relpath(os.path.dirname(base), os.path.dirname(os.path.abspath(update)))
             block = (f"{b}\n{header_md(res)}\n\n"

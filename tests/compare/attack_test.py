@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""bench/compare's attack workload end to end against popgate (short runs):
+the good sessions alone, then beside spraying and stuffing attackers, with
+popgate as a public endpoint (auth = "file", [limits] defaults but
+exempt_networks = []). Checks that every run produced its figures, that the
+good sessions counted no error, that attackers were answered and never let
+in, and that the report has its "Under attack" section. The figures
+themselves are not judged here (BENCHMARKS.md has a real run). Extra
+arguments are passed to bench/compare/run."""
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def main():
+    extra = sys.argv[1:]
+    out = extra[extra.index("--out") + 1]
+    tag = "attack-smoke"
+    cmd = [os.path.join(REPO, "bench", "compare", "run"), "--quick",
+           "--no-install", "--no-build", "--targets", "popgate",
+           "--workloads", "attack", "--duration", "1.5", "--attackers", "8",
+           # Failures answered sooner than popgate's default 2 s, so that
+           # 1.5 s runs see answers (the real runs keep the default).
+           "--popgate-set", "auth_failure_delay=300ms",
+           "--no-redis", "--max-quiet-wait", "0", "--retries", "0",
+           "--tag", tag] + extra
+    print("+", " ".join(cmd), flush=True)
+    r = subprocess.run(cmd, timeout=200)
+    assert r.returncode == 0, f"bench/compare/run exited {r.returncode}"
+    res = json.load(open(os.path.join(out, f"{tag}.json")))
+    md = open(os.path.join(out, f"{tag}.md")).read()
+    failed = [x for x in res["runs"] if x["error"]]
+    assert not failed, f"failed runs: {failed}"
+    assert not res["unavailable"], res["unavailable"]
+    s = res["settings"]["attack"]
+    assert s["hash_cpu_s"] and 1e-5 < s["hash_cpu_s"] < 1.0, s
+    m = res["medians"]["popgate"]["plain"]
+    base = m["attack-baseline"]
+    assert base["sessions_per_s"] > 0 and base["errors"] == 0, base
+    assert base["login_p99_ms"] is not None, base
+    for pattern in ("spray", "stuff"):
+        a = m[f"attack-{pattern}"]
+        assert a["sessions_per_s"] > 0, (pattern, a)
+        assert a["errors"] == 0, (pattern, a)
+        assert a["attempts"] > 0 and a["rejected"] > 0, (pattern, a)
+        assert a["accepted"] == 0, (pattern, a)
+        assert a["sessions_ratio"] is not None, (pattern, a)
+        assert a["p99_ratio"] is not None, (pattern, a)
+        alone = m[f"attack-only-{pattern}"]
+        assert alone["attempts"] > 0 and alone["rejected"] > 0, alone
+        assert alone["accepted"] == 0, alone
+        assert alone["cpu_us_per_rejected"] is not None, alone
+    assert "### Under attack" in md and "÷ one hash" in md, md[:2000]
+    print("compare attack: OK")
+
+
+if __name__ == "__main__":
+    main()
