@@ -99,6 +99,15 @@ void ConnectionLimits::LoggedIn(std::string_view group) {
   }
 }
 
+void ConnectionLimits::LoggedOut(std::string_view group) {
+  Shard& shard = ShardFor(group);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  auto it = shard.groups.find(Key(group));
+  if (it != shard.groups.end() && it->second.prelogin < it->second.open) {
+    ++it->second.prelogin;
+  }
+}
+
 void ConnectionLimits::Release(std::string_view group, bool logged_in) {
   Shard& shard = ShardFor(group);
   std::lock_guard<std::mutex> lock(shard.mu);

@@ -49,6 +49,8 @@ class ConnectionLimits {
                           const ConnectionLimitSettings& s, absl::Time now);
   // The connection logged in: it leaves the pre-login count.
   void LoggedIn(std::string_view group);
+  // Its backend login failed after all: it counts as pre-login again.
+  void LoggedOut(std::string_view group);
   // The connection ended (`logged_in`: LoggedIn was called for it).
   void Release(std::string_view group, bool logged_in);
 

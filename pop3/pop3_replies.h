@@ -75,6 +75,26 @@ inline constexpr std::string_view kLoginBlocked =
     "-ERR [SYS/TEMP] Too many failed logins; try again later\r\n";
 inline constexpr std::string_view kLoginServiceUnavailable =
     "-ERR [SYS/TEMP] Login service temporarily unavailable\r\n";
+// Connection and session limits ([limits], a tenant's max_sessions): the
+// connection is closed after the reply. Each says what to do about it.
+inline constexpr std::string_view kTooManyConnections =
+    "-ERR [SYS/TEMP] Too many connections to this server, try again "
+    "later.\r\n";
+inline constexpr std::string_view kTooManyFromAddress =
+    "-ERR [SYS/TEMP] Too many connections from your address, close some "
+    "and try again later.\r\n";
+inline constexpr std::string_view kTooManyPreloginFromAddress =
+    "-ERR [SYS/TEMP] Too many connections from your address waiting to log "
+    "in, log in or close them and try again.\r\n";
+inline constexpr std::string_view kConnectingTooFast =
+    "-ERR [SYS/TEMP] Connecting too fast from your address, wait a few "
+    "seconds and try again.\r\n";
+inline constexpr std::string_view kTenantFull =
+    "-ERR [SYS/TEMP] Too many sessions for this mail domain, try again "
+    "later.\r\n";
+inline constexpr std::string_view kUserSessionsFull =
+    "-ERR [IN-USE] Too many sessions open for this user, close one and try "
+    "again.\r\n";
 
 }  // namespace popgate::replies
 

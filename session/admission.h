@@ -33,9 +33,12 @@ struct AdmissionHold {
 };
 
 // At accept: sets s.address_group and s.limits_exempt (exempt_networks,
-// or a balancer's LOCAL check), then the connection limits. False = refused
-// (-ERR [SYS/TEMP] sent, s.rec.result = kLimited with the limit in
-// detail): close.
+// or a balancer's LOCAL check), then the connection limits. Exempt
+// connections are neither limited nor counted. False = refused
+// (-ERR [SYS/TEMP] sent, except on implicit-TLS listeners, where a
+// plaintext line would be noise to the client's TLS stack and a handshake
+// would cost what the limit saves; s.rec.result = kLimited with the
+// limit's setting name in detail): close.
 Task<bool> AdmitConnection(SessionState& s);
 
 struct SessionRefusal {
@@ -49,6 +52,12 @@ struct SessionRefusal {
 // are held in s.admission and the pre-login count is left.
 Task<SessionRefusal> AdmitSession(SessionState& s, size_t tenant_index,
                                   std::string_view user);
+
+// The backend login after an admitted AdmitSession did not log the client
+// in (a wrong password, a backend refusal): the tenant and user slots go
+// (a failing client must not hold a user's slots) and the connection
+// counts as pre-login again. Nothing held: nothing happens.
+void LoginFailed(SessionState& s);
 
 }  // namespace popgate
 

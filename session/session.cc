@@ -529,6 +529,8 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
     }
     if (ok) {
       PoolLogin login = co_await LogInThroughPool(s, *route, password);
+      // Not logged in: the session slots AdmitSession took go again.
+      if (login.done != PassOutcome::kLoggedIn) LoginFailed(s);
       if (login.done) co_return *login.done;
       failure_reply_storage = std::move(login.failure_reply);
       failure_reply = failure_reply_storage;

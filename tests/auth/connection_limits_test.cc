@@ -76,6 +76,26 @@ TEST(ConnectionLimitsTest, PreloginPerAddress) {
   EXPECT_EQ(l.Admit("a", s, kT0), ConnectionRefusal::kNone);
 }
 
+TEST(ConnectionLimitsTest, LoggedOutCountsAsPreloginAgain) {
+  ConnectionLimits l;
+  ConnectionLimitSettings s;
+  s.max_prelogin_per_address = 1;
+  ASSERT_EQ(l.Admit("a", s, kT0), ConnectionRefusal::kNone);
+  l.LoggedIn("a");
+  ASSERT_EQ(l.Admit("a", s, kT0), ConnectionRefusal::kNone);
+  // The first one's backend login failed: pre-login again.
+  l.LoggedOut("a");
+  EXPECT_EQ(l.prelogin("a"), 2);
+  EXPECT_EQ(l.Admit("a", s, kT0), ConnectionRefusal::kPreloginPerAddress);
+  // Never more pre-login than open.
+  l.LoggedOut("a");
+  EXPECT_EQ(l.prelogin("a"), 2);
+  l.Release("a", false);
+  l.Release("a", false);
+  EXPECT_EQ(l.connections("a"), 0);
+  EXPECT_EQ(l.prelogin("a"), 0);
+}
+
 TEST(ConnectionLimitsTest, NewConnectionsPerSecond) {
   ConnectionLimits l;
   ConnectionLimitSettings s;
