@@ -11,6 +11,8 @@
 #include "absl/time/clock.h"
 #include "backend/backend_login.h"
 #include "base/json_escape.h"
+#include "config/config.h"
+#include "net/socket_address.h"
 #include "session/session.h"
 #include "session/session_log.h"
 #include "store/local_limit_store.h"
@@ -45,6 +47,7 @@ Worker::Worker(int index, SnapshotStore& store, auth::HashPool& pool,
       log_(log),
       log_pressure_(kLogBacklogHigh, kLogBacklogLow),
       limit_store_(std::make_unique<store::LocalLimitStore>()) {
+  MakeRedisStore();
   for (size_t i = 0; i < listeners.size(); ++i) {
     auto a = std::make_unique<Acceptor>();
     a->worker = this;
@@ -55,6 +58,52 @@ Worker::Worker(int index, SnapshotStore& store, auth::HashPool& pool,
 }
 
 Worker::~Worker() { Join(); }
+
+void Worker::MakeRedisStore() {
+  // On the main thread, before the loop runs: the one place a name may be
+  // resolved and a file read. The settings hold for the process's life (a
+  // reload does not reconnect; the thresholds come from each snapshot).
+  const LimitsConfig& limits = store_.Get()->config.limits;
+  if (!limits.redis) return;
+  auto warn = [&](std::string_view what) {
+    Log(absl::StrCat("{\"time\":\"", LogTime(),
+                     "\",\"event\":\"warning\",\"worker\":", index_,
+                     ",\"warning\":\"", JsonEscape(std::string(what)),
+                     "\"}\n"));
+  };
+  store::RedisStoreOptions o;
+  absl::StatusOr<SocketAddress> addr = ResolveHostPort(limits.redis_address);
+  if (addr.ok()) {
+    std::string text = addr->ToString();  // "1.2.3.4:6379" or "[::1]:6379"
+    text.resize(text.rfind(':'));
+    if (!text.empty() && text.front() == '[')
+      text = text.substr(1, text.size() - 2);
+    o.connection.host = text;
+    o.connection.port = addr->port();
+  } else {
+    // Unresolvable at start: every call fails and the policy answers.
+    warn(absl::StrCat("redis_address: ", std::string(addr.status().message())));
+    o.connection.host = "0.0.0.0";
+    o.connection.port = 1;
+  }
+  if (!limits.redis_password_file.empty()) {
+    absl::StatusOr<std::string> pw =
+        store::ReadRedisPassword(limits.redis_password_file);
+    if (pw.ok()) {
+      o.connection.password = std::move(*pw);
+    } else {
+      warn(std::string(pw.status().message()));
+    }
+  }
+  o.connection.db = limits.redis_db;
+  o.connection.timeout = limits.redis_timeout;
+  o.prefix = limits.redis_prefix;
+  o.fail_closed = limits.redis_down == StoreDownPolicy::kFailClosed;
+  auto redis = std::make_unique<store::RedisLimitStore>(
+      ring_, std::move(o), [this](std::string line) { Log(std::move(line)); });
+  redis_store_ = redis.get();
+  limit_store_ = std::move(redis);
+}
 
 void Worker::Start() {
   thread_ = std::thread([this] { Run(); });
@@ -251,6 +300,7 @@ void Worker::Run() {
                      JsonEscape(std::string(s.message())), "\"}\n"));
   }
   for (auto& a : acceptors_) ArmAccept(*a);
+  if (redis_store_ != nullptr) redis_store_->Start();
   snapshot_generation_ = store_.generation();
   while (true) {
     FlushLog();
@@ -285,6 +335,14 @@ void Worker::Run() {
       }
     }
   }
+  if (redis_store_ != nullptr) {
+    // Its connection's operations end on this ring (bounded: a cancel
+    // completes at once).
+    redis_store_->Stop();
+    const absl::Time until = absl::Now() + absl::Seconds(1);
+    while (!redis_store_->idle() && absl::Now() < until) {
+      ring_.RunOnce(absl::Milliseconds(10));
+    }
   FlushLog();
   buffers_.Reset();
 }

@@ -22,6 +22,7 @@
 #include "session/session_env.h"
 #include "session/snapshot.h"
 #include "store/limit_store.h"
+#include "store/redis_limit_store.h"
 
 namespace popgate {
 
@@ -90,6 +91,8 @@ class Worker final : public SessionEnv {
   // After a reload: cuts the sessions on backends the new config sets
   // state = "down" (no QUIT; the client's DELE marks are discarded).
   void CutForcedDown();
+  // [limits] store = "redis": this worker's RedisLimitStore on its ring.
+  void MakeRedisStore();
 
   int index_;
   SnapshotStore& store_;
@@ -119,6 +122,9 @@ class Worker final : public SessionEnv {
   // This worker's view of the login counters (local, or its own
   // connection to Redis on this ring).
   std::unique_ptr<store::LimitStore> limit_store_;
+  // limit_store_ when [limits] store = "redis" (else null): started and
+  // stopped with the loop.
+  store::RedisLimitStore* redis_store_ = nullptr;
 };
 
 }  // namespace popgate
