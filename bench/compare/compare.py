@@ -1824,6 +1824,8 @@ def main():
         ctx.unavailable["nginx"] = "libnginx-mod-mail not installed"
 
     ctx.procs = Procs()
+    # The tree's commit when the run starts (commits may land meanwhile).
+    machine = machine_info()
     ctx.tmp = tempfile.mkdtemp(prefix="popgate-compare-")
     started = datetime.datetime.now()
     tag = args.tag or started.strftime("%Y-%m-%d-%H%M")
@@ -1906,7 +1908,7 @@ def main():
         "finished": datetime.datetime.now().isoformat(timespec="seconds"),
         "command": "bench/compare/run " + " ".join(sys.argv[1:]),
         "quick": ctx.quick,
-        "machine": machine_info(),
+        "machine": machine,
         "packages": pkg_versions(),
         "settings": {
             "pinning": pin_note, "clients": client_note(ctx),

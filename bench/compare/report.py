@@ -503,6 +503,17 @@ def header_md(res):
         f"Dovecot pop3-login processes); Perdition forks one process per "
         f"connection.",
         f"- Clients: {s['clients']}.",
+    ]
+    if not has_standard(res):
+        a = s.get("attack", {})
+        lines += [
+            f"- Each figure is the median of {s['reps']} run(s) of "
+            f"{a.get('duration_s', 0):g} s; before each run the harness "
+            f"waits (at most {s.get('max_quiet_wait_s', 0):g} s) for the "
+            f"machine to use at most {s.get('quiet_cores', 0):g} cores.",
+            background_line(res)]
+        return "\n".join(lines)
+    lines += [
         f"- Each figure is the median of {s['reps']} run(s) of "
         f"{s['duration_s']:g} s (handshakes {s['handshake_duration_s']:g} s); "
         f"sessions with {s['sessions_concurrency']} connections over "
