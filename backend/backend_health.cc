@@ -48,6 +48,35 @@ std::string_view HealthStateName(HealthState s) {
 BackendHealth::BackendHealth(std::string tenant, std::string address)
     : tenant_(std::move(tenant)), address_(std::move(address)) {}
 
+void BackendHealth::SetAdminOverride(routing::AdminState state,
+                                     routing::AdminState configured) {
+  admin_override_.store(static_cast<uint8_t>(
+                            1 + (static_cast<uint8_t>(state) << 2 |
+                                 static_cast<uint8_t>(configured))),
+                        std::memory_order_release);
+}
+
+void BackendHealth::ClearAdminOverride() {
+  admin_override_.store(0, std::memory_order_release);
+}
+
+routing::AdminState BackendHealth::EffectiveState(
+    routing::AdminState configured) const {
+  const uint8_t v = admin_override_.load(std::memory_order_acquire);
+  if (v == 0) return configured;
+  const uint8_t packed = v - 1;
+  // Set against another configured state: a reload changed the config's
+  // word since, and that holds now.
+  if ((packed & 3) != static_cast<uint8_t>(configured)) return configured;
+  return static_cast<routing::AdminState>(packed >> 2);
+}
+
+std::optional<routing::AdminState> BackendHealth::admin_override() const {
+  const uint8_t v = admin_override_.load(std::memory_order_acquire);
+  if (v == 0) return std::nullopt;
+  return static_cast<routing::AdminState>((v - 1) >> 2);
+}
+
 void BackendHealth::SetPolicy(const HealthCheckConfig& policy) {
   rise_.store(std::max(policy.rise, 1), std::memory_order_relaxed);
   fall_.store(std::max(policy.fall, 1), std::memory_order_relaxed);

@@ -63,6 +63,19 @@ class BackendHealth {
   std::optional<std::string> RecordLogin(bool healthy, std::string_view detail,
                                          absl::Time now);
 
+  // The admin API's word on this backend (POST /backends/{addr}/drain|up|
+  // down): it replaces the config's `state` until a reload changes that
+  // backend's state in the config (then the config's new word holds).
+  // Lock-free, any thread. `configured`: the config's state now.
+  void SetAdminOverride(routing::AdminState state,
+                        routing::AdminState configured);
+  void ClearAdminOverride();
+  // The state in force: the override when it was set against the same
+  // configured state, else `configured`.
+  routing::AdminState EffectiveState(routing::AdminState configured) const;
+  // The override, if one is set (for the admin API's view).
+  std::optional<routing::AdminState> admin_override() const;
+
   // max_connections: takes a session slot unless `max` (> 0) are taken;
   // max 0 = no limit (still counted). Release once per successful take.
   bool TryAcquire(uint32_t max);
@@ -89,6 +102,9 @@ class BackendHealth {
   // 0 = not passively down.
   std::atomic<int64_t> retry_after_ns_{0};
   std::atomic<uint32_t> sessions_{0};
+  // The admin override: 0 = none, else 1 + (override << 2 | configured)
+  // (AdminState values 0..2 packed in one byte).
+  std::atomic<uint8_t> admin_override_{0};
   // Policy, read on every record (atomics: SetPolicy may race).
   std::atomic<int> rise_{2};
   std::atomic<int> fall_{3};

@@ -15,7 +15,10 @@ namespace {
 // tried last so that a candidate refused for any other reason holds none.
 PickRefusal TryCandidate(const routing::BackendSpec& spec,
                          BackendHealth* health, absl::Time now) {
-  switch (spec.state) {
+  // The admin API's drain/up/down, where set, stands in for the config's.
+  const routing::AdminState state =
+      health != nullptr ? health->EffectiveState(spec.state) : spec.state;
+  switch (state) {
     case routing::AdminState::kDown:
       return PickRefusal::kForcedDown;
     case routing::AdminState::kDrain:

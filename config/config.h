@@ -249,11 +249,31 @@ struct LimitsConfig {
   uint32_t line = 0;  // the [limits] table
 };
 
+// [admin] (optional): the admin API's HTTP listener (docs/admin-api.md).
+// Read at start only (a reload that changes it warns: restart-only).
+struct AdminConfig {
+  // "" = off (the default); "127.0.0.1:9110", "[::1]:9110", or
+  // "unix:/run/popgate/admin.sock" (an absolute path; the socket is made
+  // mode 0660, so its directory and group decide who may connect).
+  std::string listen;
+  // A file whose first line is the bearer token every request but
+  // /healthz and /readyz must carry ("" = none). Required unless `listen`
+  // is a unix socket or a numeric loopback address.
+  std::string token_file;
+  // Admin connections at once; more are answered 503 and closed.
+  int max_connections = 64;
+  // Reading a request and producing its answer, in total.
+  absl::Duration request_timeout = absl::Seconds(5);
+  uint32_t line = 0;             // the [admin] table, for errors
+  uint32_t token_file_line = 0;  // where token_file was set
+};
+
 struct Config {
   std::string path;  // the file it came from
   ServerConfig server;
   TlsConfig tls;
   LimitsConfig limits;
+  AdminConfig admin;
   std::vector<ListenerConfig> listeners;  // at least one
   std::vector<TenantConfig> tenants;      // at least one
 };

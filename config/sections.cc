@@ -757,7 +757,9 @@ absl::Status ParseProxyProtocol(const Fields& f, const toml::table& l,
 absl::Status ParseSections(const Fields& f, const toml::table& root,
                            Config& config) {
   if (absl::Status s =
-          f.CheckKeys(root, {"server", "tls", "limits", "listener", "tenant"},
+          f.CheckKeys(root,
+                      {"server", "tls", "limits", "admin", "listener",
+                       "tenant"},
                       "at top level");
       !s.ok()) {
     return s;
@@ -774,6 +776,9 @@ absl::Status ParseSections(const Fields& f, const toml::table& root,
     if (absl::Status s = ParseLimits(f, *limits, config.limits); !s.ok()) {
       return s;
     }
+  }
+  if (const toml::node* admin = root.get("admin")) {
+    if (absl::Status s = ParseAdmin(f, *admin, config.admin); !s.ok()) return s;
   }
   if (absl::Status s = ParseTenants(f, root, config); !s.ok()) return s;
   return ParseListeners(f, root, config);

@@ -28,6 +28,9 @@ absl::Status ParseTenants(const Fields& fields, const toml::table& root,
                           Config& config);
 absl::Status ParseListeners(const Fields& fields, const toml::table& root,
                             Config& config);
+// [admin] (admin_section.cc).
+absl::Status ParseAdmin(const Fields& fields, const toml::node& node,
+                        AdminConfig& admin);
 // [limits] (limits_section.cc).
 absl::Status ParseLimits(const Fields& fields, const toml::node& node,
                          LimitsConfig& limits);

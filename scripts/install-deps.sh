@@ -11,6 +11,9 @@ PKGS=(
   # Issue 10: Redis for the shared limit store (hiredis, and a real
   # redis-server the tests start), HAProxy in front (PROXY protocol tests).
   libhiredis-dev redis-server haproxy
+  # Issue 11: the admin API's tests run promtool check metrics and a real
+  # Prometheus server scraping popgate (a few MB).
+  prometheus
   # tests/fuzz (the fuzz preset, scripts/fuzz.sh): clang with libFuzzer and
   # the sanitizer runtimes.
   clang libclang-rt-14-dev llvm

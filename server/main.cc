@@ -24,8 +24,11 @@
 #include "backend/health_checker.h"
 #include "base/json_escape.h"
 #include "config/config.h"
+#include "metrics/registry.h"
+#include "metrics/session_metrics.h"
 #include "net/listener.h"
 #include "runtime/ring.h"
+#include "server/admin_routes.h"
 #include "server/health_targets.h"
 #include "server/log_writer.h"
 #include "server/trim_policy.h"
@@ -114,6 +117,11 @@ int CheckConfig(const std::string& path) {
     fprintf(stderr, "%s\n", std::string(snap.status().message()).c_str());
     return 1;
   }
+  if (absl::StatusOr<std::string> token = ReadAdminToken((*snap)->config);
+      !token.ok()) {
+    fprintf(stderr, "%s\n", std::string(token.status().message()).c_str());
+    return 1;
+  }
   printf("%s: OK (%zu listeners, %zu tenants)\n", path.c_str(),
          (*snap)->config.listeners.size(), (*snap)->config.tenants.size());
   return 0;
@@ -176,6 +184,17 @@ std::vector<std::string> RestartOnlyChanges(const Config& started,
     out.push_back("limits.redis_timeout");
   }
   if (nl.redis_down != sl.redis_down) out.push_back("limits.redis_down");
+  // The admin API's listener and token are set up at start only.
+  if (next.admin.listen != started.admin.listen) out.push_back("admin.listen");
+  if (next.admin.token_file != started.admin.token_file) {
+    out.push_back("admin.token_file");
+  }
+  if (next.admin.max_connections != started.admin.max_connections) {
+    out.push_back("admin.max_connections");
+  }
+  if (next.admin.request_timeout != started.admin.request_timeout) {
+    out.push_back("admin.request_timeout");
+  }
   // Listener addresses are compared by the caller (a change is refused).
   for (size_t i = 0; i < next.listeners.size() && i < started.listeners.size();
        ++i) {
@@ -201,6 +220,13 @@ int Serve(const std::string& path) {
       fprintf(stderr, "popgate: %s\n", std::string(s.message()).c_str());
       return 1;
     }
+  }
+  // The admin API's token: read once, at start (restart-only).
+  absl::StatusOr<std::string> admin_token = ReadAdminToken(*first);
+  if (!admin_token.ok()) {
+    fprintf(stderr, "%s\n",
+            std::string(admin_token.status().message()).c_str());
+    return 1;
   }
   // What reloads compare against: settings read only now.
   const Config started = *first;
@@ -304,12 +330,35 @@ int Serve(const std::string& path) {
   }
   checker.SetTargets(HealthTargets(*snap));
   auth::HashPool pool(static_cast<size_t>(config.server.auth_threads));
+  // Metrics: one shard per worker, one shared by the other threads.
+  metrics::Registry registry(workers + 1);
+  metrics::SessionMetrics session_metrics(registry);
   std::vector<std::unique_ptr<Worker>> ws;
   for (int i = 0; i < workers; ++i) {
     ws.push_back(std::make_unique<Worker>(i, store, pool, log,
                                           std::move(per_worker[i])));
-    ws.back()->Start();
+    ws.back()->SetSessionMetrics(&session_metrics);
   }
+  // The admin API (its own thread and ring) once every worker exists; a
+  // listener it cannot open is a start-up error like a POP3 one.
+  AdminDeps admin_deps;
+  admin_deps.store = &store;
+  admin_deps.workers = &ws;
+  admin_deps.hash_pool = &pool;
+  admin_deps.sign_pool = &sign_pool;
+  admin_deps.checker = &checker;
+  admin_deps.version = POPGATE_VERSION;
+  admin_deps.log = [&log](std::string line) { log.Append(line); };
+  AdminApi admin_api(registry, std::move(admin_deps));
+  if (absl::Status s = admin_api.Start(config.admin, *std::move(admin_token));
+      !s.ok()) {
+    fprintf(stderr, "%s:%u: [admin] %s\n", config.path.c_str(),
+            config.admin.line, std::string(s.message()).c_str());
+    g_log = nullptr;
+    log.Stop(absl::Seconds(5));
+    return 1;
+  }
+  for (auto& w : ws) w->Start();
   LogEvent("listening", absl::StrCat(",\"version\":\"", POPGATE_VERSION,
                                      "\",\"workers\":", workers,
                                      ",\"listeners\":[", listening, "]"));
@@ -342,83 +391,105 @@ int Serve(const std::string& path) {
       continue;
     }
     if (sig == SIGHUP) {
-      absl::StatusOr<std::shared_ptr<const Snapshot>> next =
-          LoadSnapshot(path, deps);
-      if (!next.ok()) {
-        // The running config stays in force.
-        LogEvent("reload_failed",
-                 absl::StrCat(",\"error\":\"",
-                              JsonEscape(std::string(next.status().message())),
-                              "\""));
-        continue;
-      }
-      // The sockets stay as they are; sessions index listeners by
-      // position, so a reload may change a listener's settings (TLS
-      // certificates, default tenant...) but not the list of addresses.
-      const auto& old_listeners = store.Get()->config.listeners;
-      const auto& new_listeners = (*next)->config.listeners;
-      bool same = old_listeners.size() == new_listeners.size();
-      for (size_t i = 0; same && i < new_listeners.size(); ++i) {
-        same = old_listeners[i].address == new_listeners[i].address;
-      }
-      if (!same) {
-        LogEvent("reload_failed",
-                 ",\"error\":\"listener addresses changed: that needs a "
-                 "restart; the running config stays in force\"");
-        continue;
-      }
-      const Config& next_config = (*next)->config;
-      // Ticket keys are shared by every snapshot's TLS contexts: a new
-      // secret applies to new tickets at once, and tickets made under the
-      // old one get a full handshake (a key file is changed when its
-      // secret may have leaked: the old one is not kept).
-      std::string ticket_detail;
-      const std::string& next_key_file = next_config.tls.ticket_key_file;
-      if (deps.ticket_keys != nullptr && next_config.tls.session_tickets &&
-          (!next_key_file.empty() || next_key_file != ticket_key_file)) {
-        absl::StatusOr<bool> changed =
-            deps.ticket_keys->SetKeyFile(next_key_file);
-        if (!changed.ok()) {
+      // The POST /reload requests this reload answers (later ones wait for
+      // the SIGHUP they sent themselves).
+      std::vector<admin::Respond> reload_waiters =
+          admin_api.TakeReloadWaiters();
+      const ReloadOutcome outcome = [&]() -> ReloadOutcome {
+        absl::StatusOr<std::shared_ptr<const Snapshot>> next =
+            LoadSnapshot(path, deps);
+        if (!next.ok()) {
+          // The running config stays in force.
           LogEvent("reload_failed",
-                   absl::StrCat(",\"error\":\"",
-                                JsonEscape(TicketKeyError(next_config,
-                                                          changed.status())),
-                                "; the running config stays in force\""));
-          continue;
+                   absl::StrCat(
+                       ",\"error\":\"",
+                       JsonEscape(std::string(next.status().message())), "\""));
+          return ReloadOutcome::Failed(std::string(next.status().message()));
         }
-        ticket_key_file = next_key_file;
-        ticket_detail = absl::StrCat(",\"ticket_keys\":\"",
-                                     *changed ? "new" : "unchanged", "\"");
-      }
-      const std::vector<std::string> restart =
-          RestartOnlyChanges(started, next_config);
-      grace = next_config.server.shutdown_grace;
-      ApplyHealthPolicies(**next);
-      checker.SetTargets(HealthTargets(**next));
-      // Workers see the new generation and cut sessions on backends now
-      // set "down".
-      store.Set(*std::move(next));
-      LogEvent("reloaded", ticket_detail);
-      if (!restart.empty()) {
-        std::string names;
-        for (const std::string& n : restart) {
-          absl::StrAppend(&names, names.empty() ? "" : ",", "\"", JsonEscape(n),
-                          "\"");
+        // The sockets stay as they are; sessions index listeners by
+        // position, so a reload may change a listener's settings (TLS
+        // certificates, default tenant...) but not the list of addresses.
+        const auto& old_listeners = store.Get()->config.listeners;
+        const auto& new_listeners = (*next)->config.listeners;
+        bool same = old_listeners.size() == new_listeners.size();
+        for (size_t i = 0; same && i < new_listeners.size(); ++i) {
+          same = old_listeners[i].address == new_listeners[i].address;
         }
-        LogEvent("warning",
-                 absl::StrCat(",\"warning\":\"changed settings need a "
-                              "restart to take effect; the values from the "
-                              "start stay in force\",\"settings\":[",
-                              names, "]"));
-      }
+        if (!same) {
+          LogEvent("reload_failed",
+                   ",\"error\":\"listener addresses changed: that needs a "
+                   "restart; the running config stays in force\"");
+          return ReloadOutcome::Failed(
+              "listener addresses changed: that needs a "
+              "restart; the running config stays in force");
+        }
+        const Config& next_config = (*next)->config;
+        // Ticket keys are shared by every snapshot's TLS contexts: a new
+        // secret applies to new tickets at once, and tickets made under the
+        // old one get a full handshake (a key file is changed when its
+        // secret may have leaked: the old one is not kept).
+        std::string ticket_detail;
+        std::string ticket_word;
+        const std::string& next_key_file = next_config.tls.ticket_key_file;
+        if (deps.ticket_keys != nullptr && next_config.tls.session_tickets &&
+            (!next_key_file.empty() || next_key_file != ticket_key_file)) {
+          absl::StatusOr<bool> changed =
+              deps.ticket_keys->SetKeyFile(next_key_file);
+          if (!changed.ok()) {
+            LogEvent("reload_failed",
+                     absl::StrCat(",\"error\":\"",
+                                  JsonEscape(TicketKeyError(next_config,
+                                                            changed.status())),
+                                  "; the running config stays in force\""));
+            return ReloadOutcome::Failed(
+                absl::StrCat(TicketKeyError(next_config, changed.status()),
+                             "; the running config stays in force"));
+          }
+          ticket_key_file = next_key_file;
+          ticket_word = *changed ? "new" : "unchanged";
+          ticket_detail =
+              absl::StrCat(",\"ticket_keys\":\"", ticket_word, "\"");
+        }
+        const std::vector<std::string> restart =
+            RestartOnlyChanges(started, next_config);
+        grace = next_config.server.shutdown_grace;
+        ApplyHealthPolicies(**next);
+        checker.SetTargets(HealthTargets(**next));
+        // Workers see the new generation and cut sessions on backends now
+        // set "down".
+        store.Set(*std::move(next));
+        LogEvent("reloaded", ticket_detail);
+        if (!restart.empty()) {
+          std::string names;
+          for (const std::string& n : restart) {
+            absl::StrAppend(&names, names.empty() ? "" : ",", "\"",
+                            JsonEscape(n), "\"");
+          }
+          LogEvent("warning",
+                   absl::StrCat(",\"warning\":\"changed settings need a "
+                                "restart to take effect; the values from the "
+                                "start stay in force\",\"settings\":[",
+                                names, "]"));
+        }
+        ReloadOutcome ok;
+        ok.ok = true;
+        ok.ticket_keys = ticket_word;
+        ok.restart = restart;
+        return ok;
+      }();
+      admin_api.FinishReload(std::move(reload_waiters), outcome);
       continue;
     }
     LogEvent("stopping",
              absl::StrCat(",\"grace_ms\":", absl::ToInt64Milliseconds(grace)));
     absl::Time deadline = absl::Now() + grace;
+    // /readyz says 503 while the sessions drain; the admin API stays up
+    // until the workers are done.
+    admin_api.SetDraining();
     for (auto& w : ws) w->RequestStop(deadline);
     checker.Stop();
     for (auto& w : ws) w->Join();
+    admin_api.Stop();
     LogEvent("stopped", "");
     break;
   }

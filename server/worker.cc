@@ -316,6 +316,7 @@ void Worker::Run() {
                                          : absl::Milliseconds(100);
     }
     ring_.RunOnce(wait);
+    if (has_posted_.load(std::memory_order_acquire)) RunPosted();
     if (store_.generation() != snapshot_generation_) CutForcedDown();
     if (stop_requested_.load() && !stopping_) BeginStop();
     if (!stopping_) continue;
@@ -343,8 +344,45 @@ void Worker::Run() {
     while (!redis_store_->idle() && absl::Now() < until) {
       ring_.RunOnce(absl::Milliseconds(10));
     }
+  }
+  {
+    // Nothing runs here any more: what was queued runs now (it sees no
+    // sessions), later posts are refused.
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    posted_closed_ = true;
+  }
+  RunPosted();
   FlushLog();
   buffers_.Reset();
+}
+
+bool Worker::RunOnLoop(std::function<void(Worker&)> fn) {
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    if (posted_closed_ || posted_.size() >= 64) return false;
+    posted_.push_back(std::move(fn));
+    has_posted_.store(true, std::memory_order_release);
+  }
+  ring_.Wake();
+  return true;
+}
+
+void Worker::RunPosted() {
+  std::vector<std::function<void(Worker&)>> run;
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    run.swap(posted_);
+    has_posted_.store(false, std::memory_order_release);
+  }
+  for (auto& fn : run) fn(*this);
+}
+
+void Worker::CutSession(LiveSession* s) {
+  // As at the end of the shutdown grace: every pending operation on the
+  // sockets completes and the session unwinds through its normal exit.
+  s->cut_by_admin = true;
+  if (s->client_fd >= 0) ::shutdown(s->client_fd, SHUT_RDWR);
+  if (s->backend_fd >= 0) ::shutdown(s->backend_fd, SHUT_RDWR);
 }
 
 }  // namespace popgate

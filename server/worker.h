@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "absl/time/time.h"
 #include "auth/hash_pool.h"
 #include "base/unique_fd.h"
+#include "metrics/session_metrics.h"
 #include "runtime/buffer_ring.h"
 #include "runtime/pipe_pool.h"
 #include "runtime/ring.h"
@@ -46,6 +49,24 @@ class Worker final : public SessionEnv {
   }
   uint64_t sessions_ended() const {
     return sessions_ended_.load(std::memory_order_relaxed);
+  }
+
+  // --- Issue 11, the admin API.
+  // Thread-safe: runs `fn` on this worker's thread at its next loop turn
+  // (the admin server's way to read sessions or cut one). False, and `fn`
+  // never runs, when 64 are queued already or the worker has stopped.
+  bool RunOnLoop(std::function<void(Worker&)> fn);
+  // This worker's thread only (inside RunOnLoop): the live sessions, and
+  // cutting one as the shutdown grace does (no QUIT).
+  const absl::flat_hash_set<LiveSession*>& live() const { return sessions_; }
+  void CutSession(LiveSession* s);
+  int index() const { return index_; }
+  // Before Start: where RecordSessionEnd goes (null: nowhere).
+  void SetSessionMetrics(metrics::SessionMetrics* m) { session_metrics_ = m; }
+  void RecordSessionEnd(const metrics::SessionEnd& end) override {
+    if (session_metrics_ != nullptr) {
+      session_metrics_->RecordSessionEnd(index_, end);
+    }
   }
 
   // --- For sessions, on this worker's thread only.
@@ -109,6 +130,13 @@ class Worker final : public SessionEnv {
   absl::flat_hash_set<LiveSession*> sessions_;
   std::atomic<int> live_sessions_{0};
   std::atomic<uint64_t> sessions_ended_{0};
+  // RunOnLoop's queue (bounded; closed when the loop ends).
+  void RunPosted();
+  std::mutex posted_mu_;
+  std::vector<std::function<void(Worker&)>> posted_;
+  bool posted_closed_ = false;
+  std::atomic<bool> has_posted_{false};
+  metrics::SessionMetrics* session_metrics_ = nullptr;
   std::string log_queue_;  // lines of this loop turn
   // While stderr cannot keep up, stop taking new connections (the kernel
   // queues them) instead of dropping lines or growing without bound.

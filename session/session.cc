@@ -873,6 +873,7 @@ Detached RunSession(SessionEnv& worker, UniqueFd client, int listener_index) {
   s->rec.start = absl::Now();
   s->rec.session_id = worker.NewSessionId();
   s->live.client_fd = client.get();
+  s->live.record = &s->rec;  // the admin API's view (GET /sessions)
   worker.Register(&s->live);
   sockaddr_storage peer{};
   socklen_t peer_len = sizeof(peer);

@@ -10,9 +10,11 @@
 
 #include "auth/hash_pool.h"
 #include "backend/backend_health.h"
+#include "metrics/session_metrics.h"
 #include "runtime/buffer_ring.h"
 #include "runtime/pipe_pool.h"
 #include "runtime/ring.h"
+#include "session/session_log.h"
 #include "session/snapshot.h"
 #include "store/limit_store.h"
 
@@ -27,6 +29,12 @@ struct LiveSession {
   const BackendHealth* backend = nullptr;
   // Set by the owner when it cut the session for that reason.
   bool cut_backend_down = false;
+  // Issue 11, the admin API's view (read by the owner's thread only: the
+  // admin server asks the owner for a list). The session's record (id,
+  // client, tenant, user, backend, start, bytes), set at the start.
+  const SessionRecord* record = nullptr;
+  // Set by the owner when POST /sessions/{id}/close cut the session.
+  bool cut_by_admin = false;
 };
 
 class SessionEnv {
@@ -47,6 +55,9 @@ class SessionEnv {
   virtual std::string NewSessionId() = 0;
   // The login counters (local, or Redis shared by every instance).
   virtual store::LimitStore& limit_store() = 0;
+  // Issue 11: once per session, as it ends (session/session_metrics.h
+  // fills `end`); the server adds it to its worker's metrics shard.
+  virtual void RecordSessionEnd(const metrics::SessionEnd& end) { (void)end; }
 };
 
 }  // namespace popgate
