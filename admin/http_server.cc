@@ -277,7 +277,10 @@ Task<HttpResponse> HttpServer::Impl::Dispatch(HttpRequest req,
   p->deadline = deadline;
   pending.insert(p);
   route->handler(req, [p](HttpResponse r) { Deliver(p, std::move(r)); });
-  HttpResponse resp = co_await AwaitResponse{p, &ring};
+  // A named awaiter: GCC 12 destroys a co_await operand's temporary twice,
+  // which here dropped one reference of `p` too many (ASan: use after free).
+  AwaitResponse awaiter{p, &ring};
+  HttpResponse resp = co_await awaiter;
   pending.erase(p);
   if (req.method != "GET") Log(&req, resp.status, "");
   co_return resp;
