@@ -2,7 +2,7 @@
 # Runs popgate's libFuzzer targets (tests/fuzz, docs/fuzzing.md).
 #
 #   scripts/fuzz.sh TARGET SECONDS   one target (e.g. sasl) for SECONDS
-#   scripts/fuzz.sh --ci             every target for 20 s, two at a time
+#   scripts/fuzz.sh --ci             every target for 10 s, two at a time
 #   scripts/fuzz.sh --list           the target names
 #
 # Builds the `fuzz` preset (clang, build/fuzz) first if needed. Each run
@@ -14,7 +14,7 @@
 # Copy it to tests/fuzz/regressions/TARGET/ once it is understood.
 #
 # Environment: FUZZ_WORK_DIR (see above), FUZZ_JOBS (parallel targets in
-# --ci, default 2), FUZZ_CI_SECONDS (default 20), FUZZ_ARGS (extra libFuzzer
+# --ci, default 2), FUZZ_CI_SECONDS (default 10), FUZZ_ARGS (extra libFuzzer
 # flags, e.g. "-dict=... -max_len=..."), FUZZ_NO_BUILD=1 (use the binaries
 # as they are).
 set -euo pipefail
@@ -93,7 +93,7 @@ main() {
       targets
       ;;
     --ci)
-      local secs=${FUZZ_CI_SECONDS:-20} jobs=${FUZZ_JOBS:-2}
+      local secs=${FUZZ_CI_SECONDS:-10} jobs=${FUZZ_JOBS:-2}
       build_targets fuzz
       new_work_dir
       echo "fuzz: every target for ${secs}s, $jobs at a time (work dir $work)"
