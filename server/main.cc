@@ -30,6 +30,7 @@
 #include "runtime/ring.h"
 #include "server/admin_routes.h"
 #include "server/health_targets.h"
+#include "server/listener_set.h"
 #include "server/log_writer.h"
 #include "server/trim_policy.h"
 #include "server/worker.h"
@@ -268,38 +269,11 @@ int Serve(const std::string& path) {
   const int workers = WorkerCount(config.server);
   RaiseFdLimit();
 
-  // Another process on one of our addresses would share it with us without
-  // a word (SO_REUSEPORT): refuse unless the operator asked for a takeover.
-  // Before any socket of ours exists, or the check would find itself.
-  for (size_t i = 0;
-       !config.server.takeover_listeners && i < snap->listener_addrs.size();
-       ++i) {
-    absl::Status s = CheckNobodyListens(snap->listener_addrs[i],
-                                        config.listeners[i].ipv6_only);
-    if (!s.ok()) {
-      fprintf(stderr, "%s\n", std::string(s.message()).c_str());
-      return 1;
-    }
-  }
   // Listening sockets first, so a bad address fails before anything runs.
-  std::vector<std::vector<UniqueFd>> per_worker(workers);
-  std::string listening;
-  for (const ListenerConfig& l : config.listeners) {
-    absl::StatusOr<SocketAddress> addr = ResolveHostPort(l.address);
-    if (!addr.ok()) {
-      fprintf(stderr, "%s\n", std::string(addr.status().message()).c_str());
-      return 1;
-    }
-    for (int i = 0; i < workers; ++i) {
-      absl::StatusOr<UniqueFd> fd = OpenListener(*addr, 4096, l.ipv6_only);
-      if (!fd.ok()) {
-        fprintf(stderr, "%s\n", std::string(fd.status().message()).c_str());
-        return 1;
-      }
-      per_worker[i].push_back(*std::move(fd));
-    }
-    absl::StrAppend(&listening, listening.empty() ? "" : ",", "\"",
-                    JsonEscape(l.address), "\"");
+  absl::StatusOr<ListenerSet> listeners = OpenListenerSet(config, workers);
+  if (!listeners.ok()) {
+    fprintf(stderr, "%s\n", std::string(listeners.status().message()).c_str());
+    return 1;
   }
 
   // Signals are taken synchronously by this thread; block them everywhere
@@ -336,7 +310,7 @@ int Serve(const std::string& path) {
   std::vector<std::unique_ptr<Worker>> ws;
   for (int i = 0; i < workers; ++i) {
     ws.push_back(std::make_unique<Worker>(i, store, pool, log,
-                                          std::move(per_worker[i])));
+                                          std::move(listeners->per_worker[i])));
     ws.back()->SetSessionMetrics(&session_metrics);
   }
   // The admin API (its own thread and ring) once every worker exists; a
@@ -359,9 +333,10 @@ int Serve(const std::string& path) {
     return 1;
   }
   for (auto& w : ws) w->Start();
-  LogEvent("listening", absl::StrCat(",\"version\":\"", POPGATE_VERSION,
-                                     "\",\"workers\":", workers,
-                                     ",\"listeners\":[", listening, "]"));
+  LogEvent("listening",
+           absl::StrCat(",\"version\":\"", POPGATE_VERSION,
+                        "\",\"workers\":", workers, ",\"listeners\":[",
+                        listeners->listening_json, "]"));
   {
     // "ktls": client TLS sessions go to the kernel after login where they
     // can (the session log says which did and why others did not).
