@@ -114,28 +114,39 @@ TEST(AuthCacheTest, TheNewestEntriesSurviveEviction) {
 }
 
 TEST(AuthCacheTest, ExpiredEntriesGoBeforeLiveOnes) {
-  constexpr size_t kMax = 1600;  // 100 per shard
+  // Keys spread over the 16 shards by the random per-process secret, so
+  // the counts per shard are binomial: large enough numbers keep every
+  // shard far from its bounds either way (the live entries ~600 per
+  // shard, 16 standard deviations under its 1000; the new inserts ~500
+  // per shard, 11 standard deviations over the 250 that trimming the
+  // expired entries takes, two per insert).
+  constexpr size_t kMax = 16000;  // 1000 per shard, at most 500 failed
   AuthCache c(kMax, absl::Minutes(5), absl::Seconds(60));
-  // About 25 failed logins (expiring at +60 s) and 25 good ones per shard.
-  for (int i = 0; i < 400; ++i) {
+  // Failed logins (expiring at +60 s) fill their half of every shard;
+  // about 100 good ones per shard.
+  for (int i = 0; i < 16000; ++i) {
     c.Insert(absl::StrCat("bad", i), "pw", false, kT0);
+  }
+  for (int i = 0; i < 1600; ++i) {
     c.Insert(absl::StrCat("good", i), "pw", true, kT0);
   }
-  // Past the negative TTL, about 50 new entries per shard: without the
-  // expired ones' room, about half the shards would overflow and evict
-  // live entries.
+  // Past the negative TTL, about 500 new entries per shard: without the
+  // expired ones' room every shard would overflow (~1100 > 1000) and
+  // evict live entries.
   const absl::Time later = kT0 + absl::Seconds(61);
-  for (int i = 0; i < 800; ++i) {
+  for (int i = 0; i < 8000; ++i) {
     c.Insert(absl::StrCat("new", i), "pw", true, later);
   }
-  for (int i = 0; i < 400; ++i) {
+  for (int i = 0; i < 1600; ++i) {
     EXPECT_EQ(c.Find(absl::StrCat("good", i), "pw", later), Hit::kGood) << i;
+  }
+  for (int i = 0; i < 16000; ++i) {
     EXPECT_EQ(c.Find(absl::StrCat("bad", i), "pw", later), Hit::kMiss) << i;
   }
-  for (int i = 0; i < 800; ++i) {
+  for (int i = 0; i < 8000; ++i) {
     EXPECT_EQ(c.Find(absl::StrCat("new", i), "pw", later), Hit::kGood) << i;
   }
-  EXPECT_EQ(c.size(), 1200u) << "every expired entry was dropped";
+  EXPECT_EQ(c.size(), 9600u) << "every expired entry was dropped";
 }
 
 TEST(AuthCacheTest, FailuresCannotPushOutGoodLogins) {
