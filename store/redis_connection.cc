@@ -270,7 +270,10 @@ absl::Status RedisConnection::Core::Connect() {
         absl::StrCat("redis ", address, ": ", last_error, " (next try in ",
                      absl::ToInt64Milliseconds(next_attempt - now), " ms)"));
   }
-  redisAsyncContext* ac = redisAsyncConnect(opts.host.c_str(), opts.port);
+  redisAsyncContext* ac =
+      opts.unix_path.empty()
+          ? redisAsyncConnect(opts.host.c_str(), opts.port)
+          : redisAsyncConnectUnix(opts.unix_path.c_str());
   if (ac == nullptr || ac->err != 0) {
     last_error = ac == nullptr ? "out of memory" : ContextError(ac);
     if (ac != nullptr) redisAsyncFree(ac);
@@ -296,7 +299,11 @@ absl::Status RedisConnection::Core::Connect() {
   ac->ev.cleanup = &Cleanup;
   // Arms the first write poll: its readiness is the connect's completion.
   redisAsyncSetConnectCallback(ac, &Core::OnConnect);
-  if (!opts.password.empty()) {
+  if (!opts.password.empty() && !opts.user.empty()) {
+    const char* argv[] = {"AUTH", opts.user.data(), opts.password.data()};
+    const size_t lens[] = {4, opts.user.size(), opts.password.size()};
+    redisAsyncCommandArgv(ac, &Core::OnSetupReply, this, 3, argv, lens);
+  } else if (!opts.password.empty()) {
     const char* argv[] = {"AUTH", opts.password.data()};
     const size_t lens[] = {4, opts.password.size()};
     redisAsyncCommandArgv(ac, &Core::OnSetupReply, this, 2, argv, lens);
@@ -508,10 +515,13 @@ RedisConnection::RedisConnection(Ring& ring, RedisOptions options)
     : core_(new Core) {
   core_->ring = &ring;
   core_->opts = std::move(options);
-  core_->address =
-      core_->opts.host.find(':') == std::string::npos
-          ? absl::StrCat(core_->opts.host, ":", core_->opts.port)
-          : absl::StrCat("[", core_->opts.host, "]:", core_->opts.port);
+  if (!core_->opts.unix_path.empty()) {
+    core_->address = absl::StrCat("unix:", core_->opts.unix_path);
+  } else if (core_->opts.host.find(':') == std::string::npos) {
+    core_->address = absl::StrCat(core_->opts.host, ":", core_->opts.port);
+  } else {
+    core_->address = absl::StrCat("[", core_->opts.host, "]:", core_->opts.port);
+  }
   core_->backoff = core_->opts.min_backoff;
 }
 

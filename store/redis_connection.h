@@ -14,8 +14,9 @@
 //   next use reconnects; after a failed attempt, only after a back-off
 //   (100 ms doubling to 5 s; calls meanwhile fail at once with
 //   Unavailable). A connection that closes after working reconnects at once.
-// - On connect: AUTH with the password (never logged) and SELECT db, queued
-//   ahead of the first command.
+// - On connect: AUTH with the password (and the ACL user if set; the
+//   password is never logged) and SELECT db, queued ahead of the first
+//   command. TCP or a unix socket.
 //
 // Single-threaded: the ring's thread only. Close() before the ring stops
 // running; the destructor of a closed connection touches no ring.
@@ -54,6 +55,11 @@ using RedisCommand = std::vector<std::string>;  // argv, binary-safe
 struct RedisOptions {
   std::string host;  // an address literal (resolved by the caller)
   uint16_t port = 6379;
+  // Non-empty: connect to this unix socket instead of host:port.
+  std::string unix_path;
+  // Non-empty: `AUTH user password` (a Redis 6+ ACL user); else the
+  // password alone authenticates as "default".
+  std::string user;
   std::string password;  // empty: no AUTH. A secret: wiped, never logged
   int db = 0;
   absl::Duration timeout = absl::Milliseconds(250);

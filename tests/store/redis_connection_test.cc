@@ -236,6 +236,45 @@ TEST_F(RedisConnectionTest, AuthAndSelect) {
   Finish(w);
 }
 
+// An ACL user limited to popgate's key prefix (what docs/redis.md
+// suggests), over a unix socket: AUTH user password, keys outside the
+// prefix refused by Redis, a wrong password refused without being quoted.
+TEST_F(RedisConnectionTest, AclUserOverUnixSocket) {
+  const std::string password = "acl-pw-7f3e";
+  RedisTestServer server;
+  const std::string path = server.EnableUnixSocket();
+  server.AddConfig(
+      "user popgate on >" + password +
+      " resetkeys ~popgate:* resetchannels -@all +ping +select +set +get\n");
+  ASSERT_TRUE(server.Start());
+  RedisOptions o;
+  o.unix_path = path;
+  o.user = "popgate";
+  o.password = password;
+  o.timeout = absl::Milliseconds(500);
+  RedisConnection c(ring_, o);
+  EXPECT_EQ(c.address(), "unix:" + path);
+  absl::StatusOr<RedisReply> set = Run(c, {"SET", "popgate:k", "v"});
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_FALSE(set->is_error()) << set->str;
+  absl::StatusOr<RedisReply> got = Run(c, {"GET", "popgate:k"});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->str, "v");
+  absl::StatusOr<RedisReply> outside = Run(c, {"SET", "other:k", "v"});
+  ASSERT_TRUE(outside.ok()) << outside.status();
+  EXPECT_TRUE(outside->is_error());  // NOPERM: the ACL holds
+  Finish(c);
+
+  RedisOptions bad = o;
+  bad.password = "not-the-acl-pw";
+  RedisConnection w(ring_, bad);
+  absl::StatusOr<RedisReply> r = Run(w, {"PING"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().find("not-the-acl-pw"),
+            absl::string_view::npos);
+  Finish(w);
+}
+
 TEST_F(RedisConnectionTest, CloseFailsPendingCalls) {
   RedisTestServer server;
   ASSERT_TRUE(server.Start());

@@ -74,8 +74,10 @@ class RedisLimitStoreTest : public ::testing::Test {
   }
 
   RedisLimitStore& MakeStore(uint16_t port, bool fail_closed = false,
-                             absl::Duration lease = absl::Seconds(120)) {
+                             absl::Duration lease = absl::Seconds(120),
+                             const RedisOptions* connection = nullptr) {
     RedisStoreOptions o;
+    if (connection != nullptr) o.connection = *connection;
     o.connection.host = "127.0.0.1";
     o.connection.port = port;
     o.connection.timeout = absl::Milliseconds(200);
@@ -276,6 +278,46 @@ TEST_F(RedisLimitStoreTest, UserSessionSlotsAcrossInstances) {
     got = r.ok() && *r;
   }
   EXPECT_TRUE(got);
+}
+
+// The least-privilege ACL docs/redis.md gives (its key pattern is this
+// test's prefix "t:" instead of "popgate:*"), over a unix socket: every
+// command the store sends is allowed, counts, blocks and slots work.
+TEST_F(RedisLimitStoreTest, WorksUnderTheDocumentedAcl) {
+  RedisTestServer server;
+  const std::string path = server.EnableUnixSocket();
+  server.AddConfig(
+      "user popgate on >acl-pw-91c2 resetkeys ~t:* resetchannels -@all "
+      "+ping +select +eval +incr +mget +set +pexpire +pfadd +pfcount "
+      "+zadd +zrem +zremrangebyscore +zscore +zcard\n");
+  ASSERT_TRUE(server.Start());
+  RedisOptions conn;
+  conn.user = "popgate";
+  conn.password = "acl-pw-91c2";
+  conn.unix_path = path;
+  conn.db = 1;
+  RedisLimitStore& st = MakeStore(0, false, absl::Seconds(120), &conn);
+  auth::ThrottleSettings s = Settings();
+  s.window = absl::Seconds(60);
+  const LoginKey key{"203.0.113.5", "t\0zoe"s};
+  bool blocked = false;
+  for (int i = 0; i < 6 && !blocked; ++i) {
+    absl::StatusOr<auth::LoginCounts> c = Run(st.RecordFailure(key, s));
+    ASSERT_TRUE(c.ok()) << c.status();
+    blocked = c->address_blocked || c->user_blocked;
+  }
+  EXPECT_TRUE(blocked);
+  absl::StatusOr<auth::LoginCounts> seen = Run(st.Look(key, s));
+  ASSERT_TRUE(seen.ok()) << seen.status();
+  EXPECT_TRUE(seen->address_blocked || seen->user_blocked);
+  absl::StatusOr<bool> slot = Run(st.AcquireUserSession(key.user, "a1", 1));
+  ASSERT_TRUE(slot.ok()) << slot.status();
+  EXPECT_TRUE(*slot);
+  slot = Run(st.AcquireUserSession(key.user, "a2", 1));
+  ASSERT_TRUE(slot.ok()) << slot.status();
+  EXPECT_FALSE(*slot);
+  st.ReleaseUserSession(key.user, "a1");
+  EXPECT_EQ(LogCount("store_down"), 0);
 }
 
 TEST_F(RedisLimitStoreTest, DeadInstanceSlotsExpireLiveOnesAreRefreshed) {

@@ -60,6 +60,13 @@ class RedisTestServer {
 
   uint16_t port() const { return port_; }
   bool running() const { return pid_ > 0; }
+  // Lines appended to redis.conf by Start() (ACL users, ...).
+  void AddConfig(std::string lines) { extra_ += lines; }
+  // Also listen on a unix socket (mode 700) in the server's own dir.
+  std::string EnableUnixSocket() {
+    unix_socket_ = dir_ + "/redis.sock";
+    return unix_socket_;
+  }
 
   bool Start() {
     const std::string bin = RedisServerBinary();
@@ -71,6 +78,10 @@ class RedisTestServer {
         << "save \"\"\nappendonly no\ndaemonize no\ndatabases 4\n"
         << "dir " << dir_ << "\nlogfile " << dir_ << "/redis.log\n";
       if (!password_.empty()) f << "requirepass " << password_ << "\n";
+      if (!unix_socket_.empty()) {
+        f << "unixsocket " << unix_socket_ << "\nunixsocketperm 700\n";
+      }
+      f << extra_;
     }
     pid_t pid = ::fork();
     if (pid < 0) return false;
@@ -135,6 +146,8 @@ class RedisTestServer {
  private:
   std::string password_;
   std::string dir_;
+  std::string extra_;
+  std::string unix_socket_;
   uint16_t port_ = 0;
   pid_t pid_ = -1;
 };
