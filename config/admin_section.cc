@@ -14,10 +14,6 @@
 namespace popgate::config_internal {
 namespace {
 
-constexpr std::string_view kUnixPrefix = "unix:";
-// sockaddr_un's sun_path holds 108 bytes with the NUL.
-constexpr size_t kMaxUnixPath = 107;
-
 // Only numeric loopback addresses count: a name could resolve anywhere.
 bool IsNumericLoopback(std::string_view listen) {
   absl::StatusOr<HostPort> hp = ParseHostPort(listen, true);
@@ -47,14 +43,11 @@ absl::Status ParseAdmin(const Fields& f, const toml::node& node,
     absl::StatusOr<std::string> listen = f.GetString(*v, "listen");
     if (!listen.ok()) return listen.status();
     admin.listen = *std::move(listen);
-    if (std::string_view(admin.listen).starts_with(kUnixPrefix)) {
-      const std::string_view path =
-          std::string_view(admin.listen).substr(kUnixPrefix.size());
-      if (path.empty() || path[0] != '/' || path.size() > kMaxUnixPath ||
-          path.find('\0') != std::string_view::npos) {
-        return f.Error(listen_line,
-                       "'listen' = \"unix:PATH\" needs an absolute PATH of at "
-                       "most 107 bytes");
+    if (IsUnixAddress(admin.listen)) {
+      if (absl::Status s =
+              CheckUnixAddress(f, listen_line, "listen", admin.listen);
+          !s.ok()) {
+        return s;
       }
     } else if (!admin.listen.empty()) {
       absl::StatusOr<HostPort> hp = ParseHostPort(admin.listen);
@@ -87,8 +80,7 @@ absl::Status ParseAdmin(const Fields& f, const toml::node& node,
   // The API can cut sessions and drain backends: beyond this host it
   // needs a token.
   if (!admin.listen.empty() && admin.token_file.empty() &&
-      !std::string_view(admin.listen).starts_with(kUnixPrefix) &&
-      !IsNumericLoopback(admin.listen)) {
+      !IsUnixAddress(admin.listen) && !IsNumericLoopback(admin.listen)) {
     return f.Error(listen_line,
                    "[admin] 'listen' on an address other than 127.0.0.1 or "
                    "[::1] needs 'token_file'");

@@ -210,7 +210,8 @@ struct LimitsConfig {
   // sessions per user) live: "local" (this instance's memory) or "redis"
   // (shared by every instance that names the same Redis).
   bool redis = false;
-  std::string redis_address;        // "host:port" (store = "redis")
+  std::string redis_address;        // "host:port" or "unix:PATH" (redis)
+  std::string redis_user;           // Redis ACL user; "" = "default"
   std::string redis_password_file;  // optional: AUTH with its first line
   uint32_t redis_password_file_line = 0;
   int redis_db = 0;

@@ -21,6 +21,7 @@ namespace popgate::config_internal {
 namespace {
 
 constexpr size_t kMaxRedisPrefix = 64;
+constexpr size_t kMaxRedisUser = 128;
 // A Redis round trip this slow is an outage, and a login waiting on it
 // holds its connection.
 constexpr absl::Duration kMaxRedisTimeout = absl::Seconds(10);
@@ -29,8 +30,8 @@ constexpr absl::Duration kMaxFailureDelay = absl::Minutes(5);
 
 // Keys that only mean something with store = "redis".
 constexpr std::string_view kRedisKeys[] = {
-    "redis_address", "redis_password_file", "redis_db",
-    "redis_prefix",  "redis_timeout",       "redis_down"};
+    "redis_address", "redis_user",    "redis_password_file", "redis_db",
+    "redis_prefix",  "redis_timeout", "redis_down"};
 
 absl::Status ParseStore(const Fields& f, const toml::table& t,
                         LimitsConfig& limits) {
@@ -61,15 +62,42 @@ absl::Status ParseStore(const Fields& f, const toml::table& t,
   const toml::node* address = t.get("redis_address");
   if (address == nullptr) {
     return f.Error(limits.store_line,
-                   "store = \"redis\" needs 'redis_address' (\"host:port\")");
+                   "store = \"redis\" needs 'redis_address' (\"host:port\" "
+                   "or \"unix:PATH\")");
   }
   absl::StatusOr<std::string> a = f.GetString(*address, "redis_address");
   if (!a.ok()) return a.status();
-  if (absl::Status s = ValidateHostPort(*a); !s.ok()) {
+  if (IsUnixAddress(*a)) {
+    if (absl::Status s =
+            CheckUnixAddress(f, LineOf(*address), "redis_address", *a);
+        !s.ok()) {
+      return s;
+    }
+  } else if (absl::Status s = ValidateHostPort(*a); !s.ok()) {
     return f.Error(LineOf(*address),
                    absl::StrCat("'redis_address': ", s.message()));
   }
   limits.redis_address = *std::move(a);
+  if (const toml::node* v = t.get("redis_user")) {
+    absl::StatusOr<std::string> u = f.GetString(*v, "redis_user");
+    if (!u.ok()) return u.status();
+    // Redis takes any bytes in an ACL user name; printable ones without
+    // spaces keep the AUTH argument and the errors that name it plain.
+    bool ok = !u->empty() && u->size() <= kMaxRedisUser;
+    for (char c : *u) ok = ok && c > 0x20 && c < 0x7f;
+    if (!ok) {
+      return f.Error(LineOf(*v),
+                     absl::StrCat("'redis_user' must be 1..", kMaxRedisUser,
+                                  " printable ASCII characters without "
+                                  "spaces (the Redis ACL user)"));
+    }
+    if (t.get("redis_password_file") == nullptr) {
+      return f.Error(LineOf(*v),
+                     "'redis_user' needs 'redis_password_file' (the ACL "
+                     "user's password)");
+    }
+    limits.redis_user = *std::move(u);
+  }
   if (const toml::node* v = t.get("redis_password_file")) {
     absl::StatusOr<std::string> p = f.GetPath(*v, "redis_password_file");
     if (!p.ok()) return p.status();
@@ -152,6 +180,7 @@ absl::Status ParseLimits(const Fields& f, const toml::node& node,
   if (absl::Status s = f.CheckKeys(t,
                                    {"store",
                                     "redis_address",
+                                    "redis_user",
                                     "redis_password_file",
                                     "redis_db",
                                     "redis_prefix",

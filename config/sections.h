@@ -35,6 +35,12 @@ absl::Status ParseAdmin(const Fields& fields, const toml::node& node,
 absl::Status ParseLimits(const Fields& fields, const toml::node& node,
                          LimitsConfig& limits);
 
+// "unix:PATH" addresses ([admin] listen, [limits] redis_address, unix_address.cc).
+bool IsUnixAddress(std::string_view address);
+// PATH absolute, at most 107 bytes, no NUL; the error names `key` at `line`.
+absl::Status CheckUnixAddress(const Fields& fields, Line line,
+                              std::string_view key, std::string_view address);
+
 // An array of CIDR strings ("10.0.0.0/8", "::1/128"), each checked by the
 // server's own parser (net/cidr_set.h); errors name `key` and the entry's
 // line.

@@ -270,10 +270,9 @@ absl::Status RedisConnection::Core::Connect() {
         absl::StrCat("redis ", address, ": ", last_error, " (next try in ",
                      absl::ToInt64Milliseconds(next_attempt - now), " ms)"));
   }
-  redisAsyncContext* ac =
-      opts.unix_path.empty()
-          ? redisAsyncConnect(opts.host.c_str(), opts.port)
-          : redisAsyncConnectUnix(opts.unix_path.c_str());
+  redisAsyncContext* ac = opts.unix_path.empty()
+                              ? redisAsyncConnect(opts.host.c_str(), opts.port)
+                              : redisAsyncConnectUnix(opts.unix_path.c_str());
   if (ac == nullptr || ac->err != 0) {
     last_error = ac == nullptr ? "out of memory" : ContextError(ac);
     if (ac != nullptr) redisAsyncFree(ac);
@@ -520,7 +519,8 @@ RedisConnection::RedisConnection(Ring& ring, RedisOptions options)
   } else if (core_->opts.host.find(':') == std::string::npos) {
     core_->address = absl::StrCat(core_->opts.host, ":", core_->opts.port);
   } else {
-    core_->address = absl::StrCat("[", core_->opts.host, "]:", core_->opts.port);
+    core_->address =
+        absl::StrCat("[", core_->opts.host, "]:", core_->opts.port);
   }
   core_->backoff = core_->opts.min_backoff;
 }

@@ -225,6 +225,16 @@ TEST(LimitsConfigTest, Redis) {
   EXPECT_EQ(d.redis_prefix, "popgate:");
   EXPECT_EQ(d.redis_timeout, absl::Milliseconds(250));
   EXPECT_EQ(d.redis_down, StoreDownPolicy::kFailOpen);
+  EXPECT_EQ(d.redis_user, "");
+
+  // A unix socket and an ACL user.
+  const LimitsConfig u = Limits(
+      "store = \"redis\"\n"
+      "redis_address = \"unix:/run/redis/redis-server.sock\"\n"
+      "redis_user = \"popgate\"\n"
+      "redis_password_file = \"redis.pw\"\n");
+  EXPECT_EQ(u.redis_address, "unix:/run/redis/redis-server.sock");
+  EXPECT_EQ(u.redis_user, "popgate");
 }
 
 TEST(LimitsConfigTest, StoreErrors) {
@@ -240,6 +250,11 @@ TEST(LimitsConfigTest, StoreErrors) {
                       "'redis_address'"));
   EXPECT_TRUE(FailsAt(redis + "redis_address = 6379\n", 10,
                       "'redis_address' must be a string"));
+  EXPECT_TRUE(FailsAt(redis + "redis_address = \"unix:redis.sock\"\n", 10,
+                      "'redis_address' = \"unix:PATH\" needs an absolute"));
+  EXPECT_TRUE(FailsAt(
+      redis + "redis_address = \"unix:/" + std::string(107, 'r') + "\"\n", 10,
+      "at most 107 bytes"));
   const std::string ok = redis + "redis_address = \"127.0.0.1:6379\"\n";
   // The key under test on line 11.
   EXPECT_TRUE(FailsAt(ok + "redis_db = -1\n", 11, "'redis_db' must be in"));
@@ -262,13 +277,21 @@ TEST(LimitsConfigTest, StoreErrors) {
                       "\"fail_closed\""));
   EXPECT_TRUE(FailsAt(ok + "redis_password_file = \"\"\n", 11,
                       "'redis_password_file' must be a path"));
+  EXPECT_TRUE(FailsAt(ok + "redis_user = \"popgate\"\n", 11,
+                      "'redis_user' needs 'redis_password_file'"));
+  EXPECT_TRUE(
+      FailsAt(ok + "redis_user = \"pop gate\"\nredis_password_file = \"p\"\n",
+              11, "'redis_user' must be 1..128 printable"));
+  EXPECT_TRUE(FailsAt(ok + "redis_user = \"\"\nredis_password_file = \"p\"\n",
+                      11, "'redis_user' must be 1..128"));
 }
 
 TEST(LimitsConfigTest, RedisKeysNeedRedisStore) {
   for (const std::string line :
        {"redis_address = \"127.0.0.1:6379\"", "redis_db = 1",
         "redis_prefix = \"x:\"", "redis_timeout = \"1s\"",
-        "redis_down = \"fail_closed\"", "redis_password_file = \"pw\""}) {
+        "redis_down = \"fail_closed\"", "redis_password_file = \"pw\"",
+        "redis_user = \"popgate\""}) {
     EXPECT_TRUE(LimitFailsAt9(line, "is used only with store = \"redis\""))
         << line;
   }
@@ -462,6 +485,7 @@ TEST(LimitsConfigTest, ReadmeDocumentsEveryKey) {
   const std::string section = text.substr(begin, end - begin);
   const std::vector<std::string> keys = {"store",
                                          "redis_address",
+                                         "redis_user",
                                          "redis_password_file",
                                          "redis_db",
                                          "redis_prefix",
