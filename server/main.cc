@@ -176,6 +176,7 @@ std::vector<std::string> RestartOnlyChanges(const Config& started,
   if (nl.redis_address != sl.redis_address) {
     out.push_back("limits.redis_address");
   }
+  if (nl.redis_user != sl.redis_user) out.push_back("limits.redis_user");
   if (nl.redis_password_file != sl.redis_password_file) {
     out.push_back("limits.redis_password_file");
   }

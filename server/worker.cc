@@ -95,6 +95,7 @@ void Worker::MakeRedisStore() {
       warn(std::string(pw.status().message()));
     }
   }
+  o.connection.user = limits.redis_user;
   o.connection.db = limits.redis_db;
   o.connection.timeout = limits.redis_timeout;
   o.prefix = limits.redis_prefix;
