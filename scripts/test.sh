@@ -7,12 +7,24 @@
 # then runs every libFuzzer target (fuzz preset) for 10 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each stage's wall time, so the CI budget (25 minutes) stays visible.
+stage_start=$SECONDS
+stage() {
+  echo "== test.sh: $1 took $((SECONDS - stage_start)) s (total ${SECONDS} s)"
+  stage_start=$SECONDS
+}
 bash scripts/install-deps.sh
+stage "install-deps"
 jobs="$(nproc)"
 bash scripts/build.sh release -j "$jobs"
+stage "release build"
 ctest --preset release -j "$jobs"
+stage "release tests"
 bash scripts/build.sh asan -j "$jobs"
+stage "asan build"
 ctest --preset asan -j "$jobs"
+stage "asan tests"
 # Every libFuzzer target for 10 s (clang, ASan + UBSan): a crash, leak or UB
 # report fails CI. Long runs: scripts/fuzz.sh TARGET SECONDS.
 bash scripts/fuzz.sh --ci
+stage "fuzz"
