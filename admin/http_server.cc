@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/json_escape.h"
+#include "base/log_line.h"
 #include "base/unique_fd.h"
 #include "net/socket_address.h"
 #include "runtime/ring.h"
@@ -34,11 +35,6 @@ constexpr std::string_view kUnixPrefix = "unix:";
 constexpr absl::Duration kWriteBound = absl::Seconds(2);
 // An accept wakes this often to see whether the server stops.
 constexpr absl::Duration kAcceptPoll = absl::Milliseconds(250);
-
-std::string LogTime() {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                          absl::UTCTimeZone());
-}
 
 // One request's answer, delivered from any thread.
 struct Pending {
@@ -226,9 +222,9 @@ struct HttpServer::Impl {
 void HttpServer::Impl::Log(const HttpRequest* req, int status,
                            std::string_view why) {
   if (!options.log) return;
-  std::string line = absl::StrCat("{\"time\":\"", LogTime(), "\",\"level\":\"",
-                                  status >= 400 ? "warning" : "info",
-                                  "\",\"event\":\"admin_request\"");
+  std::string line =
+      LogFrame(status >= 400 ? LogLevel::kWarning : LogLevel::kInfo,
+               "admin_request", absl::Now());
   if (req != nullptr) {
     absl::StrAppend(&line, ",\"method\":\"", JsonEscape(req->method),
                     "\",\"path\":\"", JsonEscape(req->path), "\"");

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/json_escape.h"
+#include "base/log_line.h"
 
 namespace popgate {
 
@@ -117,10 +118,9 @@ std::optional<std::string> BackendHealth::Transition(HealthState from,
     return std::nullopt;
   }
   return absl::StrCat(
-      "{\"time\":\"",
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", now, absl::UTCTimeZone()),
-      "\",\"level\":\"", to == HealthState::kDown ? "warning" : "info",
-      "\",\"event\":\"backend_health\",\"tenant\":\"", JsonEscape(tenant_),
+      LogFrame(to == HealthState::kDown ? LogLevel::kWarning : LogLevel::kInfo,
+               "backend_health", now),
+      ",\"tenant\":\"", JsonEscape(tenant_),
       "\",\"backend\":\"", JsonEscape(address_), "\",\"from\":\"",
       AV(HealthStateName(from)), "\",\"to\":\"", AV(HealthStateName(to)),
       "\",\"reason\":\"", JsonEscape(why), "\",\"source\":\"", AV(source),

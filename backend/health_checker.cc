@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "backend/backend_login.h"
 #include "base/json_escape.h"
+#include "base/log_line.h"
 #include "forward/read_line.h"
 #include "net/proxy_protocol.h"
 #include "routing/rendezvous.h"
@@ -312,13 +313,10 @@ void HealthChecker::Impl::Run(std::promise<absl::Status>* started_promise) {
   // TLS checks share a few provided buffers; without kernel support TLS
   // reads use private buffers instead (slower, still correct).
   if (absl::Status s = buffers.Init(ring.raw(), 1, 16); !s.ok()) {
-    log(absl::StrCat(
-        "{\"time\":\"",
-        absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                         absl::UTCTimeZone()),
-        "\",\"level\":\"warning\",\"event\":\"warning\",\"warning\":\"health "
-        "checker: no provided buffers: ",
-        JsonEscape(std::string(s.message())), "\"}\n"));
+    log(LogLine(LogLevel::kWarning, "warning",
+                absl::StrCat(",\"warning\":\"health checker: no provided "
+                             "buffers (TLS checks use private ones): ",
+                             JsonEscape(std::string(s.message())), "\"")));
   }
   {
     std::lock_guard<std::mutex> lock(mu);

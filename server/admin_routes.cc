@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "backend/backend_health.h"
 #include "base/json_escape.h"
+#include "base/log_line.h"
 
 namespace popgate {
 namespace {
@@ -19,11 +20,6 @@ constexpr size_t kMaxToken = 4096;
 constexpr size_t kMaxListedSessions = 10000;
 // POST /reload requests waiting for one reload at once.
 constexpr size_t kMaxReloadWaiters = 16;
-
-std::string LogTime() {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                          absl::UTCTimeZone());
-}
 
 std::string Quoted(std::string_view s) {
   return absl::StrCat("\"", JsonEscape(s), "\"");
@@ -268,10 +264,8 @@ absl::Status AdminApi::Start(const AdminConfig& config, std::string token) {
   }
   if (deps_.log) {
     deps_.log(
-        absl::StrCat("{\"time\":\"", LogTime(),
-                     "\",\"level\":\"info\",\"event\":\"admin_listening\","
-                     "\"address\":",
-                     Quoted(server_->bound()), "}\n"));
+        LogLine(LogLevel::kInfo, "admin_listening",
+                absl::StrCat(",\"address\":", Quoted(server_->bound()))));
   }
   return absl::OkStatus();
 }
@@ -438,10 +432,8 @@ void AdminApi::CloseSession(const admin::HttpRequest& req,
     }
   }
   if (deps_.log) {
-    deps_.log(absl::StrCat("{\"time\":\"", LogTime(),
-                           "\",\"level\":\"info\",\"event\":\"admin_close_"
-                           "session\",\"session\":",
-                           Quoted(id), "}\n"));
+    deps_.log(LogLine(LogLevel::kInfo, "admin_close_session",
+                      absl::StrCat(",\"session\":", Quoted(id))));
   }
   std::lock_guard<std::mutex> lock(g->mu);
   g->Done();
@@ -466,12 +458,12 @@ void AdminApi::SetBackendState(const admin::HttpRequest& req,
       absl::StrAppend(&tenants, tenants.empty() ? "" : ",",
                       Quoted(tc.spec.name));
       if (deps_.log) {
-        deps_.log(absl::StrCat(
-            "{\"time\":\"", LogTime(),
-            "\",\"level\":\"info\",\"event\":\"backend_admin_state\","
-            "\"tenant\":",
-            Quoted(tc.spec.name), ",\"backend\":", Quoted(addr), ",\"state\":",
-            Quoted(AdminStateName(state)), ",\"source\":\"admin_api\"}\n"));
+        deps_.log(LogLine(
+            LogLevel::kInfo, "backend_admin_state",
+            absl::StrCat(",\"tenant\":", Quoted(tc.spec.name),
+                         ",\"backend\":", Quoted(addr), ",\"state\":",
+                         Quoted(AdminStateName(state)),
+                         ",\"source\":\"admin_api\"")));
       }
     }
   }

@@ -23,6 +23,7 @@
 #include "backend/backend_health.h"
 #include "backend/health_checker.h"
 #include "base/json_escape.h"
+#include "base/log_line.h"
 #include "config/config.h"
 #include "metrics/registry.h"
 #include "metrics/session_metrics.h"
@@ -49,12 +50,9 @@ namespace {
 // through it too, so they never split a session line on a pipe.
 LogWriter* g_log = nullptr;
 
-void LogEvent(const std::string& event, const std::string& detail) {
-  std::string line =
-      absl::StrCat("{\"time\":\"",
-                   absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                                    absl::UTCTimeZone()),
-                   "\",\"event\":\"", event, "\"", detail, "}\n");
+void LogEvent(LogLevel level, std::string_view event,
+              const std::string& detail) {
+  std::string line = LogLine(level, event, detail);
   if (g_log != nullptr) {
     g_log->Append(line);
     return;
@@ -62,6 +60,23 @@ void LogEvent(const std::string& event, const std::string& detail) {
   // Main thread only: a blocking write here stalls no session.
   fwrite(line.data(), 1, line.size(), stderr);
   fflush(stderr);
+}
+
+void LogEvent(std::string_view event, const std::string& detail) {
+  LogEvent(LogLevel::kInfo, event, detail);
+}
+
+// Every error main reports before (or instead of) serving: one JSON line
+// like every other, its text ("file:line: reason" for the config's) in
+// "error". `event`: "startup_error", "config_error" (--check-config) or
+// "usage_error".
+void StartupError(absl::string_view message,
+                  std::string_view event = "startup_error") {
+  LogEvent(LogLevel::kError, event,
+           absl::StrCat(",\"error\":\"",
+                        JsonEscape(std::string_view(message.data(),
+                                                    message.size())),
+                        "\""));
 }
 
 constexpr char kUsage[] =
@@ -96,6 +111,10 @@ constexpr char kUsage[] =
 
 void Usage(FILE* out) { fputs(kUsage, out); }
 
+// The usage in one line, for the JSON usage_error on stderr.
+constexpr char kShortUsage[] =
+    "usage: popgate --config FILE | --check-config FILE | --version | --help";
+
 absl::StatusOr<std::shared_ptr<const Snapshot>> LoadSnapshot(
     const std::string& path, const SnapshotDeps& deps) {
   absl::StatusOr<Config> config = LoadConfig(path);
@@ -115,12 +134,12 @@ int CheckConfig(const std::string& path) {
   absl::StatusOr<std::shared_ptr<const Snapshot>> snap =
       LoadSnapshot(path, SnapshotDeps{});
   if (!snap.ok()) {
-    fprintf(stderr, "%s\n", std::string(snap.status().message()).c_str());
+    StartupError(snap.status().message(), "config_error");
     return 1;
   }
   if (absl::StatusOr<std::string> token = ReadAdminToken((*snap)->config);
       !token.ok()) {
-    fprintf(stderr, "%s\n", std::string(token.status().message()).c_str());
+    StartupError(token.status().message(), "config_error");
     return 1;
   }
   printf("%s: OK (%zu listeners, %zu tenants)\n", path.c_str(),
@@ -210,7 +229,7 @@ std::vector<std::string> RestartOnlyChanges(const Config& started,
 int Serve(const std::string& path) {
   absl::StatusOr<Config> first = LoadConfig(path);
   if (!first.ok()) {
-    fprintf(stderr, "%s\n", std::string(first.status().message()).c_str());
+    StartupError(first.status().message());
     return 1;
   }
   // Before anything else runs: without io_uring nothing can (a container's
@@ -219,15 +238,14 @@ int Serve(const std::string& path) {
   {
     Ring probe;
     if (absl::Status s = probe.Init(8); !s.ok()) {
-      fprintf(stderr, "popgate: %s\n", std::string(s.message()).c_str());
+      StartupError(s.message());
       return 1;
     }
   }
   // The admin API's token: read once, at start (restart-only).
   absl::StatusOr<std::string> admin_token = ReadAdminToken(*first);
   if (!admin_token.ok()) {
-    fprintf(stderr, "%s\n",
-            std::string(admin_token.status().message()).c_str());
+    StartupError(admin_token.status().message());
     return 1;
   }
   // What reloads compare against: settings read only now.
@@ -252,7 +270,7 @@ int Serve(const std::string& path) {
         tls::TicketKeys::Create(first->tls.ticket_key_rotation,
                                 first->tls.ticket_key_file);
     if (!keys.ok()) {
-      fprintf(stderr, "%s\n", TicketKeyError(*first, keys.status()).c_str());
+      StartupError(TicketKeyError(*first, keys.status()));
       return 1;
     }
     deps.ticket_keys = *std::move(keys);
@@ -262,7 +280,7 @@ int Serve(const std::string& path) {
   absl::StatusOr<std::shared_ptr<const Snapshot>> loaded =
       Snapshot::Build(*std::move(first), deps);
   if (!loaded.ok()) {
-    fprintf(stderr, "%s\n", std::string(loaded.status().message()).c_str());
+    StartupError(loaded.status().message());
     return 1;
   }
   std::shared_ptr<const Snapshot> snap = *loaded;
@@ -273,7 +291,7 @@ int Serve(const std::string& path) {
   // Listening sockets first, so a bad address fails before anything runs.
   absl::StatusOr<ListenerSet> listeners = OpenListenerSet(config, workers);
   if (!listeners.ok()) {
-    fprintf(stderr, "%s\n", std::string(listeners.status().message()).c_str());
+    StartupError(listeners.status().message());
     return 1;
   }
 
@@ -299,8 +317,7 @@ int Serve(const std::string& path) {
   // wait for them, and works with backends down.
   HealthChecker checker([&log](std::string line) { log.Append(line); });
   if (absl::Status s = checker.Start(); !s.ok()) {
-    fprintf(stderr, "popgate: health checker: %s\n",
-            std::string(s.message()).c_str());
+    StartupError(absl::StrCat("health checker: ", s.message()));
     return 1;
   }
   checker.SetTargets(HealthTargets(*snap));
@@ -327,8 +344,8 @@ int Serve(const std::string& path) {
   AdminApi admin_api(registry, std::move(admin_deps));
   if (absl::Status s = admin_api.Start(config.admin, *std::move(admin_token));
       !s.ok()) {
-    fprintf(stderr, "%s:%u: [admin] %s\n", config.path.c_str(),
-            config.admin.line, std::string(s.message()).c_str());
+    StartupError(absl::StrCat(config.path, ":", config.admin.line, ": [admin] ",
+                              s.message()));
     g_log = nullptr;
     log.Stop(absl::Seconds(5));
     return 1;
@@ -376,7 +393,7 @@ int Serve(const std::string& path) {
             LoadSnapshot(path, deps);
         if (!next.ok()) {
           // The running config stays in force.
-          LogEvent("reload_failed",
+          LogEvent(LogLevel::kError, "reload_failed",
                    absl::StrCat(
                        ",\"error\":\"",
                        JsonEscape(std::string(next.status().message())), "\""));
@@ -392,7 +409,7 @@ int Serve(const std::string& path) {
           same = old_listeners[i].address == new_listeners[i].address;
         }
         if (!same) {
-          LogEvent("reload_failed",
+          LogEvent(LogLevel::kError, "reload_failed",
                    ",\"error\":\"listener addresses changed: that needs a "
                    "restart; the running config stays in force\"");
           return ReloadOutcome::Failed(
@@ -412,7 +429,7 @@ int Serve(const std::string& path) {
           absl::StatusOr<bool> changed =
               deps.ticket_keys->SetKeyFile(next_key_file);
           if (!changed.ok()) {
-            LogEvent("reload_failed",
+            LogEvent(LogLevel::kError, "reload_failed",
                      absl::StrCat(",\"error\":\"",
                                   JsonEscape(TicketKeyError(next_config,
                                                             changed.status())),
@@ -441,7 +458,7 @@ int Serve(const std::string& path) {
             absl::StrAppend(&names, names.empty() ? "" : ",", "\"",
                             JsonEscape(n), "\"");
           }
-          LogEvent("warning",
+          LogEvent(LogLevel::kWarning, "warning",
                    absl::StrCat(",\"warning\":\"changed settings need a "
                                 "restart to take effect; the values from the "
                                 "start stay in force\",\"settings\":[",
@@ -521,12 +538,14 @@ int Main(int argc, char** argv) {
         continue;
       }
     }
-    fprintf(stderr, "popgate: unexpected argument \"%s\"\n", argv[i]);
-    Usage(stderr);
+    StartupError(absl::StrCat("unexpected argument \"", argv[i], "\"; ",
+                              kShortUsage),
+                 "usage_error");
     return 2;
   }
   if (mode == Mode::kNone || file.empty()) {
-    Usage(stderr);
+    StartupError(absl::StrCat("no config file given; ", kShortUsage),
+                 "usage_error");
     return 2;
   }
   return mode == Mode::kCheck ? CheckConfig(file) : Serve(file);

@@ -12,6 +12,7 @@
 #include "backend/backend_login.h"
 #include "base/json_escape.h"
 #include "config/config.h"
+#include "base/log_line.h"
 #include "net/socket_address.h"
 #include "session/session.h"
 #include "session/session_log.h"
@@ -30,12 +31,6 @@ constexpr unsigned kRingEntries = 4096;
 // holds (the writer takes everything queued in one write).
 constexpr size_t kLogBacklogHigh = 16 << 20;
 constexpr size_t kLogBacklogLow = 4 << 20;
-
-// The "time" field every event line starts with (as main's).
-std::string LogTime() {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                          absl::UTCTimeZone());
-}
 
 }  // namespace
 
@@ -66,10 +61,9 @@ void Worker::MakeRedisStore() {
   const LimitsConfig& limits = store_.Get()->config.limits;
   if (!limits.redis) return;
   auto warn = [&](std::string_view what) {
-    Log(absl::StrCat("{\"time\":\"", LogTime(),
-                     "\",\"event\":\"warning\",\"worker\":", index_,
-                     ",\"warning\":\"", JsonEscape(std::string(what)),
-                     "\"}\n"));
+    Log(LogLine(LogLevel::kWarning, "warning",
+                absl::StrCat(",\"worker\":", index_, ",\"warning\":\"",
+                             JsonEscape(std::string(what)), "\"")));
   };
   store::RedisStoreOptions o;
   absl::StatusOr<SocketAddress> addr = ResolveHostPort(limits.redis_address);
@@ -235,8 +229,8 @@ void Worker::FlushLog() {
     // backlog instead until stderr catches up.
     for (auto& a : acceptors_) CancelAccept(*a);
     log_queue_ += absl::StrCat(
-        "{\"time\":\"", LogTime(),
-        "\",\"event\":\"warning\",\"worker\":", index_,
+        LogFrame(LogLevel::kWarning, "warning", absl::Now()),
+        ",\"worker\":", index_,
         ",\"warning\":\"stderr is not keeping up with the log: not accepting "
         "new connections until it does\",\"backlog_bytes\":",
         backlog, "}\n");
@@ -246,10 +240,9 @@ void Worker::FlushLog() {
         if (!a->armed && !a->retry_pending && a->fd.valid()) ArmAccept(*a);
       }
     }
-    log_queue_ +=
-        absl::StrCat("{\"time\":\"", LogTime(),
-                     "\",\"event\":\"log_caught_up\",\"worker\":", index_,
-                     ",\"backlog_bytes\":", backlog, "}\n");
+    log_queue_ += LogLine(
+        LogLevel::kInfo, "log_caught_up",
+        absl::StrCat(",\"worker\":", index_, ",\"backlog_bytes\":", backlog));
   }
 }
 
@@ -285,8 +278,11 @@ void Worker::Run() {
   // The ring is created on its own thread: it is single-issuer. main()
   // tried one already, so this fails only for want of memory or fds.
   if (absl::Status s = ring_.Init(kRingEntries); !s.ok()) {
-    std::string line =
-        absl::StrCat("popgate: worker ", index_, ": ", s.message(), "\n");
+    std::string line = LogLine(
+        LogLevel::kError, "startup_error",
+        absl::StrCat(",\"error\":\"worker ", index_, ": ",
+                     JsonEscape(std::string(s.message())),
+                     " (raise the memlock or open-files limit)\""));
     [[maybe_unused]] ssize_t n =
         ::write(STDERR_FILENO, line.data(), line.size());
     // Other threads are running: exit without running destructors.
@@ -295,10 +291,11 @@ void Worker::Run() {
   // 64 x 16.5 KiB receive buffers shared by this worker's TLS sessions; if
   // the kernel lacks buffer rings, TLS reads use private buffers instead.
   if (absl::Status s = buffers_.Init(ring_.raw(), 1, 64); !s.ok()) {
-    Log(absl::StrCat("{\"time\":\"", LogTime(),
-                     "\",\"event\":\"warning\",\"worker\":", index_,
-                     ",\"warning\":\"no provided buffers: ",
-                     JsonEscape(std::string(s.message())), "\"}\n"));
+    Log(LogLine(LogLevel::kWarning, "warning",
+                absl::StrCat(",\"worker\":", index_,
+                             ",\"warning\":\"no provided buffers (TLS reads "
+                             "use private ones): ",
+                             JsonEscape(std::string(s.message())), "\"")));
   }
   for (auto& a : acceptors_) ArmAccept(*a);
   if (redis_store_ != nullptr) redis_store_->Start();

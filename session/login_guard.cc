@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "auth/login_throttle.h"
 #include "base/json_escape.h"
+#include "base/log_line.h"
 #include "pop3/pop3_replies.h"
 #include "session/session_state.h"
 #include "store/limit_store.h"
@@ -40,8 +41,8 @@ std::string BlockEvent(std::string_view address, std::string_view user_key,
   }
   const absl::TimeZone utc = absl::UTCTimeZone();
   return absl::StrCat(
-      "{\"time\":\"", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", now, utc),
-      "\",\"event\":\"login_block\",\"address\":\"", JsonEscape(address),
+      LogFrame(LogLevel::kWarning, "login_block", now), ",\"address\":\"",
+      JsonEscape(address),
       "\",\"user\":\"", JsonEscape(user), "\",\"tenant\":\"",
       JsonEscape(tenant), "\",\"reason\":\"", reason, "\",\"until\":\"",
       absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", now + block_time, utc), "\"}\n");

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/json_escape.h"
+#include "base/log_line.h"
 
 namespace popgate {
 namespace {
@@ -59,9 +60,8 @@ std::string SlowVerificationWarning(std::string_view tenant,
                                     absl::Duration took, absl::Duration delay,
                                     absl::Time now) {
   return absl::StrCat(
-      "{\"time\":\"",
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", now, absl::UTCTimeZone()),
-      "\",\"event\":\"warning\",\"warning\":\"password "
+      LogFrame(LogLevel::kWarning, "warning", now),
+      ",\"warning\":\"password "
       "verification takes longer than auth_failure_delay; unknown "
       "users are delayed as long\",\"tenant\":\"",
       JsonEscape(tenant), "\",\"verify_ms\":", absl::ToInt64Milliseconds(took),

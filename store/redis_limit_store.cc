@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/json_escape.h"
+#include "base/log_line.h"
 #include "base/wipe.h"
 
 namespace popgate::store {
@@ -38,11 +39,6 @@ constexpr std::string_view kAcquireScript =
 std::atomic<int64_t> g_last_down_log_ns{INT64_MIN};
 std::atomic<bool> g_down{false};
 constexpr absl::Duration kDownLogEvery = absl::Minutes(1);
-
-std::string LogTime() {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                          absl::UTCTimeZone());
-}
 
 // Where a time falls in the two-bucket window, as the local counters
 // count (auth/login_counters.cc): whole seconds, W at least 1 s.
@@ -176,11 +172,12 @@ void RedisLimitStore::NoteDown(const absl::Status& status) {
   }
   if (!g_last_down_log_ns.compare_exchange_strong(last, now)) return;
   if (log_) {
-    log_(absl::StrCat(
-        "{\"time\":\"", LogTime(),
-        "\",\"event\":\"store_down\",\"store\":\"redis\",\"policy\":\"",
-        options_.fail_closed ? "fail_closed" : "fail_open", "\",\"error\":\"",
-        JsonEscape(std::string(status.message())), "\"}\n"));
+    log_(LogLine(LogLevel::kWarning, "store_down",
+                 absl::StrCat(",\"store\":\"redis\",\"policy\":\"",
+                              options_.fail_closed ? "fail_closed" : "fail_open",
+                              "\",\"error\":\"",
+                              JsonEscape(std::string(status.message())),
+                              "\"")));
   }
 }
 
@@ -195,8 +192,7 @@ void RedisLimitStore::NoteUp() {
   // The next outage logs at once again.
   g_last_down_log_ns.store(INT64_MIN, std::memory_order_relaxed);
   if (log_) {
-    log_(absl::StrCat("{\"time\":\"", LogTime(),
-                      "\",\"event\":\"store_up\",\"store\":\"redis\"}\n"));
+    log_(LogLine(LogLevel::kInfo, "store_up", ",\"store\":\"redis\""));
   }
 }
 

@@ -1,7 +1,7 @@
 """The command line (issue 8, item 18): `popgate --help` prints usage (flags,
 signals, where the docs are) and exits 0; `--config=FILE` and
 `--check-config=FILE` work like `--config FILE`; wrong usage exits 2 with
-the usage on stderr. And main's own error paths never print a secret: a
+the usage in one JSON line on stderr. And main's own error paths never print a secret: a
 ticket key file that is too short is named (with the config line that
 names it), its contents are not."""
 
@@ -50,7 +50,12 @@ class Help(unittest.TestCase):
             with self.subTest(args=args):
                 r = harness.run_popgate(*args)
                 self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
-                self.assertIn("usage:", r.stderr)
+                # One JSON line (docs/logging.md), the usage in its error.
+                (line,) = r.stderr.splitlines()
+                rec = json.loads(line)
+                self.assertEqual(list(rec)[:3], ["time", "level", "event"])
+                self.assertEqual((rec["level"], rec["event"]), ("error", "usage_error"))
+                self.assertIn("usage: popgate --config FILE", rec["error"])
                 self.assertEqual(r.stdout, "")
 
 
@@ -117,8 +122,16 @@ class ConfigFlags(harness.IntegrationTestCase):
         self.p.write_config()
         r = harness.run_popgate("--check-config", self.p.config_path)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
-        self.assertIn(missing, r.stderr)
-        self.assertIn("cannot open", r.stderr)
+        rec = json.loads(r.stderr)
+        self.assertEqual((rec["level"], rec["event"]), ("error", "config_error"))
+        self.assertIn(missing, rec["error"])
+        self.assertIn("cannot open", rec["error"])
+        # The start says the same in a startup_error line.
+        r = harness.run_popgate("--config", self.p.config_path)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        rec = json.loads(r.stderr)
+        self.assertEqual((rec["level"], rec["event"]), ("error", "startup_error"))
+        self.assertIn(missing, rec["error"])
 
 
 if __name__ == "__main__":

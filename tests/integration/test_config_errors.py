@@ -17,6 +17,7 @@ secret (key material, ticket key bytes, passwd-file contents).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -87,7 +88,16 @@ class ConfigErrors(harness.IntegrationTestCase):
     def check(self, lines: list[str]) -> tuple[subprocess.CompletedProcess, str, str]:
         path = self.write("popgate.toml", "\n".join(lines) + "\n")
         r = harness.run_popgate("--check-config", path)
-        return r, path, r.stdout + r.stderr
+        # Every stderr line is one JSON object (docs/logging.md): the
+        # "file:line: reason" text is its "error", unescaped.
+        errors = []
+        for line in r.stderr.splitlines():
+            rec = json.loads(line)
+            self.assertEqual(list(rec)[:3], ["time", "level", "event"], line)
+            self.assertEqual(rec["level"], "error", line)
+            self.assertEqual(rec["event"], "config_error", line)
+            errors.append(rec["error"])
+        return r, path, r.stdout + "\n".join(errors)
 
     def assertBad(self, lines: list[str], line_no: int, *wants: str) -> str:
         r, path, out = self.check(lines)

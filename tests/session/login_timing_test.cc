@@ -96,7 +96,8 @@ TEST(SlowVerificationWarningTest, OneJsonLineWithTheFigures) {
   const std::string w = SlowVerificationWarning(
       "ex\"ample", absl::Milliseconds(250), kDelay, absl::FromUnixSeconds(0));
   EXPECT_EQ(w,
-            "{\"time\":\"1970-01-01T00:00:00.000Z\",\"event\":\"warning\","
+            "{\"time\":\"1970-01-01T00:00:00.000Z\",\"level\":\"warning\","
+            "\"event\":\"warning\","
             "\"warning\":\"password verification takes longer than "
             "auth_failure_delay; unknown users are delayed as long\","
             "\"tenant\":\"ex\\\"ample\",\"verify_ms\":250,"
