@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "backend/backend_login.h"
@@ -66,8 +67,12 @@ void Worker::MakeRedisStore() {
                              JsonEscape(std::string(what)), "\"")));
   };
   store::RedisStoreOptions o;
-  absl::StatusOr<SocketAddress> addr = ResolveHostPort(limits.redis_address);
-  if (addr.ok()) {
+  constexpr char kUnix[] = "unix:";
+  if (absl::StartsWith(limits.redis_address, kUnix)) {
+    o.connection.unix_path = limits.redis_address.substr(sizeof(kUnix) - 1);
+  } else if (absl::StatusOr<SocketAddress> addr =
+                 ResolveHostPort(limits.redis_address);
+             addr.ok()) {
     std::string text = addr->ToString();  // "1.2.3.4:6379" or "[::1]:6379"
     text.resize(text.rfind(':'));
     if (!text.empty() && text.front() == '[')
