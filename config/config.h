@@ -269,12 +269,31 @@ struct AdminConfig {
   uint32_t token_file_line = 0;  // where token_file was set
 };
 
+// [log] (optional): where log lines go and which are written
+// (docs/logging.md). Read at start only (restart-only), but
+// session_start, which each new session reads from its snapshot.
+enum class LogOutput { kStderr, kSyslog, kJournald };
+struct LogConfig {
+  LogOutput output = LogOutput::kStderr;
+  // One "session_start" line as each connection is accepted.
+  bool session_start = false;
+  // syslog: the facility's name ("mail", "daemon", "local0".."local7",
+  // ...) and the local socket the datagrams go to.
+  std::string syslog_facility = "mail";
+  int syslog_facility_code = 2;  // LOG_MAIL >> 3, from syslog_facility
+  std::string syslog_socket = "/dev/log";
+  // journald: the journal's native-protocol socket.
+  std::string journal_socket = "/run/systemd/journal/socket";
+  uint32_t line = 0;  // the [log] table, for errors
+};
+
 struct Config {
   std::string path;  // the file it came from
   ServerConfig server;
   TlsConfig tls;
   LimitsConfig limits;
   AdminConfig admin;
+  LogConfig log;
   std::vector<ListenerConfig> listeners;  // at least one
   std::vector<TenantConfig> tenants;      // at least one
 };

@@ -758,8 +758,8 @@ absl::Status ParseSections(const Fields& f, const toml::table& root,
                            Config& config) {
   if (absl::Status s =
           f.CheckKeys(root,
-                      {"server", "tls", "limits", "admin", "listener",
-                       "tenant"},
+                      {"server", "tls", "limits", "admin", "log",
+                       "listener", "tenant"},
                       "at top level");
       !s.ok()) {
     return s;
@@ -781,6 +781,9 @@ absl::Status ParseSections(const Fields& f, const toml::table& root,
     if (absl::Status s = ParseAdmin(f, *admin, config.admin); !s.ok()) return s;
   }
   if (absl::Status s = ParseTenants(f, root, config); !s.ok()) return s;
+  if (const toml::node* log = root.get("log")) {
+    if (absl::Status s = ParseLog(f, *log, config.log); !s.ok()) return s;
+  }
   return ParseListeners(f, root, config);
 }
 

@@ -31,6 +31,9 @@ absl::Status ParseListeners(const Fields& fields, const toml::table& root,
 // [admin] (admin_section.cc).
 absl::Status ParseAdmin(const Fields& fields, const toml::node& node,
                         AdminConfig& admin);
+// [log] (log_section.cc).
+absl::Status ParseLog(const Fields& fields, const toml::node& node,
+                      LogConfig& log);
 // [limits] (limits_section.cc).
 absl::Status ParseLimits(const Fields& fields, const toml::node& node,
                          LimitsConfig& limits);

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/log_line.h"
 
 namespace popgate {
 namespace {
@@ -32,8 +33,10 @@ uint64_t CountLines(std::string_view data) {
 
 }  // namespace
 
-LogWriter::LogWriter(int fd) : state_(std::make_shared<State>()) {
+LogWriter::LogWriter(int fd, std::unique_ptr<LogSink> sink)
+    : state_(std::make_shared<State>()) {
   state_->fd = fd;
+  state_->sink = std::move(sink);
   struct stat st {};
   if (fstat(fd, &st) == 0) {
     state_->is_file = S_ISREG(st.st_mode);
@@ -136,11 +139,22 @@ void LogWriter::WriteBatch(State& s, std::string_view data) {
   if (lost > s.lost_reported) {
     // Say so once the fd works again (it may never: then nobody can read
     // it anyway).
-    std::string warn = absl::StrCat(
-        "{\"event\":\"warning\",\"warning\":\"log lines lost: stderr failed\","
-        "\"count\":",
-        lost - s.lost_reported, "}\n");
-    if (WriteAll(s, warn)) s.lost_reported = lost;
+    std::string warn = LogLine(
+        LogLevel::kWarning, "warning",
+        absl::StrCat(",\"warning\":\"log lines lost: ",
+                     s.sink != nullptr ? "the log socket" : "stderr",
+                     " failed; check the syslog daemon or journal (or the "
+                     "pipe stderr goes to)\",\"count\":",
+                     lost - s.lost_reported));
+    if (s.sink != nullptr
+            ? s.sink->Send(std::string_view(warn).substr(0, warn.size() - 1))
+            : WriteAll(s, warn)) {
+      s.lost_reported = lost;
+    }
+  }
+  if (s.sink != nullptr) {
+    SendLines(s, data);
+    return;
   }
   if (!s.is_pipe) {
     if (!WriteAll(s, data)) {
@@ -163,6 +177,17 @@ void LogWriter::WriteBatch(State& s, std::string_view data) {
                              std::memory_order_relaxed);
     }
     data.remove_prefix(n);
+  }
+}
+
+void LogWriter::SendLines(State& s, std::string_view data) {
+  while (!data.empty()) {
+    size_t nl = data.find('\n');
+    const size_t n = nl == std::string_view::npos ? data.size() : nl;
+    if (n > 0 && !s.sink->Send(data.substr(0, n))) {
+      s.lost_lines.fetch_add(1, std::memory_order_relaxed);
+    }
+    data.remove_prefix(nl == std::string_view::npos ? n : n + 1);
   }
 }
 

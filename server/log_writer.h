@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "absl/time/time.h"
+#include "server/log_sink.h"
 
 namespace popgate {
 
@@ -36,7 +37,10 @@ class LogWriter {
   // or socket gets writes cut at line boundaries of at most PIPE_BUF bytes
   // (atomic, so other processes writing to the same pipe never split one
   // of our lines).
-  explicit LogWriter(int fd);
+  //
+  // With a `sink` (output = "syslog" or "journald": server/log_sink.h)
+  // each line goes to it as one datagram instead, from the same thread.
+  explicit LogWriter(int fd, std::unique_ptr<LogSink> sink = nullptr);
   ~LogWriter();  // Stop(5 s) if still running
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
@@ -71,6 +75,7 @@ class LogWriter {
   // touches freed memory.
   struct State {
     int fd = -1;
+    std::unique_ptr<LogSink> sink;  // null: write to fd
     bool is_file = false;
     bool is_pipe = false;
     std::mutex mu;
@@ -90,6 +95,8 @@ class LogWriter {
   // False if the fd failed; the lines of `data` then count as lost.
   static bool WriteAll(State& s, std::string_view data);
   static void WriteBatch(State& s, std::string_view data);
+  // A sink's batch: one Send per line.
+  static void SendLines(State& s, std::string_view data);
 
   std::shared_ptr<State> state_;
   std::thread thread_;

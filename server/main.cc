@@ -32,6 +32,7 @@
 #include "server/admin_routes.h"
 #include "server/health_targets.h"
 #include "server/listener_set.h"
+#include "server/log_sink.h"
 #include "server/log_writer.h"
 #include "server/trim_policy.h"
 #include "server/worker.h"
@@ -103,8 +104,9 @@ constexpr char kUsage[] =
     "                   up to shutdown_grace, cut the rest (no QUIT), exit "
     "0\n"
     "\n"
-    "logs: one JSON object per line on stderr (one per session, and "
-    "events).\n"
+    "logs: one JSON object per line (one per session, and events) on "
+    "stderr, or\n"
+    "      syslog or journald ([log] output; docs/logging.md); errors too.\n"
     "docs: README.md (running, configuration reference) and docs/ "
     "(architecture.md)\n"
     "      in popgate's source tree.\n";
@@ -216,6 +218,18 @@ std::vector<std::string> RestartOnlyChanges(const Config& started,
   if (next.admin.request_timeout != started.admin.request_timeout) {
     out.push_back("admin.request_timeout");
   }
+  // The log writer's output is opened once, at start ([log] session_start
+  // applies to new sessions).
+  if (next.log.output != started.log.output) out.push_back("log.output");
+  if (next.log.syslog_facility != started.log.syslog_facility) {
+    out.push_back("log.syslog_facility");
+  }
+  if (next.log.syslog_socket != started.log.syslog_socket) {
+    out.push_back("log.syslog_socket");
+  }
+  if (next.log.journal_socket != started.log.journal_socket) {
+    out.push_back("log.journal_socket");
+  }
   // Listener addresses are compared by the caller (a change is refused).
   for (size_t i = 0; i < next.listeners.size() && i < started.listeners.size();
        ++i) {
@@ -305,8 +319,14 @@ int Serve(const std::string& path) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  // The only writer of stderr from here on (workers and this thread).
-  LogWriter log(STDERR_FILENO);
+  // The only writer of the log from here on (workers and this thread):
+  // stderr, or the syslog/journal socket, which must be there now.
+  absl::StatusOr<std::unique_ptr<LogSink>> log_sink = OpenLogSink(config.log);
+  if (!log_sink.ok()) {
+    StartupError(log_sink.status().message());
+    return 1;
+  }
+  LogWriter log(STDERR_FILENO, *std::move(log_sink));
   log.Start();
   g_log = &log;
 

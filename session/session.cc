@@ -48,6 +48,7 @@
 #include "session/session_env.h"
 #include "session/session_state.h"
 #include "session/session_log.h"
+#include "session/session_metrics.h"
 #include "tls/tls_engine.h"
 
 namespace popgate {
@@ -423,6 +424,13 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
   const Snapshot& snap = *s.snap;
   const ServerConfig& cfg = snap.config.server;
   const absl::Time pass_at = absl::Now();
+  // The login's answer time for the metrics, whichever way it ends.
+  struct AnsweredAt {
+    SessionRecord& rec;
+    ~AnsweredAt() { rec.login_answered = absl::Now(); }
+  } answered{s.rec};
+  s.rec.login_at = pass_at;
+  s.rec.login_failure = LoginFailure::kNone;
   // No domain in the username: the TLS name picks the tenant, else the
   // listener's default.
   std::string_view default_tenant = s.sni_tenant;
@@ -446,6 +454,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
   if (!usable) {
     failure_reply = replies::kUnusableCredentials;
     s.rec.detail = "username or password with CR, LF or NUL, or too long";
+    s.rec.login_failure = LoginFailure::kBadCredentials;
   }
   // Brute-force defence (login_guard.h): a blocked address or user is
   // refused before any hash runs; the failure delay grows with the
@@ -462,6 +471,8 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
     co_return PassOutcome::kEnded;
   }
   FailureDeadline fail_at(pass_at, gate.failure_delay);
+  if (gate.failure_delay > cfg.auth_failure_delay) s.rec.throttled = true;
+  if (usable && !route.ok()) s.rec.login_failure = LoginFailure::kUnknownUser;
   if (route.ok()) {
     s.rec.user = route->user.full;
     const TenantConfig& tenant = snap.config.tenants[route->tenant_index];
@@ -507,6 +518,11 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
         co_await s.client->WriteAll(replies::kOverloaded, s.ClientTimeout());
         co_return PassOutcome::kEnded;
       }
+      if (entry == nullptr) {
+        s.rec.login_failure = LoginFailure::kUnknownUser;
+      } else if (!v->ok) {
+        s.rec.login_failure = LoginFailure::kBadPassword;
+      }
       if (entry != nullptr && cached) {
         ok = v->ok;
         fail_at.NoSoonerThan(
@@ -534,6 +550,7 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
       if (login.done) co_return *login.done;
       failure_reply_storage = std::move(login.failure_reply);
       failure_reply = failure_reply_storage;
+      s.rec.login_failure = LoginFailure::kBackendRejected;
       ok = false;
     }
   }
@@ -659,6 +676,7 @@ Task<bool> Authorize(SessionState& s) {
             break;
           }
           std::string password(cmd.arg);
+          s.rec.mechanism = "USER";
           PassOutcome outcome = co_await HandlePass(s, user, password);
           Wipe(password);
           user.clear();
@@ -729,6 +747,7 @@ Task<bool> Authorize(SessionState& s) {
             break;
           }
           user.clear();
+          s.rec.mechanism = *mech == SaslMechanism::kPlain ? "PLAIN" : "LOGIN";
           PassOutcome outcome =
               co_await HandlePass(s, creds.user, creds.password);
           Wipe(creds.password);
@@ -872,6 +891,7 @@ Detached RunSession(SessionEnv& worker, UniqueFd client, int listener_index) {
   auto s = std::make_unique<SessionState>(worker, client.get(), listener_index);
   s->rec.start = absl::Now();
   s->rec.session_id = worker.NewSessionId();
+  s->rec.listener = s->listener().address;
   s->live.client_fd = client.get();
   s->live.record = &s->rec;  // the admin API's view (GET /sessions)
   worker.Register(&s->live);
@@ -891,6 +911,10 @@ Detached RunSession(SessionEnv& worker, UniqueFd client, int listener_index) {
   // handshake included); then the limits for the address it names.
   bool admitted = true;
   if (s->listener().proxy_protocol) admitted = co_await ReadFrontProxy(*s);
+  // After the PROXY header, so that the line names the real client.
+  if (s->snap->config.log.session_start) {
+    worker.Log(FormatSessionStartLog(s->rec, absl::Now()));
+  }
   if (admitted) admitted = co_await AdmitConnection(*s);
 
   bool tls_ok = admitted;
@@ -909,7 +933,12 @@ Detached RunSession(SessionEnv& worker, UniqueFd client, int listener_index) {
     s->rec.result = SessionResult::kBackendCut;
     s->rec.detail = "the backend's state was set to \"down\"";
   }
-  worker.Log(FormatSessionLog(s->rec, absl::Now()));
+  const absl::Time end = absl::Now();
+  worker.Log(FormatSessionLog(s->rec, end));
+  // The metrics from the same record (session_metrics.h); the snapshot
+  // may be gone (dropped when forwarding started): the record keeps the
+  // listener's address.
+  worker.RecordSessionEnd(SessionEndFrom(s->rec, s->rec.listener, end));
   worker.Unregister(&s->live);
   // `client` and the backend close here: no QUIT is ever sent for the
   // client, so a vanished client's DELE marks are discarded.

@@ -9,12 +9,36 @@
 
 #include "absl/time/time.h"
 #include "base/json_escape.h"
+#include "base/log_line.h"
 #include "session/session_result.h"
 
 namespace popgate {
 
+// Why the last login of a session failed, as the session saw it (the
+// session line's "reason" says it when the session ended on it).
+enum class LoginFailure {
+  kNone,
+  kBadPassword,      // a file tenant's user, a wrong password
+  kUnknownUser,      // no such user or no tenant for the name
+  kBadCredentials,   // CR, LF or NUL in the name or password: never sent on
+  kBackendRejected,  // an auth = "backend" tenant's backend said -ERR to PASS
+};
+
 struct SessionRecord {
   absl::Time start;
+  // The listener's address as configured ("0.0.0.0:995").
+  std::string listener;
+  // How the client logged in (its last try): "USER" (USER/PASS), "PLAIN",
+  // "LOGIN" (SASL); "" = it never tried.
+  std::string mechanism;
+  LoginFailure login_failure = LoginFailure::kNone;
+  // The last login's password arriving (PASS, or the SASL step that
+  // completed it) and its answer going out; InfinitePast() = none.
+  absl::Time login_at = absl::InfinitePast();
+  absl::Time login_answered = absl::InfinitePast();
+  // The brute-force defence grew the failure delay of a login (failures
+  // already counted for the address or user).
+  bool throttled = false;
   // Ours, unique per process run: in the log, and to backends (XCLIENT
   // SESSION) so both logs can be joined.
   std::string session_id;
@@ -52,8 +76,21 @@ struct SessionRecord {
   std::string detail;
 };
 
-// {"time":...,"client":...,...,"result":...,"ended_by":...[,"detail":...]}\n
+// The line's "reason": a fixed vocabulary (docs/logging.md), derived from
+// the result and what the session saw, never from free text. "none" for
+// a session that ended as sessions do.
+std::string_view SessionReason(const SessionRecord& r);
+// "info", "warning" or "error", from the reason.
+LogLevel SessionLevel(const SessionRecord& r);
+
+// {"time":...,"level":...,"event":"session","session":...,"start":...,
+//  "listener":...,"client":...,...,"mechanism":...,"result":...,
+//  "ended_by":...,"reason":...[,"detail":...]}\n
 std::string FormatSessionLog(const SessionRecord& r, absl::Time end);
+
+// [log] session_start: {"time":...,"level":"info","event":"session_start",
+//  "session":...,"listener":...,"client":...[,"front":...]}\n
+std::string FormatSessionStartLog(const SessionRecord& r, absl::Time now);
 
 }  // namespace popgate
 

@@ -16,6 +16,18 @@ metrics::SessionEnd SessionEndFrom(const SessionRecord& rec,
   e.forwarding = rec.forwarding;
   e.tls_version = rec.tls;
   e.tls_resumed = rec.tls_resumed;
+  // The metric's label values are lower case (metrics/session_metrics.h).
+  if (rec.mechanism == "USER") {
+    e.mechanism = "user";
+  } else if (rec.mechanism == "PLAIN") {
+    e.mechanism = "plain";
+  } else if (rec.mechanism == "LOGIN") {
+    e.mechanism = "login";
+  }
+  if (rec.login_at != absl::InfinitePast() &&
+      rec.login_answered >= rec.login_at) {
+    e.login_seconds = absl::ToDoubleSeconds(rec.login_answered - rec.login_at);
+  }
   switch (rec.result) {
     case SessionResult::kLimited:
     case SessionResult::kTenantFull:
@@ -26,6 +38,8 @@ metrics::SessionEnd SessionEndFrom(const SessionRecord& rec,
       e.refusal = "blocked";
       break;
     default:
+      // A login slowed down by the brute-force defence but not refused.
+      if (rec.throttled) e.refusal = "throttled";
       break;
   }
   if (!rec.forwarding.empty()) {

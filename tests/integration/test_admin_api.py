@@ -164,6 +164,53 @@ class MetricsTest(unittest.TestCase):
                      'popgate_active_sessions{worker="0"}'):
             self.assertIn(want, text)
 
+    def test_session_end_moves_the_session_metrics(self):
+        """Each session's end reaches the metrics (session.cc's one
+        RecordSessionEnd call beside the session log line)."""
+        listener = f"{harness.LOOPBACK}:{pg.port}"
+        series = {
+            "ok": f'popgate_sessions_total{{listener="{listener}",result="ok"}}',
+            "login_ok": 'popgate_logins_total{tenant="solo",mechanism="user",result="ok"}',
+            "login_failed":
+                'popgate_logins_total{tenant="solo",mechanism="user",result="failed"}',
+            "latency": 'popgate_login_duration_seconds_count{tenant="solo"}',
+            "duration": f'popgate_session_duration_seconds_count{{listener="{listener}"}}',
+            "forwarded": 'popgate_forwarded_sessions_total{path="splice"}',
+        }
+
+        def scrape() -> dict[str, float]:
+            _, _, body = http("GET", "/metrics")
+            values = {}
+            for line in body.decode().splitlines():
+                if line.startswith("#"):
+                    continue
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+            return {k: values.get(s, 0.0) for k, s in series.items()}
+
+        before = scrape()
+        with RawClient(pg.port) as c:
+            self.assertTrue(c.login(SOLO_USER, PW).startswith(b"+OK"))
+            c.cmd_ok("QUIT")
+            c.read_until_closed(5)
+        with RawClient(pg.port) as c:
+            self.assertTrue(c.login(SOLO_USER, "wrong-" + PW).startswith(b"-ERR"))
+        want = {"ok": 1, "login_ok": 1, "login_failed": 1, "latency": 2,
+                "duration": 2, "forwarded": 1}
+        deltas = {}
+
+        def moved():
+            now = scrape()
+            deltas.update({k: now[k] - before[k] for k in series})
+            return all(deltas[k] >= v for k, v in want.items())
+        harness.wait_until(moved, harness.scaled(5))
+        self.assertEqual({k: deltas[k] >= v for k, v in want.items()},
+                         {k: True for k in want}, deltas)
+        # The latency histogram's sum moved by a positive amount too.
+        _, _, body = http("GET", "/metrics")
+        self.assertRegex(body.decode(),
+                         r'popgate_login_duration_seconds_sum\{tenant="solo"\} [0-9.e-]+')
+
     def test_openmetrics(self):
         status, hdrs, body = http("GET", "/metrics", headers={
             "Accept": "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"})

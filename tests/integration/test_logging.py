@@ -1,9 +1,20 @@
 """Session logs: one JSON line per session on stderr with time, client,
 tenant, user, backend, bytes_in, bytes_out, duration_ms and result; distinct
 results for success and failures; JSON stays valid whatever the client sends
-as a user name; and no password ever appears in popgate's output."""
+as a user name; and no password ever appears in popgate's output.
 
+Issue 11: every line starts with time, level and event; session lines have
+start, listener, mechanism and a reason from a fixed vocabulary; [log]
+session_start adds a line as each session starts; output = "syslog" sends
+each line as a datagram to a socket this test binds; a missing socket is a
+JSON start-up error (docs/logging.md)."""
+
+import base64
 import json
+import os
+import re
+import socket
+import tempfile
 import time
 import unittest
 
@@ -15,13 +26,21 @@ WRONG = "Wrong-Secret-Pw-9zz1"       # a wrong password that is tried
 PIPE_PW = "Pipelined-Secret-Pw-44a"  # correct password of another user, pipelined
 BE_PW = "Backend-Auth-Secret-5bb"    # auth=backend tenant
 BE_WRONG = "Backend-Wrong-Secret-6cc"
-USERS = {f"log{i}@example.com": PW for i in range(6)}
+USERS = {f"log{i}@example.com": PW for i in range(10)}
 USERS["piper@example.com"] = PIPE_PW
 BE_USER = "be@backend.example"
 SIZES = [50000, 700]
 ALL_PASSWORDS = [PW, WRONG, PIPE_PW, BE_PW, BE_WRONG]
-KEYS = ("time", "client", "tenant", "user", "backend", "bytes_in", "bytes_out",
-        "duration_ms", "result")
+KEYS = ("time", "level", "event", "session", "start", "listener", "client", "tenant",
+        "user", "mechanism", "backend", "bytes_in", "bytes_out", "duration_ms", "result",
+        "ended_by", "reason")
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+# docs/logging.md's list.
+REASONS = {"none", "client_closed", "backend_closed", "bad_password", "unknown_user",
+           "bad_credentials", "backend_rejected", "blocked", "limited", "in_use",
+           "overloaded", "no_backend", "backend_unavailable", "backend_refused",
+           "backend_down", "tls_error", "timeout", "protocol_error", "proxy_header",
+           "store_unavailable", "loop", "proxy_error"}
 
 res = harness.ModuleResources()
 synth = be_synth = popgate = None
@@ -66,7 +85,13 @@ class SessionLog(harness.IntegrationTestCase):
         self.assertTrue(str(rec["client"]).startswith("127.0.0.1"), rec)
         self.assertIsInstance(rec["result"], str)
         self.assertTrue(rec["result"])
-        self.assertTrue(rec["time"])
+        self.assertEqual(list(rec)[:3], ["time", "level", "event"], rec)
+        self.assertRegex(rec["time"], TIME_RE)
+        self.assertRegex(rec["start"], TIME_RE)
+        self.assertLessEqual(rec["start"], rec["time"])
+        self.assertEqual(rec["listener"], f"{harness.LOOPBACK}:{popgate.port}")
+        self.assertIn(rec["reason"], REASONS)
+        self.assertIn(rec["level"], ("info", "warning", "error"))
 
     def test_successful_session(self):
         user = "log0@example.com"
@@ -126,6 +151,68 @@ class SessionLog(harness.IntegrationTestCase):
         recs = self.records_for(BE_USER, 2)
         self.assertEqual({r["tenant"] for r in recs}, {"be"})
         self.assertEqual(len({r["result"] for r in recs}), 2)
+
+    def test_reason_level_and_mechanism(self):
+        ok_user, bad_user, plain_user = "log6@example.com", "log7@example.com", "log8@example.com"
+        before = len(popgate.session_records(user=BE_USER))
+        with RawClient(popgate.port) as c:
+            self.assertTrue(c.login(ok_user, PW).startswith(b"+OK"))
+            c.cmd_ok("QUIT")
+        with RawClient(popgate.port) as c:
+            self.assertTrue(c.login(bad_user, WRONG).startswith(b"-ERR"))
+        with RawClient(popgate.port) as c:
+            self.assertTrue(c.login("nobody@example.com", PW).startswith(b"-ERR"))
+        with RawClient(popgate.port) as c:
+            self.assertTrue(c.login(BE_USER, BE_WRONG).startswith(b"-ERR [AUTH]"))
+        with RawClient(popgate.port) as c:
+            self.assertTrue(c.login("d@down.example", PW).startswith(b"-ERR [SYS/TEMP]"))
+        with RawClient(popgate.port) as c:
+            blob = base64.b64encode(f"\0{plain_user}\0{PW}".encode()).decode()
+            self.assertTrue(c.cmd(f"AUTH PLAIN {blob}").startswith(b"+OK"))
+            c.cmd_ok("QUIT")
+        want = {  # user -> (mechanism, reason, level)
+            ok_user: ("USER", "none", "info"),
+            bad_user: ("USER", "bad_password", "warning"),
+            "nobody@example.com": ("USER", "unknown_user", "warning"),
+            BE_USER: ("USER", "backend_rejected", "warning"),
+            "d@down.example": ("USER", "backend_unavailable", "warning"),
+            plain_user: ("PLAIN", "none", "info"),
+        }
+        for user, (mech, reason, level) in want.items():
+            with self.subTest(user=user):
+                rec = self.records_for(user, before + 1 if user == BE_USER else 1)[-1]
+                self.assertWellFormed(rec)
+                self.assertEqual((rec["mechanism"], rec["reason"], rec["level"]),
+                                 (mech, reason, level), rec)
+
+    def test_every_line_is_framed(self):
+        with RawClient(popgate.port) as c:
+            c.cmd("CAPA")
+        with RawClient(popgate.port) as c:
+            c.login("log9@example.com", PW)
+            c.cmd_ok("QUIT")
+        self.records_for("log9@example.com")
+        lines = [l for l in popgate.stderr_text().splitlines() if l.strip()]
+        self.assertTrue(any('"event":"listening"' in l for l in lines))
+        for line in lines:
+            rec = json.loads(line)
+            self.assertEqual(list(rec)[:3], ["time", "level", "event"], line)
+            self.assertRegex(rec["time"], TIME_RE, line)
+            self.assertIn(rec["level"], ("info", "warning", "error"), line)
+            if rec["event"] == "session":
+                self.assertIn(rec["reason"], REASONS, line)
+
+    def test_missing_socket_is_a_startup_error(self):
+        p = harness.unstarted_popgate(self, [harness.Tenant(
+            "example-com", ["example.com"], [synth.address], users=USERS)])
+        p.extra_toml = '[log]\noutput = "journald"\njournal_socket = "/nonexistent/j.sock"\n'
+        p.write_config()
+        r = harness.run_popgate("--config", p.config_path)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        rec = json.loads(r.stderr)
+        self.assertEqual((rec["level"], rec["event"]), ("error", "startup_error"))
+        self.assertIn("/nonexistent/j.sock", rec["error"])
+        self.assertIn("journal_socket", rec["error"])
 
     def test_hostile_user_names_keep_json_valid(self):
         names = [b'q"uote@example.com', b"back\\slash@example.com", b"ctl\x01\x1f@example.com",
@@ -190,6 +277,77 @@ class SessionLog(harness.IntegrationTestCase):
         self.assertEqual(out.count(WRONG.encode()), sum(
             1 for r in popgate.log_records() if r.get("user") == WRONG),
             "the wrong password appears other than as the user name it was sent as")
+
+
+class SyslogAndSessionStart(harness.IntegrationTestCase):
+    """[log] output = "syslog" to a datagram socket bound here, with
+    session_start lines."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="popgate-it-syslog-")
+        self.path = os.path.join(self.dir, "log.sock")
+        self.rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.rx.bind(self.path)
+        self.rx.settimeout(0.2)
+        self.addCleanup(self.rx.close)
+        self.p = harness.Popgate(
+            [harness.Tenant("example-com", ["example.com"], [synth.address], users=USERS)],
+            extra_toml=(f"[log]\noutput = \"syslog\"\nsyslog_facility = \"local1\"\n"
+                        f"syslog_socket = {json.dumps(self.path)}\nsession_start = true\n"))
+        self.p.start()
+        self.addCleanup(self.p.stop)
+        self.got: list[str] = []
+
+    def receive_until(self, pred, timeout=5.0) -> list[str]:
+        deadline = time.monotonic() + harness.scaled(timeout)
+        while time.monotonic() < deadline:
+            if pred(self.got):
+                break
+            try:
+                self.got.append(self.rx.recv(65536).decode())
+            except socket.timeout:
+                pass
+        return self.got
+
+    @staticmethod
+    def record(datagram: str) -> dict:
+        m = re.match(r"^<(\d+)>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d popgate\[(\d+)\]: (\{.*\})$",
+                     datagram)
+        assert m, datagram
+        rec = json.loads(m.group(3))
+        rec["_pri"] = int(m.group(1))
+        rec["_pid"] = int(m.group(2))
+        return rec
+
+    def test_lines_go_to_syslog_with_session_start(self):
+        user = "log5@example.com"
+        with RawClient(self.p.port) as c:
+            self.assertTrue(c.login(user, PW).startswith(b"+OK"))
+            c.cmd_ok("QUIT")
+        with RawClient(self.p.port) as c:
+            c.login(user, WRONG)
+        self.receive_until(lambda g: sum(f'"user":"{user}"' in d for d in g) >= 2)
+        recs = [self.record(d) for d in self.got]
+        by_event = {}
+        for r in recs:
+            by_event.setdefault(r["event"], []).append(r)
+        self.assertIn("listening", by_event, self.got)
+        self.assertEqual({r["_pid"] for r in recs}, {self.p.proc.pid})
+        # local1 = 17: info 17*8+6, warning 17*8+4.
+        self.assertEqual(by_event["listening"][0]["_pri"], 142)
+        # The harness's readiness probe was a session too.
+        ok, bad = [r for r in by_event["session"] if r["user"] == user]
+        self.assertEqual((ok["_pri"], ok["reason"]), (142, "none"))
+        self.assertEqual((bad["_pri"], bad["reason"]), (140, "bad_password"))
+        starts = [s for s in by_event.get("session_start", [])
+                  if s["session"] in (ok["session"], bad["session"])]
+        self.assertEqual([s["session"] for s in starts], [ok["session"], bad["session"]])
+        for s in starts:
+            self.assertEqual(s["listener"], f"{harness.LOOPBACK}:{self.p.port}")
+            self.assertTrue(s["client"].startswith(harness.LOOPBACK))
+            self.assertLessEqual(s["time"], ok["time"] if s is starts[0] else bad["time"])
+        # Nothing went to stderr: the syslog socket is the log.
+        self.assertEqual(self.p.stderr_text().strip(), "")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "session/session_metrics.h"
 #include "session/session_result.h"
 
 namespace popgate {
@@ -26,8 +27,15 @@ TEST(SessionLogTest, OneLineWithAllFields) {
   r.bytes_in = 12;
   r.bytes_out = 3456;
   r.forwarding = "splice";
+  r.listener = "0.0.0.0:995";
+  r.mechanism = "USER";
   r.result = SessionResult::kOk;
   std::string line = FormatSessionLog(r, absl::FromUnixSeconds(1002));
+  // The frame comes first, in this order (base/log_line.h).
+  EXPECT_TRUE(
+      line.starts_with("{\"time\":\"1970-01-01T00:16:42.000Z\","
+                       "\"level\":\"info\",\"event\":\"session\","))
+      << line;
   EXPECT_EQ(line.back(), '\n');
   EXPECT_EQ(line.find('\n'), line.size() - 1);
   for (const char* want :
@@ -35,7 +43,9 @@ TEST(SessionLogTest, OneLineWithAllFields) {
         "\"user\":\"alice@example.com\"", "\"backend\":\"127.0.0.1:11001\"",
         "\"bytes_in\":12", "\"bytes_out\":3456", "\"duration_ms\":2000",
         "\"result\":\"ok\"", "\"ended_by\":\"client\"",
-        "\"forwarding\":\"splice\"", "\"time\":\"1970-01-01T00:16:42.000Z\""}) {
+        "\"forwarding\":\"splice\"", "\"time\":\"1970-01-01T00:16:42.000Z\"",
+        "\"start\":\"1970-01-01T00:16:40.000Z\"", "\"reason\":\"none\"",
+        "\"mechanism\":\"USER\"", "\"listener\":\"0.0.0.0:995\""}) {
     EXPECT_NE(line.find(want), std::string::npos) << want << " in " << line;
   }
 }
@@ -167,6 +177,141 @@ TEST(SessionResultTest, ForwardEndsMapToTheirOwnResults) {
   // A backend that dies mid-response is not "ok" (issue 8, 14).
   EXPECT_EQ(ResultOfForwardEnd(ForwardEnd::kBackendClosed),
             SessionResult::kBackendClosed);
+}
+
+// The reason vocabulary docs/logging.md lists: every result maps into it.
+constexpr std::string_view kReasons[] = {
+    "none",
+    "bad_password",
+    "unknown_user",
+    "bad_credentials",
+    "backend_rejected",
+    "blocked",
+    "limited",
+    "overloaded",
+    "in_use",
+    "no_backend",
+    "backend_unavailable",
+    "backend_refused",
+    "backend_closed",
+    "backend_down",
+    "tls_error",
+    "timeout",
+    "protocol_error",
+    "proxy_header",
+    "client_closed",
+    "loop",
+    "proxy_error",
+    "store_unavailable",
+};
+
+TEST(SessionReasonTest, EveryResultHasAReasonFromTheVocabulary) {
+  std::set<std::string_view> vocabulary(std::begin(kReasons),
+                                        std::end(kReasons));
+  std::set<std::string_view> used;
+  for (SessionResult res : kAllResults) {
+    for (bool forwarded : {false, true}) {
+      for (LoginFailure f :
+           {LoginFailure::kNone, LoginFailure::kBadPassword,
+            LoginFailure::kUnknownUser, LoginFailure::kBadCredentials,
+            LoginFailure::kBackendRejected}) {
+        SessionRecord r;
+        r.result = res;
+        r.forwarding = forwarded ? "splice" : "";
+        r.login_failure = f;
+        r.auth_failures = f == LoginFailure::kNone ? 0 : 1;
+        const std::string_view reason = SessionReason(r);
+        EXPECT_TRUE(vocabulary.contains(reason))
+            << reason << " for " << SessionResultName(res);
+        used.insert(reason);
+      }
+    }
+  }
+  // And nothing in the documented list is dead.
+  EXPECT_EQ(used, vocabulary);
+}
+
+TEST(SessionReasonTest, LoginFailuresAndLevels) {
+  SessionRecord r;
+  r.result = SessionResult::kAuthFailed;
+  r.auth_failures = 1;
+  r.login_failure = LoginFailure::kUnknownUser;
+  EXPECT_EQ(SessionReason(r), "unknown_user");
+  EXPECT_EQ(SessionLevel(r), LogLevel::kWarning);
+  r.login_failure = LoginFailure::kBadPassword;
+  r.result = SessionResult::kTooManyAuthFailures;
+  EXPECT_EQ(SessionReason(r), "bad_password");
+  // QUIT after a failed login: the failure is why it did not log in.
+  r.result = SessionResult::kQuit;
+  EXPECT_EQ(SessionReason(r), "bad_password");
+  r.auth_failures = 0;
+  EXPECT_EQ(SessionReason(r), "none");
+  EXPECT_EQ(SessionLevel(r), LogLevel::kInfo);
+  r.result = SessionResult::kLoginTimeout;
+  EXPECT_EQ(SessionReason(r), "timeout");
+  r.result = SessionResult::kLoop;
+  EXPECT_EQ(SessionLevel(r), LogLevel::kError);
+  r.result = SessionResult::kClientClosed;
+  EXPECT_EQ(SessionReason(r), "client_closed");
+  r.forwarding = "copy";
+  EXPECT_EQ(SessionReason(r), "none");
+  const std::string line = FormatSessionLog(r, absl::FromUnixSeconds(1));
+  EXPECT_NE(line.find("\"reason\":\"none\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"mechanism\":\"\""), std::string::npos) << line;
+}
+
+TEST(SessionStartLogTest, OneLineWithIdClientAndListener) {
+  SessionRecord r;
+  r.session_id = "abcd1234-0-1";
+  r.client = "192.0.2.7:40000";
+  r.listener = "[::]:110";
+  EXPECT_EQ(FormatSessionStartLog(r, absl::FromUnixSeconds(0)),
+            "{\"time\":\"1970-01-01T00:00:00.000Z\",\"level\":\"info\","
+            "\"event\":\"session_start\",\"session\":\"abcd1234-0-1\","
+            "\"listener\":\"[::]:110\",\"client\":\"192.0.2.7:40000\"}\n");
+  r.front = "10.0.0.1:5555";
+  EXPECT_NE(FormatSessionStartLog(r, absl::FromUnixSeconds(0))
+                .find(",\"front\":\"10.0.0.1:5555\"}"),
+            std::string::npos);
+}
+
+TEST(SessionEndFromTest, MechanismLatencyAndThrottling) {
+  SessionRecord r;
+  r.start = absl::FromUnixSeconds(100);
+  r.listener = "127.0.0.1:1110";
+  r.tenant = "t";
+  r.user = "alice@example.com";
+  r.mechanism = "PLAIN";
+  r.login_at = absl::FromUnixSeconds(101);
+  r.login_answered = absl::FromUnixSeconds(101) + absl::Milliseconds(250);
+  r.forwarding = "splice";
+  r.result = SessionResult::kOk;
+  metrics::SessionEnd e =
+      SessionEndFrom(r, r.listener, absl::FromUnixSeconds(103));
+  EXPECT_EQ(e.listener, "127.0.0.1:1110");
+  EXPECT_EQ(e.mechanism, "plain");
+  EXPECT_EQ(e.login_result, "ok");
+  EXPECT_DOUBLE_EQ(e.login_seconds, 0.25);
+  EXPECT_DOUBLE_EQ(e.duration_seconds, 3);
+  EXPECT_EQ(e.refusal, "");
+
+  SessionRecord f;
+  f.mechanism = "USER";
+  f.auth_failures = 2;
+  f.throttled = true;
+  f.result = SessionResult::kAuthFailed;
+  e = SessionEndFrom(f, "x", absl::FromUnixSeconds(1));
+  EXPECT_EQ(e.mechanism, "user");
+  EXPECT_EQ(e.login_result, "failed");
+  EXPECT_EQ(e.refusal, "throttled");
+  EXPECT_LT(e.login_seconds, 0);  // no login time recorded
+  f.result = SessionResult::kBlocked;
+  EXPECT_EQ(SessionEndFrom(f, "x", absl::FromUnixSeconds(1)).refusal,
+            "blocked");
+  SessionRecord none;  // connected and left
+  e = SessionEndFrom(none, "x", absl::FromUnixSeconds(1));
+  EXPECT_EQ(e.mechanism, "");
+  EXPECT_EQ(e.login_result, "");
 }
 
 }  // namespace

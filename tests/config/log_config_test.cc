@@ -1,0 +1,96 @@
+// [log] (issue 11): the log's output, its sockets, the session_start line.
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "gtest/gtest.h"
+
+namespace popgate {
+namespace {
+
+constexpr std::string_view kName = "t.toml";
+constexpr std::string_view kBaseDir = "/etc/popgate";
+
+const std::string kRest =
+    "[[listener]]\n"
+    "address = \"127.0.0.1:1110\"\n"
+    "[[tenant]]\n"
+    "name = \"t\"\n"
+    "domains = [\"example.com\"]\n"
+    "auth = \"backend\"\n"
+    "backends = [ { address = \"127.0.0.1:11001\" } ]\n";
+
+absl::StatusOr<Config> Parse(std::string_view log) {
+  return ParseConfig(std::string(log) + kRest, kName, kBaseDir);
+}
+
+testing::AssertionResult FailsAt(std::string_view log, int line,
+                                 std::string_view what) {
+  absl::StatusOr<Config> config = Parse(log);
+  if (config.ok()) return testing::AssertionFailure() << "was accepted";
+  const std::string message(config.status().message());
+  const std::string prefix = "t.toml:" + std::to_string(line) + ": ";
+  if (!message.starts_with(prefix) || message.find(what) == std::string::npos) {
+    return testing::AssertionFailure() << message;
+  }
+  return testing::AssertionSuccess();
+}
+
+TEST(LogConfigTest, DefaultsAreStderrWithoutStartLines) {
+  absl::StatusOr<Config> c = Parse("");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->log.output, LogOutput::kStderr);
+  EXPECT_FALSE(c->log.session_start);
+  EXPECT_EQ(c->log.syslog_facility, "mail");
+  EXPECT_EQ(c->log.syslog_facility_code, 2);
+  EXPECT_EQ(c->log.syslog_socket, "/dev/log");
+  EXPECT_EQ(c->log.journal_socket, "/run/systemd/journal/socket");
+}
+
+TEST(LogConfigTest, ReadsEveryKey) {
+  absl::StatusOr<Config> c = Parse(
+      "[log]\noutput = \"syslog\"\nsession_start = true\n"
+      "syslog_facility = \"local3\"\nsyslog_socket = \"/run/x.sock\"\n"
+      "journal_socket = \"j.sock\"\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->log.output, LogOutput::kSyslog);
+  EXPECT_TRUE(c->log.session_start);
+  EXPECT_EQ(c->log.syslog_facility_code, 19);
+  EXPECT_EQ(c->log.syslog_socket, "/run/x.sock");
+  EXPECT_EQ(c->log.journal_socket, "/etc/popgate/j.sock");  // config's dir
+  c = Parse("[log]\noutput = \"journald\"\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->log.output, LogOutput::kJournald);
+}
+
+TEST(LogConfigTest, RefusesWhatItCannotDo) {
+  EXPECT_TRUE(FailsAt("[log]\noutput = \"file\"\n", 2, "\"journald\""));
+  EXPECT_TRUE(FailsAt("[log]\nsyslog_facility = \"mial\"\n", 2, "local0"));
+  EXPECT_TRUE(FailsAt("[log]\nsession_start = \"yes\"\n", 2, "session_start"));
+  EXPECT_TRUE(
+      FailsAt("[log]\nsyslog_socket = \"/" + std::string(120, 'x') + "\"\n", 2,
+              "107 bytes"));
+  EXPECT_TRUE(FailsAt("[log]\nlevel = \"debug\"\n", 2, "level"));
+}
+
+// Every [log] key has a row in the README's configuration reference.
+TEST(LogConfigTest, ReadmeDocumentsEveryKey) {
+  std::ifstream in(POPGATE_README);
+  ASSERT_TRUE(in) << POPGATE_README;
+  std::stringstream readme;
+  readme << in.rdbuf();
+  const std::string text = readme.str();
+  const size_t section = text.find("### `[log]` (optional)");
+  ASSERT_NE(section, std::string::npos);
+  for (std::string_view key : {"output", "session_start", "syslog_facility",
+                               "syslog_socket", "journal_socket"}) {
+    EXPECT_NE(text.find("| `" + std::string(key) + "` |", section),
+              std::string::npos)
+        << key;
+  }
+}
+
+}  // namespace
+}  // namespace popgate
