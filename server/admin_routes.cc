@@ -263,9 +263,8 @@ absl::Status AdminApi::Start(const AdminConfig& config, std::string token) {
     return s;
   }
   if (deps_.log) {
-    deps_.log(
-        LogLine(LogLevel::kInfo, "admin_listening",
-                absl::StrCat(",\"address\":", Quoted(server_->bound()))));
+    deps_.log(LogLine(LogLevel::kInfo, "admin_listening",
+                      absl::StrCat(",\"address\":", Quoted(server_->bound()))));
   }
   return absl::OkStatus();
 }
@@ -369,13 +368,13 @@ void AdminApi::Sessions(const admin::HttpRequest& req, admin::Respond respond) {
         }
         mine.push_back(absl::StrCat(
             "{\"id\":", Quoted(r->session_id), ",\"worker\":", worker.index(),
+            ",\"listener\":", Quoted(r->listener),
             ",\"client\":", Quoted(r->client),
             ",\"tenant\":", Quoted(r->tenant), ",\"user\":", Quoted(r->user),
-            ",\"backend\":", Quoted(r->backend),
-            ",\"state\":", Quoted(StateOf(*r)), ",\"bytes_in\":", r->bytes_in,
-            ",\"bytes_out\":", r->bytes_out, ",\"start\":\"",
-            absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", r->start,
-                             absl::UTCTimeZone()),
+            ",\"mechanism\":", Quoted(r->mechanism), ",\"backend\":",
+            Quoted(r->backend), ",\"state\":", Quoted(StateOf(*r)),
+            ",\"bytes_in\":", r->bytes_in, ",\"bytes_out\":", r->bytes_out,
+            ",\"start\":\"", FormatLogTime(r->start),
             "\",\"age_seconds\":", absl::ToInt64Seconds(now - r->start), "}"));
       }
       std::lock_guard<std::mutex> lock(g->mu);
@@ -458,12 +457,12 @@ void AdminApi::SetBackendState(const admin::HttpRequest& req,
       absl::StrAppend(&tenants, tenants.empty() ? "" : ",",
                       Quoted(tc.spec.name));
       if (deps_.log) {
-        deps_.log(LogLine(
-            LogLevel::kInfo, "backend_admin_state",
-            absl::StrCat(",\"tenant\":", Quoted(tc.spec.name),
-                         ",\"backend\":", Quoted(addr), ",\"state\":",
-                         Quoted(AdminStateName(state)),
-                         ",\"source\":\"admin_api\"")));
+        deps_.log(
+            LogLine(LogLevel::kInfo, "backend_admin_state",
+                    absl::StrCat(",\"tenant\":", Quoted(tc.spec.name),
+                                 ",\"backend\":", Quoted(addr),
+                                 ",\"state\":", Quoted(AdminStateName(state)),
+                                 ",\"source\":\"admin_api\"")));
       }
     }
   }

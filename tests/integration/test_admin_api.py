@@ -334,6 +334,8 @@ class SessionsTest(unittest.TestCase):
         self.assertEqual(s["tenant"], "multi")
         self.assertIn(s["backend"], (syn_a.address, syn_b.address))
         self.assertTrue(s["client"].startswith("127.0.0.1:"))
+        self.assertEqual(s["listener"], f"{harness.LOOPBACK}:{pg.port}")
+        self.assertEqual(s["mechanism"], "USER")
         self.assertGreaterEqual(s["age_seconds"], 0)
         self.assertEqual(sessions(user=user, tenant="solo"), [])
         self.assertEqual(len(sessions(user=user, backend=s["backend"])), 1)
@@ -351,6 +353,10 @@ class SessionsTest(unittest.TestCase):
         self.assertEqual(quit_count(syn), quits)
         status, _, _ = http("POST", f"/sessions/{s['id']}/close")
         self.assertEqual(status, 404)
+        # The id is the session log line's "session" (docs/logging.md).
+        rec = pg.wait_for_record(event="session", session=s["id"])
+        self.assertIsNotNone(rec)
+        self.assertEqual((rec["user"], rec["start"]), (user, s["start"]))
 
 
 def login_backend(user: str) -> tuple[RawClient, str]:
