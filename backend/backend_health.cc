@@ -120,11 +120,10 @@ std::optional<std::string> BackendHealth::Transition(HealthState from,
   return absl::StrCat(
       LogFrame(to == HealthState::kDown ? LogLevel::kWarning : LogLevel::kInfo,
                "backend_health", now),
-      ",\"tenant\":\"", JsonEscape(tenant_),
-      "\",\"backend\":\"", JsonEscape(address_), "\",\"from\":\"",
-      AV(HealthStateName(from)), "\",\"to\":\"", AV(HealthStateName(to)),
-      "\",\"reason\":\"", JsonEscape(why), "\",\"source\":\"", AV(source),
-      "\"}\n");
+      ",\"tenant\":\"", JsonEscape(tenant_), "\",\"backend\":\"",
+      JsonEscape(address_), "\",\"from\":\"", AV(HealthStateName(from)),
+      "\",\"to\":\"", AV(HealthStateName(to)), "\",\"reason\":\"",
+      JsonEscape(why), "\",\"source\":\"", AV(source), "\"}\n");
 }
 
 std::optional<std::string> BackendHealth::RecordCheck(bool ok,

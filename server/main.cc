@@ -73,11 +73,11 @@ void LogEvent(std::string_view event, const std::string& detail) {
 // "usage_error".
 void StartupError(absl::string_view message,
                   std::string_view event = "startup_error") {
-  LogEvent(LogLevel::kError, event,
-           absl::StrCat(",\"error\":\"",
-                        JsonEscape(std::string_view(message.data(),
-                                                    message.size())),
-                        "\""));
+  LogEvent(
+      LogLevel::kError, event,
+      absl::StrCat(",\"error\":\"",
+                   JsonEscape(std::string_view(message.data(), message.size())),
+                   "\""));
 }
 
 constexpr char kUsage[] =
@@ -558,9 +558,9 @@ int Main(int argc, char** argv) {
         continue;
       }
     }
-    StartupError(absl::StrCat("unexpected argument \"", argv[i], "\"; ",
-                              kShortUsage),
-                 "usage_error");
+    StartupError(
+        absl::StrCat("unexpected argument \"", argv[i], "\"; ", kShortUsage),
+        "usage_error");
     return 2;
   }
   if (mode == Mode::kNone || file.empty()) {

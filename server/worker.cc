@@ -283,11 +283,11 @@ void Worker::Run() {
   // The ring is created on its own thread: it is single-issuer. main()
   // tried one already, so this fails only for want of memory or fds.
   if (absl::Status s = ring_.Init(kRingEntries); !s.ok()) {
-    std::string line = LogLine(
-        LogLevel::kError, "startup_error",
-        absl::StrCat(",\"error\":\"worker ", index_, ": ",
-                     JsonEscape(std::string(s.message())),
-                     " (raise the memlock or open-files limit)\""));
+    std::string line =
+        LogLine(LogLevel::kError, "startup_error",
+                absl::StrCat(",\"error\":\"worker ", index_, ": ",
+                             JsonEscape(std::string(s.message())),
+                             " (raise the memlock or open-files limit)\""));
     [[maybe_unused]] ssize_t n =
         ::write(STDERR_FILENO, line.data(), line.size());
     // Other threads are running: exit without running destructors.

@@ -42,9 +42,9 @@ std::string BlockEvent(std::string_view address, std::string_view user_key,
   const absl::TimeZone utc = absl::UTCTimeZone();
   return absl::StrCat(
       LogFrame(LogLevel::kWarning, "login_block", now), ",\"address\":\"",
-      JsonEscape(address),
-      "\",\"user\":\"", JsonEscape(user), "\",\"tenant\":\"",
-      JsonEscape(tenant), "\",\"reason\":\"", reason, "\",\"until\":\"",
+      JsonEscape(address), "\",\"user\":\"", JsonEscape(user),
+      "\",\"tenant\":\"", JsonEscape(tenant), "\",\"reason\":\"", reason,
+      "\",\"until\":\"",
       absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", now + block_time, utc), "\"}\n");
 }
 

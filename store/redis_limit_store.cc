@@ -172,12 +172,12 @@ void RedisLimitStore::NoteDown(const absl::Status& status) {
   }
   if (!g_last_down_log_ns.compare_exchange_strong(last, now)) return;
   if (log_) {
-    log_(LogLine(LogLevel::kWarning, "store_down",
-                 absl::StrCat(",\"store\":\"redis\",\"policy\":\"",
-                              options_.fail_closed ? "fail_closed" : "fail_open",
-                              "\",\"error\":\"",
-                              JsonEscape(std::string(status.message())),
-                              "\"")));
+    log_(
+        LogLine(LogLevel::kWarning, "store_down",
+                absl::StrCat(",\"store\":\"redis\",\"policy\":\"",
+                             options_.fail_closed ? "fail_closed" : "fail_open",
+                             "\",\"error\":\"",
+                             JsonEscape(std::string(status.message())), "\"")));
   }
 }
 
