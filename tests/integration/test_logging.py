@@ -280,8 +280,8 @@ class SessionLog(harness.IntegrationTestCase):
 
 
 class SyslogAndSessionStart(harness.IntegrationTestCase):
-    """[log] output = "syslog" to a datagram socket bound here, with
-    session_start lines."""
+    """[log] output = "syslog" (with session_start lines) and "journald",
+    each to a datagram socket bound here."""
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="popgate-it-syslog-")
@@ -290,13 +290,14 @@ class SyslogAndSessionStart(harness.IntegrationTestCase):
         self.rx.bind(self.path)
         self.rx.settimeout(0.2)
         self.addCleanup(self.rx.close)
+        self.got: list[str] = []
+
+    def start(self, log_toml: str):
         self.p = harness.Popgate(
             [harness.Tenant("example-com", ["example.com"], [synth.address], users=USERS)],
-            extra_toml=(f"[log]\noutput = \"syslog\"\nsyslog_facility = \"local1\"\n"
-                        f"syslog_socket = {json.dumps(self.path)}\nsession_start = true\n"))
+            extra_toml=f"[log]\n{log_toml}")
         self.p.start()
         self.addCleanup(self.p.stop)
-        self.got: list[str] = []
 
     def receive_until(self, pred, timeout=5.0) -> list[str]:
         deadline = time.monotonic() + harness.scaled(timeout)
@@ -320,6 +321,8 @@ class SyslogAndSessionStart(harness.IntegrationTestCase):
         return rec
 
     def test_lines_go_to_syslog_with_session_start(self):
+        self.start(f"output = \"syslog\"\nsyslog_facility = \"local1\"\n"
+                   f"syslog_socket = {json.dumps(self.path)}\nsession_start = true\n")
         user = "log5@example.com"
         with RawClient(self.p.port) as c:
             self.assertTrue(c.login(user, PW).startswith(b"+OK"))
@@ -347,6 +350,31 @@ class SyslogAndSessionStart(harness.IntegrationTestCase):
             self.assertTrue(s["client"].startswith(harness.LOOPBACK))
             self.assertLessEqual(s["time"], ok["time"] if s is starts[0] else bad["time"])
         # Nothing went to stderr: the syslog socket is the log.
+        self.assertEqual(self.p.stderr_text().strip(), "")
+
+    def test_journald_native_protocol(self):
+        """output = "journald" to a socket bound here (CI has no systemd):
+        one datagram per line, KEY=value fields, MESSAGE the JSON line."""
+        self.start(f"output = \"journald\"\njournal_socket = {json.dumps(self.path)}\n")
+        user = "log4@example.com"
+        with RawClient(self.p.port) as c:
+            self.assertTrue(c.login(user, PW).startswith(b"+OK"))
+            c.cmd_ok("QUIT")
+        self.receive_until(lambda g: any(f'"user":"{user}"' in d for d in g))
+        entries = []
+        for d in self.got:
+            self.assertTrue(d.endswith("\n"), d)
+            fields = dict(l.split("=", 1) for l in d[:-1].split("\n"))
+            entries.append(fields)
+        for e in entries:
+            rec = json.loads(e["MESSAGE"])
+            self.assertEqual(e["POPGATE_EVENT"], rec["event"])
+            self.assertEqual(e["SYSLOG_IDENTIFIER"], "popgate")
+            self.assertEqual(e["SYSLOG_PID"], str(self.p.proc.pid))
+            self.assertEqual(e["PRIORITY"], {"info": "6", "warning": "4", "error": "3"}[rec["level"]])
+        (mine,) = [e for e in entries if json.loads(e["MESSAGE"]).get("user") == user]
+        self.assertEqual(mine["POPGATE_SESSION"], json.loads(mine["MESSAGE"])["session"])
+        self.assertTrue(any(e["POPGATE_EVENT"] == "listening" for e in entries))
         self.assertEqual(self.p.stderr_text().strip(), "")
 
 
