@@ -1,7 +1,6 @@
 #include "admin/http_server.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -10,7 +9,6 @@
 
 #include <atomic>
 #include <coroutine>
-#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -25,6 +23,7 @@
 #include "base/unique_fd.h"
 #include "net/socket_address.h"
 #include "runtime/ring.h"
+#include "runtime/service_thread.h"
 #include "runtime/task.h"
 
 namespace popgate::admin {
@@ -194,7 +193,8 @@ struct HttpServer::Impl {
 
   explicit Impl(HttpServerOptions o) : options(std::move(o)) {}
 
-  void Run(std::promise<absl::Status>* started);
+  absl::Status Setup();  // on the server's thread: its ring
+  void Run();
   Detached AcceptLoop();
   Detached Serve(UniqueFd fd);
   Task<HttpResponse> Dispatch(HttpRequest req, absl::Time deadline);
@@ -360,17 +360,14 @@ Detached HttpServer::Impl::AcceptLoop() {
   accepting = false;
 }
 
-void HttpServer::Impl::Run(std::promise<absl::Status>* started) {
-  pthread_setname_np(pthread_self(), "popgate-admin");
-  if (absl::Status s = ring.Init(128); !s.ok()) {
-    started->set_value(s);
-    return;
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    ring_ready = true;
-  }
-  started->set_value(absl::OkStatus());
+absl::Status HttpServer::Impl::Setup() {
+  if (absl::Status s = ring.Init(128); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu);
+  ring_ready = true;
+  return absl::OkStatus();
+}
+
+void HttpServer::Impl::Run() {
   AcceptLoop();
   while (true) {
     const bool stopping = stop.load(std::memory_order_acquire);
@@ -434,13 +431,13 @@ absl::Status HttpServer::Start() {
     return fd.status();
   }
   impl_->listen_fd = *std::move(fd);
-  auto started = std::make_shared<std::promise<absl::Status>>();
-  std::future<absl::Status> result = started->get_future();
   Impl* impl = impl_.get();
-  impl_->thread = std::thread([impl, started] { impl->Run(started.get()); });
-  absl::Status s = result.get();
-  if (!s.ok()) impl_->thread.join();
-  return s;
+  absl::StatusOr<std::thread> thread = StartServiceThread(
+      "popgate-admin", [impl] { return impl->Setup(); },
+      [impl] { impl->Run(); });
+  if (!thread.ok()) return thread.status();
+  impl_->thread = *std::move(thread);
+  return absl::OkStatus();
 }
 
 std::string HttpServer::bound() const { return impl_->bound; }

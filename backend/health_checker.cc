@@ -1,13 +1,11 @@
 #include "backend/health_checker.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
-#include <future>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -25,6 +23,7 @@
 #include "routing/rendezvous.h"
 #include "runtime/buffer_ring.h"
 #include "runtime/ring.h"
+#include "runtime/service_thread.h"
 #include "runtime/task.h"
 
 namespace popgate {
@@ -62,7 +61,8 @@ struct HealthChecker::Impl {
 
   explicit Impl(std::function<void(std::string)> l) : log(std::move(l)) {}
 
-  void Run(std::promise<absl::Status>* started_promise);
+  absl::Status Setup();  // on the checker's thread: its ring, buffers
+  void Run();
   void ApplyPending();
   void CutEverything();
   absl::Duration Jittered(absl::Duration interval);
@@ -303,13 +303,8 @@ void HealthChecker::Impl::CutEverything() {
   slots.clear();
 }
 
-void HealthChecker::Impl::Run(std::promise<absl::Status>* started_promise) {
-  pthread_setname_np(pthread_self(), "popgate-health");
-  // The ring is made on its own thread: it is single-issuer.
-  if (absl::Status s = ring.Init(256); !s.ok()) {
-    started_promise->set_value(s);
-    return;
-  }
+absl::Status HealthChecker::Impl::Setup() {
+  if (absl::Status s = ring.Init(256); !s.ok()) return s;
   // TLS checks share a few provided buffers; without kernel support TLS
   // reads use private buffers instead (slower, still correct).
   if (absl::Status s = buffers.Init(ring.raw(), 1, 16); !s.ok()) {
@@ -318,11 +313,12 @@ void HealthChecker::Impl::Run(std::promise<absl::Status>* started_promise) {
                              "buffers (TLS checks use private ones): ",
                              JsonEscape(std::string(s.message())), "\"")));
   }
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    ring_ready = true;
-  }
-  started_promise->set_value(absl::OkStatus());
+  std::lock_guard<std::mutex> lock(mu);
+  ring_ready = true;
+  return absl::OkStatus();
+}
+
+void HealthChecker::Impl::Run() {
   // Running coroutines hold `this`: the thread leaves only once each has
   // ended.
   while (true) {
@@ -354,14 +350,13 @@ absl::Status HealthChecker::Start() {
   if (impl_->thread.joinable() || impl_->stop.load()) {
     return absl::FailedPreconditionError("health checker already started");
   }
-  // Shared: the thread may still be inside set_value when Start returns.
-  auto started = std::make_shared<std::promise<absl::Status>>();
-  std::future<absl::Status> result = started->get_future();
   Impl* impl = impl_.get();
-  impl_->thread = std::thread([impl, started] { impl->Run(started.get()); });
-  absl::Status s = result.get();
-  if (!s.ok()) impl_->thread.join();
-  return s;
+  absl::StatusOr<std::thread> thread = StartServiceThread(
+      "popgate-health", [impl] { return impl->Setup(); },
+      [impl] { impl->Run(); });
+  if (!thread.ok()) return thread.status();
+  impl_->thread = *std::move(thread);
+  return absl::OkStatus();
 }
 
 void HealthChecker::SetTargets(std::vector<CheckTarget> targets) {
