@@ -54,6 +54,13 @@ struct ServerConfig {
   // On a proxy_protocol listener: the whole PROXY header must have arrived
   // within this long after accept, else the connection is closed.
   absl::Duration proxy_protocol_timeout = absl::Seconds(5);
+  // Started as root: once every socket is open, switch to this user (a
+  // name) and group (default: the user's primary group), keeping no
+  // capability. Empty = stay who we are, which as root needs allow_root.
+  std::string user;
+  std::string group;
+  bool allow_root = false;
+  uint32_t user_line = 0;  // where `user` (or [server]) was, for errors
 };
 
 // A certificate chain and its private key (PEM files, absolute paths).

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -787,6 +788,42 @@ absl::Status ParseSections(const Fields& f, const toml::table& root,
   return ParseListeners(f, root, config);
 }
 
+// `user`, `group`, `allow_root`: who the workers run as (the names are
+// looked up at start, not here, so a config can be checked elsewhere).
+static absl::Status ParseServerIdentity(const Fields& f, const toml::table& t,
+                                        ServerConfig& server) {
+  server.user_line = LineOf(t);
+  for (auto [key, out] :
+       {std::pair{"user", &server.user}, std::pair{"group", &server.group}}) {
+    const toml::node* v = t.get(key);
+    if (v == nullptr) continue;
+    absl::StatusOr<std::string> name = f.GetString(*v, key);
+    if (!name.ok()) return name.status();
+    const bool bad_char = std::any_of(name->begin(), name->end(), [](char c) {
+      return static_cast<unsigned char>(c) < 0x20 || c == ':' || c == '/';
+    });
+    if (name->empty() || name->size() > 255 || bad_char) {
+      return f.Error(LineOf(*v),
+                     absl::StrCat("'", key,
+                                  "' must be a user or group name (1..255 "
+                                  "bytes, no ':', '/' or control characters)"));
+    }
+    if (std::string_view(key) == "user") server.user_line = LineOf(*v);
+    *out = *std::move(name);
+  }
+  if (!server.group.empty() && server.user.empty()) {
+    return f.Error(LineOf(*t.get("group")),
+                   "'group' needs 'user' (the group popgate switches to "
+                   "with it); set user too, or remove group");
+  }
+  if (const toml::node* v = t.get("allow_root")) {
+    absl::StatusOr<bool> b = f.GetBool(*v, "allow_root");
+    if (!b.ok()) return b.status();
+    server.allow_root = *b;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseServer(const Fields& f, const toml::node& node,
                          ServerConfig& server) {
   absl::StatusOr<const toml::table*> table = f.GetTable(node, "server");
@@ -798,7 +835,8 @@ absl::Status ParseServer(const Fields& f, const toml::node& node,
            "shutdown_grace", "greeting", "forward_idle_timeout",
            "backend_auth_timeout", "login_timeout", "max_preauth_commands",
            "auth_queue_limit", "takeover_listeners", "forward_socket_buffer",
-           "client_drain_timeout", "proxy_protocol_timeout"},
+           "client_drain_timeout", "proxy_protocol_timeout", "user", "group",
+           "allow_root"},
           "in [server]");
       !s.ok()) {
     return s;
@@ -874,6 +912,9 @@ absl::Status ParseServer(const Fields& f, const toml::node& node,
     absl::StatusOr<bool> b = f.GetBool(*v, "takeover_listeners");
     if (!b.ok()) return b.status();
     server.takeover_listeners = *b;
+  }
+  if (absl::Status s = ParseServerIdentity(f, **table, server); !s.ok()) {
+    return s;
   }
   if (server.forward_socket_buffer != 0 &&
       server.forward_socket_buffer < 4096) {

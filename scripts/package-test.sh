@@ -151,6 +151,7 @@ cat >"$root/tmp/run.toml" <<TOML
 [server]
 workers = 1
 shutdown_grace = "1s"
+allow_root = true
 [[listener]]
 address = "127.0.0.1:$port"
 default_tenant = "t"

@@ -34,6 +34,8 @@
 #include "server/listener_set.h"
 #include "server/log_sink.h"
 #include "server/log_writer.h"
+#include "server/privileges.h"
+#include "server/service_notify.h"
 #include "server/trim_policy.h"
 #include "server/worker.h"
 #include "session/session_log.h"
@@ -127,8 +129,9 @@ absl::StatusOr<std::shared_ptr<const Snapshot>> LoadSnapshot(
 // "file:line: ticket key file F: reason" (the line that names the file).
 // The reason never quotes the file's contents.
 std::string TicketKeyError(const Config& config, const absl::Status& status) {
-  return absl::StrCat(config.path, ":", config.tls.ticket_key_file_line, ": ",
-                      status.message());
+  return WithReadableHint(absl::StrCat(config.path, ":",
+                                       config.tls.ticket_key_file_line, ": ",
+                                       status.message()));
 }
 
 int CheckConfig(const std::string& path) {
@@ -143,6 +146,16 @@ int CheckConfig(const std::string& path) {
       !token.ok()) {
     StartupError(token.status().message(), "config_error");
     return 1;
+  }
+  if (const ServerConfig& server = (*snap)->config.server;
+      !server.user.empty()) {
+    absl::StatusOr<UserIds> ids = LookUpUser(server.user, server.group);
+    if (!ids.ok()) {
+      StartupError(absl::StrCat(path, ":", server.user_line, ": ",
+                                ids.status().message()),
+                   "config_error");
+      return 1;
+    }
   }
   printf("%s: OK (%zu listeners, %zu tenants)\n", path.c_str(),
          (*snap)->config.listeners.size(), (*snap)->config.tenants.size());
@@ -218,6 +231,12 @@ std::vector<std::string> RestartOnlyChanges(const Config& started,
   if (next.admin.request_timeout != started.admin.request_timeout) {
     out.push_back("admin.request_timeout");
   }
+  // Privileges are dropped once, at start.
+  if (next.server.user != started.server.user) out.push_back("server.user");
+  if (next.server.group != started.server.group) out.push_back("server.group");
+  if (next.server.allow_root != started.server.allow_root) {
+    out.push_back("server.allow_root");
+  }
   // The log writer's output is opened once, at start ([log] session_start
   // applies to new sessions).
   if (next.log.output != started.log.output) out.push_back("log.output");
@@ -245,6 +264,26 @@ int Serve(const std::string& path) {
   if (!first.ok()) {
     StartupError(first.status().message());
     return 1;
+  }
+  // Who the workers will run as, decided before anything is opened.
+  absl::StatusOr<PrivilegePlan> privileges = PlanPrivileges(*first, geteuid());
+  absl::StatusOr<ServiceNotifier> notifier = ServiceNotifier::FromEnvironment();
+  if (!privileges.ok() || !notifier.ok()) {
+    StartupError(!privileges.ok() ? privileges.status().message()
+                                  : notifier.status().message());
+    return 1;
+  }
+  // Before the first thread (the signing pool below): a thread that does
+  // not block them takes a SIGHUP or SIGTERM that comes while this thread
+  // is busy (a reload, the drain) and dies of it, killing the process.
+  {
+    sigset_t early;
+    sigemptyset(&early);
+    sigaddset(&early, SIGHUP);
+    sigaddset(&early, SIGTERM);
+    sigaddset(&early, SIGINT);
+    sigaddset(&early, SIGUSR2);  // the hand-over thread's (below)
+    pthread_sigmask(SIG_BLOCK, &early, nullptr);
   }
   // Before anything else runs: without io_uring nothing can (a container's
   // seccomp profile, kernel.io_uring_disabled). One line that says why and
@@ -370,6 +409,16 @@ int Serve(const std::string& path) {
     log.Stop(absl::Seconds(5));
     return 1;
   }
+  // Every socket is open: become the configured user before any worker
+  // runs a session.
+  if (absl::Status s = DropPrivileges(*privileges, OwnedSocketPaths(config));
+      !s.ok()) {
+    StartupError(absl::StrCat("dropping privileges: ", s.message()));
+    admin_api.Stop();
+    g_log = nullptr;
+    log.Stop(absl::Seconds(5));
+    return 1;
+  }
   for (auto& w : ws) w->Start();
   LogEvent("listening",
            absl::StrCat(",\"version\":\"", POPGATE_VERSION,
@@ -384,6 +433,7 @@ int Serve(const std::string& path) {
                  ",\"path\":\"", snap->use_ktls ? "ktls" : "userspace", "\""));
   }
   absl::Duration grace = config.server.shutdown_grace;
+  notifier->Ready(workers, config.listeners.size());
   snap.reset();
 
   TrimPolicy trim(absl::Now());
@@ -400,6 +450,7 @@ int Serve(const std::string& path) {
           ended += w->sessions_ended();
         }
         if (trim.ShouldTrim(live, ended, absl::Now())) malloc_trim(0);
+        notifier->Tick(absl::Now(), live);
       }
       continue;
     }
@@ -408,16 +459,19 @@ int Serve(const std::string& path) {
       // the SIGHUP they sent themselves).
       std::vector<admin::Respond> reload_waiters =
           admin_api.TakeReloadWaiters();
+      notifier->Reloading();
       const ReloadOutcome outcome = [&]() -> ReloadOutcome {
         absl::StatusOr<std::shared_ptr<const Snapshot>> next =
             LoadSnapshot(path, deps);
         if (!next.ok()) {
           // The running config stays in force.
-          LogEvent(LogLevel::kError, "reload_failed",
-                   absl::StrCat(
-                       ",\"error\":\"",
-                       JsonEscape(std::string(next.status().message())), "\""));
-          return ReloadOutcome::Failed(std::string(next.status().message()));
+          LogEvent(
+              LogLevel::kError, "reload_failed",
+              absl::StrCat(
+                  ",\"error\":\"",
+                  JsonEscape(WithReadableHint(next.status().message())), "\""));
+          return ReloadOutcome::Failed(
+              WithReadableHint(next.status().message()));
         }
         // The sockets stay as they are; sessions index listeners by
         // position, so a reload may change a listener's settings (TLS
@@ -490,9 +544,11 @@ int Serve(const std::string& path) {
         ok.restart = restart;
         return ok;
       }();
+      notifier->Reloaded(outcome.ok);
       admin_api.FinishReload(std::move(reload_waiters), outcome);
       continue;
     }
+    notifier->Stopping();
     LogEvent("stopping",
              absl::StrCat(",\"grace_ms\":", absl::ToInt64Milliseconds(grace)));
     absl::Time deadline = absl::Now() + grace;

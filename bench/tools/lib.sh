@@ -34,7 +34,8 @@ bench_config() {
   local file="$1" backend="$2" workers="$3"
   shift 3
   {
-    printf '[server]\nworkers = %s\n' "$workers"
+    # allow_root: benchmarks run as root here (no effect otherwise).
+    printf '[server]\nworkers = %s\nallow_root = true\n' "$workers"
     printf '%s\n' "$@"
     printf '[[tenant]]\nname = "bench"\ndomains = ["example.com"]\n'
     printf 'auth = "backend"\n'

@@ -56,6 +56,7 @@ cat >"$tmp/popgate.toml" <<TOML
 [server]
 workers = 1
 shutdown_grace = "1s"
+allow_root = true
 [tls]
 session_tickets = true
 [[listener]]

@@ -70,7 +70,7 @@ class Listen(harness.IntegrationTestCase):
         self.n += 1
         path = os.path.join(self.dir, f"popgate{self.n}.toml")
         with open(path, "w") as f:
-            f.write("[server]\nworkers = 2\nshutdown_grace = \"1s\"\n"
+            f.write("[server]\nworkers = 2\nshutdown_grace = \"1s\"\nallow_root = true\n"
                     f"takeover_listeners = {'true' if takeover else 'false'}\n"
                     f"\n[[listener]]\naddress = \"{address}\"\n{listener_extra}\n"
                     "[[tenant]]\nname = \"t\"\ndomains = [\"example.com\"]\n"

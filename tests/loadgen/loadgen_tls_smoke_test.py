@@ -47,6 +47,7 @@ def start_popgate(binary, tmp, certs, synth_port):
     config = f"""
 [server]
 workers = 1
+allow_root = true
 
 [tls]
 session_tickets = true

@@ -138,6 +138,9 @@ class Popgate(_ServerInDir):
         own keys, then its `settings`, then [tenant.health_check]), and
         `extra_toml` last."""
         out = ["[server]"] + [f"{k} = {toml_value(v)}" for k, v in self.server.items()]
+        # CI runs as root: popgate refuses that without user or allow_root.
+        if os.geteuid() == 0 and "user" not in self.server and "allow_root" not in self.server:
+            out.append("allow_root = true")
         out += self._listener_lines()
         for t in self.tenants:
             out += ["", "[[tenant]]"] + self._tenant_keys(t)
