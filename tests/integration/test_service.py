@@ -6,6 +6,9 @@
   groups, no capability (CapEff/CapPrm/CapAmb 0) and NoNewPrivs 1; a
   passwd-file made unreadable for nobody fails the reload with "readable
   by nobody" and the running config serves on.
+* An admin unix socket is chowned to the user (0660): a client running as
+  nobody gets 200 from POST /reload, which systemd sees as RELOADING=1
+  then READY=1; the socket is removed at the stop.
 * group = "daemon" overrides the primary group.
 * Root without user (and without allow_root) is refused with the message
   that says what to set; user set while not root is refused too.
@@ -24,6 +27,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import time
 import unittest
 
@@ -117,10 +121,11 @@ class PrivilegeDrop(harness.IntegrationTestCase):
     def setUp(self):
         self.synth = self.start_synth({USER: PW}, messages=1, size=300)
 
-    def popgate(self, server: dict, prefix=()) -> PrivilegedPopgate:
+    def popgate(self, server: dict, prefix=(), extra_toml: str = "") -> PrivilegedPopgate:
         tenants = [harness.Tenant("t", ["example.com"], [self.synth.address],
                                   users={USER: PW})]
-        gate = PrivilegedPopgate(tenants, server=server, prefix=list(prefix))
+        gate = PrivilegedPopgate(tenants, server=server, prefix=list(prefix),
+                                 extra_toml=extra_toml)
         self.addCleanup(gate.cleanup)
         return gate
 
@@ -174,6 +179,39 @@ class PrivilegeDrop(harness.IntegrationTestCase):
         self.assertIn("failed", m.get("STATUS", ""))
         self.login(gate)
         self.assertEqual(gate.stop(), 0, gate.stderr_text()[-2000:])
+
+    @unittest.skipUnless(SETPRIV, "util-linux setpriv not installed")
+    def test_admin_unix_socket_is_the_users_and_post_reload_notifies(self):
+        # Like systemd's RuntimeDirectory=popgate: a directory of the user's.
+        run = harness.make_tempdir("run")
+        self.addCleanup(shutil.rmtree, run, True)
+        os.chown(run, NOBODY, NOBODY)
+        sock = os.path.join(run, "admin.sock")
+        notify = NotifyReceiver(self)
+        gate = self.popgate({"user": "nobody"},
+                            extra_toml=f'[admin]\nlisten = "unix:{sock}"')
+        os.environ["NOTIFY_SOCKET"] = notify.address
+        try:
+            gate.start()
+        finally:
+            del os.environ["NOTIFY_SOCKET"]
+        notify.until("READY")
+        st = os.stat(sock)
+        self.assertEqual((st.st_uid, st.st_gid), (NOBODY, NOBODY))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o660)
+        # The API answers a client running as the user (POST /reload: the
+        # SIGHUP path, so systemd sees it too).
+        client = ("import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+                  "s.sendall(b'POST /reload HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 0"
+                  "\\r\\n\\r\\n'); print(s.recv(100).split(b'\\r\\n')[0].decode())")
+        r = subprocess.run([SETPRIV, "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            sys.executable, "-c", client, sock],
+                           capture_output=True, text=True, timeout=harness.scaled(20))
+        self.assertEqual(r.stdout.strip(), "HTTP/1.1 200 OK", r.stderr)
+        self.assertEqual(notify.until("RELOADING")["RELOADING"], "1")
+        self.assertIn("1 reloads (0 failed)", notify.until("READY").get("STATUS", ""))
+        self.assertEqual(gate.stop(), 0, gate.stderr_text()[-2000:])
+        self.assertFalse(os.path.exists(sock), "the user could not remove its socket")
 
     def test_group_override(self):
         gate = self.popgate({"user": "nobody", "group": "daemon"})
