@@ -14,6 +14,10 @@ PKGS=(
   # Issue 11: the admin API's tests run promtool check metrics and a real
   # Prometheus server scraping popgate (a few MB).
   prometheus
+  # Issue 11, running as a service: setpriv (tests/integration/test_service
+  # starts popgate unprivileged with an ambient CAP_NET_BIND_SERVICE) and
+  # systemd-analyze (test_packaging verifies the unit).
+  util-linux systemd
   # tests/fuzz (the fuzz preset, scripts/fuzz.sh): clang with libFuzzer and
   # the sanitizer runtimes.
   clang libclang-rt-14-dev llvm
