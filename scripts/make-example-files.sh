@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates, in DIR, every file deploy/popgate.toml names under /etc/popgate
-# (self-signed certificates, a ticket key, passwd-files with one test user
+# and the Kubernetes ConfigMap names (self-signed certificates, a ticket
+# key, the admin token, passwd-files with one test user
 # each, the master password file), so that the example passes
 # `popgate --check-config` in tests (scripts/package-test.sh, the
 # test_packaging integration module). Not for production: the keys are made
@@ -30,12 +31,14 @@ cert example.org "DNS:pop.example.org,DNS:example.org" \
 # The CA popgate verifies example.com's backends against.
 cp "$dir/tls/ecdsa.pem" "$dir/tls/backend-ca.pem"
 head -c 32 /dev/urandom >"$dir/ticket.key"
+# The admin API's bearer token (the Kubernetes Secret popgate-admin's).
+head -c 24 /dev/urandom | base64 >"$dir/admin.token"
 # {PLAIN} keeps this script free of hashing tools; production files hold
 # ARGON2ID or SHA512-CRYPT hashes (doveadm pw).
 echo "alice@example.com:{PLAIN}example-only" >"$dir/example.com.passwd"
 echo "bob@example.org:{PLAIN}example-only" >"$dir/example.org.passwd"
 echo "example-master-only" >"$dir/example.com.master"
-chmod 0640 "$dir"/tls/* "$dir/ticket.key" "$dir"/*.passwd
+chmod 0640 "$dir"/tls/* "$dir/ticket.key" "$dir/admin.token" "$dir"/*.passwd
 chmod 0600 "$dir/example.com.master"
 chgrp -R "$group" "$dir"
 chown "$owner" "$dir/example.com.master"
