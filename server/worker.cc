@@ -236,8 +236,9 @@ void Worker::FlushLog() {
     log_queue_ += absl::StrCat(
         LogFrame(LogLevel::kWarning, "warning", absl::Now()),
         ",\"worker\":", index_,
-        ",\"warning\":\"stderr is not keeping up with the log: not accepting "
-        "new connections until it does\",\"backlog_bytes\":",
+        ",\"warning\":\"the log output (stderr, syslog or the journal) is not "
+        "keeping up: not accepting new connections until it does\","
+        "\"backlog_bytes\":",
         backlog, "}\n");
   } else {
     if (!stopping_) {
