@@ -352,6 +352,28 @@ class SyslogAndSessionStart(harness.IntegrationTestCase):
         # Nothing went to stderr: the syslog socket is the log.
         self.assertEqual(self.p.stderr_text().strip(), "")
 
+    def test_reload_applies_session_start_and_keeps_the_output(self):
+        """session_start applies to new sessions at a reload; output and its
+        socket are restart-only: named in the warning, stderr stays."""
+        self.start("")
+        with RawClient(self.p.port) as c:
+            c.cmd_ok("QUIT")
+        self.assertEqual(self.p.session_records(event="session_start"), [])
+        self.p.extra_toml = (f"[log]\nsession_start = true\noutput = \"syslog\"\n"
+                             f"syslog_socket = {json.dumps(self.path)}\n")
+        self.p.reload_and_wait()
+        warn = self.p.wait_for_record(event="warning", level="warning")
+        self.assertIsNotNone(warn)
+        self.assertEqual(set(warn["settings"]), {"log.output", "log.syslog_socket"}, warn)
+        with RawClient(self.p.port) as c:
+            self.assertTrue(c.login("log3@example.com", PW).startswith(b"+OK"))
+            c.cmd_ok("QUIT")
+        rec = self.p.wait_for_record(event="session", user="log3@example.com")
+        self.assertIsNotNone(rec)
+        (start,) = self.p.session_records(event="session_start")
+        self.assertEqual(start["session"], rec["session"])
+        self.assertEqual(self.receive_until(lambda g: False, timeout=0.3), [])
+
     def test_journald_native_protocol(self):
         """output = "journald" to a socket bound here (CI has no systemd):
         one datagram per line, KEY=value fields, MESSAGE the JSON line."""
