@@ -141,8 +141,9 @@ sed 's/^auth_threads = 4/auth_threads = "four"/' \
 if out="$(in_root popgate --check-config /tmp/bad.toml 2>&1)"; then
   fail "a bad config passed: $out"
 fi
-[[ "$out" == /tmp/bad.toml:[0-9]*:* ]] ||
-  fail "no file:line in: $out"
+# One JSON line (docs/logging.md): the file:line text is its "error".
+[[ "$out" == '{"time":"'*'"level":"error","event":"config_error","error":"/tmp/bad.toml:'[0-9]*:* ]] ||
+  fail "no JSON config_error with file:line in: $out"
 echo "refused as expected: $out"
 
 step "popgate runs in the tree (loopback, SIGTERM)"
