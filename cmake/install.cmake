@@ -25,6 +25,11 @@ set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
              ${PROJECT_SOURCE_DIR}/deploy/systemd/popgate.service)
 install(FILES ${PROJECT_BINARY_DIR}/deploy/popgate.service
         DESTINATION ${POPGATE_SYSTEMD_UNITDIR})
+# Socket activation is optional: an example to copy to /etc/systemd/system,
+# not a packaged unit (dh_installsystemd would enable it, and systemd would
+# take ports 110 and 995 on install, whatever the config says).
+install(FILES deploy/systemd/popgate.socket
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/systemd)
 
 # No config goes to /etc: popgate.service does not start until the operator
 # writes one (ConditionPathExists), starting from the example.

@@ -45,6 +45,11 @@ struct ServerConfig {
   // Start even if another process already listens on one of our addresses
   // (a takeover during an upgrade); otherwise that is a start-up error.
   bool takeover_listeners = false;
+  // Zero-downtime upgrade: the unix socket on which the running process
+  // hands its listening sockets to a new one started with the same setting
+  // (an absolute path, resolved against the config's directory; "" = off).
+  std::string handover_socket;
+  uint32_t handover_socket_line = 0;
   // Kernel socket buffer bound per forwarded socket (SO_SNDBUF/SO_RCVBUF,
   // bytes) once forwarding starts; 0 = leave the kernel's autotuning.
   int forward_socket_buffer = 512 * 1024;

@@ -835,7 +835,7 @@ absl::Status ParseServer(const Fields& f, const toml::node& node,
            "shutdown_grace", "greeting", "forward_idle_timeout",
            "backend_auth_timeout", "login_timeout", "max_preauth_commands",
            "auth_queue_limit", "takeover_listeners", "forward_socket_buffer",
-           "client_drain_timeout", "proxy_protocol_timeout", "user", "group",
+           "client_drain_timeout", "proxy_protocol_timeout", "handover_socket", "user", "group",
            "allow_root"},
           "in [server]");
       !s.ok()) {
@@ -912,6 +912,24 @@ absl::Status ParseServer(const Fields& f, const toml::node& node,
     absl::StatusOr<bool> b = f.GetBool(*v, "takeover_listeners");
     if (!b.ok()) return b.status();
     server.takeover_listeners = *b;
+  }
+  if (const toml::node* v = (*table)->get("handover_socket")) {
+    absl::StatusOr<std::string> path = f.GetString(*v, "handover_socket");
+    if (!path.ok()) return path.status();
+    if (!path->empty()) {
+      path = f.GetPath(*v, "handover_socket");
+      if (!path.ok()) return path.status();
+    }
+    // sockaddr_un's sun_path (108 bytes with the NUL); a ".<pid>" suffix
+    // is added while the socket is being set up.
+    if (path->size() > 90) {
+      return f.Error(LineOf(*v),
+                     "'handover_socket' must be a path of at most 90 bytes "
+                     "(a unix socket's limit); use a shorter directory, e.g. "
+                     "/run/popgate/handover.sock");
+    }
+    server.handover_socket = *std::move(path);
+    server.handover_socket_line = LineOf(*v);
   }
   if (absl::Status s = ParseServerIdentity(f, **table, server); !s.ok()) {
     return s;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -31,6 +32,7 @@
 #include "runtime/ring.h"
 #include "server/admin_routes.h"
 #include "server/health_targets.h"
+#include "server/handover.h"
 #include "server/listener_set.h"
 #include "server/log_sink.h"
 #include "server/log_writer.h"
@@ -249,6 +251,10 @@ std::vector<std::string> RestartOnlyChanges(const Config& started,
   if (next.log.journal_socket != started.log.journal_socket) {
     out.push_back("log.journal_socket");
   }
+  // The hand-over socket is set up at start (and served until a hand-over).
+  if (next.server.handover_socket != started.server.handover_socket) {
+    out.push_back("server.handover_socket");
+  }
   // Listener addresses are compared by the caller (a change is refused).
   for (size_t i = 0; i < next.listeners.size() && i < started.listeners.size();
        ++i) {
@@ -355,6 +361,8 @@ int Serve(const std::string& path) {
   sigaddset(&signals, SIGHUP);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  // Raised by the hand-over thread once a new process took the sockets.
+  sigaddset(&signals, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -420,10 +428,59 @@ int Serve(const std::string& path) {
     return 1;
   }
   for (auto& w : ws) w->Start();
+  for (const auto& [event, fields] : listeners->events) {
+    LogEvent(LogLevel::kWarning, event, fields);
+  }
   LogEvent("listening",
            absl::StrCat(",\"version\":\"", POPGATE_VERSION,
                         "\",\"workers\":", workers, ",\"listeners\":[",
-                        listeners->listening_json, "]"));
+                        listeners->listening_json, "]",
+                        listeners->origin_json));
+  // Hand-over: every worker accepts on the sockets now, so the old
+  // process may stop (the sockets never closed: nothing queued is lost).
+  if (listeners->handover.has_value()) {
+    const pid_t old_pid = listeners->handover->old_pid();
+    absl::Status s = listeners->handover->Confirm();
+    listeners->handover.reset();
+    if (s.ok()) {
+      LogEvent("took_over", absl::StrCat(",\"old_pid\":", old_pid));
+    } else {
+      // It has our "taken" or has gone: either way the sockets are ours.
+      LogEvent(LogLevel::kWarning, "took_over",
+               absl::StrCat(",\"old_pid\":", old_pid, ",\"warning\":\"",
+                            JsonEscape(std::string(s.message())), "\""));
+    }
+  }
+  // Then serve the next upgrade ourselves.
+  std::atomic<pid_t> handover_pid{0};
+  std::unique_ptr<HandoverServer> handover;
+  if (!config.server.handover_socket.empty()) {
+    handover = std::make_unique<HandoverServer>(
+        config.server.handover_socket, std::move(listeners->sockets),
+        listeners->release_on_stop,
+        [&handover_pid, main_thread = pthread_self()](pid_t pid) {
+          handover_pid.store(pid == 0 ? -1 : pid);
+          // To this thread (which blocks it and takes it in sigtimedwait),
+          // whatever other threads' masks are.
+          pthread_kill(main_thread, SIGUSR2);
+        },
+        [](std::string event, std::string fields) {
+          LogEvent(LogLevel::kWarning, event, fields);
+        });
+    if (absl::Status s = handover->Start(); !s.ok()) {
+      // Serving goes on; only the next upgrade needs a restart instead.
+      LogEvent(LogLevel::kWarning, "warning",
+               absl::StrCat(",\"warning\":\"",
+                            JsonEscape(absl::StrCat(
+                                s.message(),
+                                ": no zero-downtime upgrade from this "
+                                "process; make the directory writable by "
+                                "the user popgate runs as")),
+                            "\""));
+      handover.reset();
+    }
+  }
+  listeners->sockets.clear();
   {
     // "ktls": client TLS sessions go to the kernel after login where they
     // can (the session log says which did and why others did not).
@@ -549,13 +606,30 @@ int Serve(const std::string& path) {
       continue;
     }
     notifier->Stopping();
-    LogEvent("stopping",
-             absl::StrCat(",\"grace_ms\":", absl::ToInt64Milliseconds(grace)));
+    // SIGUSR2 from anyone else than our hand-over thread means nothing.
+    const bool handed_over = sig == SIGUSR2;
+    if (handed_over && handover_pid.load() == 0) continue;
+    // First, so no new process gets sockets that are being shut down.
+    if (handover != nullptr) handover->Stop();
+    if (handed_over) {
+      LogEvent("handover",
+               absl::StrCat(",\"new_pid\":", handover_pid.load(),
+                            ",\"grace_ms\":", absl::ToInt64Milliseconds(grace)));
+    } else {
+      LogEvent("stopping", absl::StrCat(",\"grace_ms\":",
+                                        absl::ToInt64Milliseconds(grace)));
+    }
     absl::Time deadline = absl::Now() + grace;
+    // Another process accepts on the sockets (the new one, or systemd
+    // holding them for the next start): stop accepting, keep them open.
+    const Worker::StopMode stop_mode =
+        handed_over || listeners->release_on_stop
+            ? Worker::StopMode::kRelease
+            : Worker::StopMode::kShutdownListeners;
     // /readyz says 503 while the sessions drain; the admin API stays up
     // until the workers are done.
     admin_api.SetDraining();
-    for (auto& w : ws) w->RequestStop(deadline);
+    for (auto& w : ws) w->RequestStop(deadline, stop_mode);
     checker.Stop();
     for (auto& w : ws) w->Join();
     admin_api.Stop();

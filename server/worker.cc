@@ -36,7 +36,7 @@ constexpr size_t kLogBacklogLow = 4 << 20;
 }  // namespace
 
 Worker::Worker(int index, SnapshotStore& store, auth::HashPool& pool,
-               LogWriter& log, std::vector<UniqueFd> listeners)
+               LogWriter& log, std::vector<ListenFd> listeners)
     : index_(index),
       store_(store),
       pool_(pool),
@@ -44,11 +44,11 @@ Worker::Worker(int index, SnapshotStore& store, auth::HashPool& pool,
       log_pressure_(kLogBacklogHigh, kLogBacklogLow),
       limit_store_(std::make_unique<store::LocalLimitStore>()) {
   MakeRedisStore();
-  for (size_t i = 0; i < listeners.size(); ++i) {
+  for (ListenFd& l : listeners) {
     auto a = std::make_unique<Acceptor>();
     a->worker = this;
-    a->listener_index = static_cast<int>(i);
-    a->fd = std::move(listeners[i]);
+    a->listener_index = l.listener_index;
+    a->fd = std::move(l.fd);
     acceptors_.push_back(std::move(a));
   }
 }
@@ -113,14 +113,18 @@ void Worker::Join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::RequestStop(absl::Time deadline) {
+void Worker::RequestStop(absl::Time deadline, StopMode mode) {
   // A listening socket that is shut down leaves the listen state at once:
   // new connections are refused (or go to another instance's socket on the
   // same port) instead of waiting in our backlog for a reset. The fd stays
   // open until this worker's accept is done with it; the worker closes it
   // only after it has seen stop_requested_, so the fd is still ours here.
+  // kRelease: shutdown() would stop the socket itself, for the other
+  // process too (and drop its queue): BeginStop only cancels our accepts.
   for (auto& a : acceptors_) {
-    if (a->fd.valid()) ::shutdown(a->fd.get(), SHUT_RDWR);
+    if (mode == StopMode::kShutdownListeners && a->fd.valid()) {
+      ::shutdown(a->fd.get(), SHUT_RDWR);
+    }
   }
   deadline_unix_ns_.store(absl::ToUnixNanos(deadline));
   stop_requested_.store(true);

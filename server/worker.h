@@ -21,6 +21,7 @@
 #include "runtime/buffer_ring.h"
 #include "runtime/pipe_pool.h"
 #include "runtime/ring.h"
+#include "server/listener_set.h"
 #include "server/log_writer.h"
 #include "session/session_env.h"
 #include "session/snapshot.h"
@@ -32,7 +33,7 @@ namespace popgate {
 class Worker final : public SessionEnv {
  public:
   Worker(int index, SnapshotStore& store, auth::HashPool& pool, LogWriter& log,
-         std::vector<UniqueFd> listeners);
+         std::vector<ListenFd> listeners);
   ~Worker();
 
   void Start();
@@ -40,7 +41,14 @@ class Worker final : public SessionEnv {
   // thread, so the kernel refuses new connections, or hands them to another
   // instance, without waiting for this worker's loop), then lets sessions
   // run until `deadline` and cuts what remains.
-  void RequestStop(absl::Time deadline);
+  //
+  // kRelease: the sockets are shared with another process that goes on
+  // accepting on them (a hand-over, or systemd holding them for socket
+  // activation): only this worker's accepts are cancelled and its fds
+  // closed, the sockets keep listening and nothing queued is lost.
+  enum class StopMode { kShutdownListeners, kRelease };
+  void RequestStop(absl::Time deadline,
+                   StopMode mode = StopMode::kShutdownListeners);
   void Join();
 
   // Thread-safe: sessions running now (for the memory housekeeping).
