@@ -835,8 +835,8 @@ absl::Status ParseServer(const Fields& f, const toml::node& node,
            "shutdown_grace", "greeting", "forward_idle_timeout",
            "backend_auth_timeout", "login_timeout", "max_preauth_commands",
            "auth_queue_limit", "takeover_listeners", "forward_socket_buffer",
-           "client_drain_timeout", "proxy_protocol_timeout", "handover_socket", "user", "group",
-           "allow_root"},
+           "client_drain_timeout", "proxy_protocol_timeout", "user", "group",
+           "allow_root", "handover_socket"},
           "in [server]");
       !s.ok()) {
     return s;

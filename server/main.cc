@@ -605,12 +605,12 @@ int Serve(const std::string& path) {
       admin_api.FinishReload(std::move(reload_waiters), outcome);
       continue;
     }
-    notifier->Stopping();
     // SIGUSR2 from anyone else than our hand-over thread means nothing.
     const bool handed_over = sig == SIGUSR2;
     if (handed_over && handover_pid.load() == 0) continue;
     // First, so no new process gets sockets that are being shut down.
     if (handover != nullptr) handover->Stop();
+    notifier->Stopping();
     if (handed_over) {
       LogEvent("handover",
                absl::StrCat(",\"new_pid\":", handover_pid.load(),
