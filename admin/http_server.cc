@@ -204,6 +204,10 @@ struct HttpServer::Impl {
   std::vector<RouteEntry> routes;
   UniqueFd listen_fd;
   std::string unix_path;
+  // The socket file we created: a newer popgate that took over (a
+  // hand-over during an upgrade) replaces it with its own, which Stop must
+  // leave alone.
+  ino_t unix_inode = 0;
   std::string bound;
   Ring ring;
   std::thread thread;
@@ -414,7 +418,13 @@ absl::Status HttpServer::Start() {
   if (std::string_view(listen).starts_with(kUnixPrefix)) {
     impl_->unix_path = listen.substr(kUnixPrefix.size());
     fd = OpenUnix(impl_->unix_path);
-    if (fd.ok()) impl_->bound = impl_->unix_path;
+    if (fd.ok()) {
+      impl_->bound = impl_->unix_path;
+      struct stat st {};
+      if (::stat(impl_->unix_path.c_str(), &st) == 0) {
+        impl_->unix_inode = st.st_ino;
+      }
+    }
   } else {
     fd = OpenTcp(listen);
     if (fd.ok()) {
@@ -451,7 +461,11 @@ void HttpServer::Stop() {
   if (impl_->thread.joinable()) impl_->thread.join();
   impl_->listen_fd.Reset();
   if (!impl_->unix_path.empty()) {
-    ::unlink(impl_->unix_path.c_str());
+    struct stat st {};
+    if (::stat(impl_->unix_path.c_str(), &st) == 0 &&
+        st.st_ino == impl_->unix_inode) {
+      ::unlink(impl_->unix_path.c_str());
+    }
     impl_->unix_path.clear();
   }
 }

@@ -305,6 +305,7 @@ bool HandoverServer::Serve(int conn) {
            .ok()) {
     return false;
   }
+  sent_.store(true);
   for (size_t i = 0; i < sockets_.size(); ++i) {
     if (!SendText(conn, absl::StrCat("fd ", i), sockets_[i].get()).ok()) {
       return false;

@@ -84,6 +84,9 @@ class HandoverServer {
   // Ends the thread (a conversation in progress is dropped) and closes the
   // fds; removes the socket file unless another process has replaced it.
   void Stop();
+  // Thread-safe: fds went to some peer (even one that never confirmed):
+  // it may hold the sockets, so a stop must not shut them down.
+  bool sockets_sent() const { return sent_.load(); }
 
  private:
   void Run();
@@ -99,6 +102,7 @@ class HandoverServer {
   UniqueFd stop_fd_;  // eventfd: Stop() wakes the thread's poll
   ino_t inode_ = 0;   // of the socket file we created
   std::thread thread_;
+  std::atomic<bool> sent_{false};
 };
 
 }  // namespace popgate

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "auth/hash_pool.h"
@@ -409,7 +410,15 @@ int Serve(const std::string& path) {
   admin_deps.version = POPGATE_VERSION;
   admin_deps.log = [&log](std::string line) { log.Append(line); };
   AdminApi admin_api(registry, std::move(admin_deps));
-  if (absl::Status s = admin_api.Start(config.admin, *std::move(admin_token));
+  // Taking over from a running popgate: it holds a TCP admin address until
+  // it has our "taken" (then it closes its admin API at once), so ours
+  // starts after that. A unix admin socket is simply replaced.
+  const bool admin_after_handover =
+      listeners->handover.has_value() && !config.admin.listen.empty() &&
+      !absl::StartsWith(config.admin.listen, "unix:");
+  if (absl::Status s = admin_after_handover
+                           ? absl::OkStatus()
+                           : admin_api.Start(config.admin, *admin_token);
       !s.ok()) {
     StartupError(absl::StrCat(config.path, ":", config.admin.line, ": [admin] ",
                               s.message()));
@@ -449,6 +458,26 @@ int Serve(const std::string& path) {
       LogEvent(LogLevel::kWarning, "took_over",
                absl::StrCat(",\"old_pid\":", old_pid, ",\"warning\":\"",
                             JsonEscape(std::string(s.message())), "\""));
+    }
+  }
+  if (admin_after_handover) {
+    // The old process's admin listener closes as it reads "taken".
+    absl::Status started;
+    const absl::Time until = absl::Now() + absl::Seconds(3);
+    do {
+      started = admin_api.Start(config.admin, *admin_token);
+      if (started.ok()) break;
+      absl::SleepFor(absl::Milliseconds(50));
+    } while (absl::Now() < until);
+    if (!started.ok()) {
+      LogEvent(LogLevel::kWarning, "warning",
+               absl::StrCat(
+                   ",\"warning\":\"",
+                   JsonEscape(absl::StrCat(config.path, ":", config.admin.line,
+                                           ": [admin] ", started.message(),
+                                           ": serving without the admin API; "
+                                           "restart popgate to get it back")),
+                   "\""));
     }
   }
   // Then serve the next upgrade ourselves.
@@ -609,6 +638,9 @@ int Serve(const std::string& path) {
     const bool handed_over = sig == SIGUSR2;
     if (handed_over && handover_pid.load() == 0) continue;
     // First, so no new process gets sockets that are being shut down.
+    // A new process that got them (even if it did not confirm: it may be
+    // about to) keeps them listening.
+    const bool shared = handover != nullptr && handover->sockets_sent();
     if (handover != nullptr) handover->Stop();
     notifier->Stopping();
     if (handed_over) {
@@ -623,12 +655,15 @@ int Serve(const std::string& path) {
     // Another process accepts on the sockets (the new one, or systemd
     // holding them for the next start): stop accepting, keep them open.
     const Worker::StopMode stop_mode =
-        handed_over || listeners->release_on_stop
+        handed_over || shared || listeners->release_on_stop
             ? Worker::StopMode::kRelease
             : Worker::StopMode::kShutdownListeners;
     // /readyz says 503 while the sessions drain; the admin API stays up
     // until the workers are done.
     admin_api.SetDraining();
+    // Handed over: the new process needs our admin address now (it waits
+    // for it); this one drains without its admin API.
+    if (handed_over) admin_api.Stop();
     for (auto& w : ws) w->RequestStop(deadline, stop_mode);
     checker.Stop();
     for (auto& w : ws) w->Join();

@@ -253,6 +253,69 @@ class Handover(harness.IntegrationTestCase):
         self.assertTrue(login_ok(self.a.port))
 
 
+class AdminApiAcrossHandover(harness.IntegrationTestCase):
+    """The admin API moves to the new process too: a TCP address once the
+    old process lets it go (it drains without it), a unix socket by
+    replacing the file (which the old one must not remove as it exits)."""
+
+    def check(self, listen: str, target):
+        synth = self.start_synth(users())
+        a = self.start_popgate(
+            [harness.Tenant("example-com", ["example.com"], [synth.address], users=users())],
+            server={"handover_socket": os.path.join(self.dir, "h.sock")},
+            extra_toml=f'[admin]\nlisten = "{listen}"')
+        a.expected_exit = True
+        self.assertTrue(harness.wait_until(lambda: healthz(target) == 200, 3.0))
+        held = self.raw(a.port)  # a session A drains after the hand-over
+        self.assertTrue(held.login(ALICE, PW).startswith(b"+OK"))
+        b_err = os.path.join(self.dir, "b.stderr")
+        with open(b_err, "ab") as err:
+            b = harness.spawn([harness.popgate_bin(), "--config", a.config_path],
+                              stdout=subprocess.DEVNULL, stderr=err)
+        self.addCleanup(harness.stop_process, b, signal.SIGTERM, 10)
+        self.assertTrue(harness.wait_until(lambda: events(b_err, "admin_listening"),
+                                           START_TIMEOUT), read(b_err))
+        self.assertTrue(events(b_err, "took_over"), read(b_err))
+        self.assertIsNotNone(a.wait_for_record(timeout=2.0, event="handover"))
+        self.assertTrue(a.alive(), "A stopped before its session ended")
+        self.assertEqual(healthz(target), 200)
+        self.assertFalse([r for r in records(b_err) if r.get("level") == "warning"],
+                         read(b_err))
+        held.cmd_ok("QUIT")
+        held.close()
+        self.assertEqual(a.proc.wait(timeout=harness.scaled(10)), 0)
+        self.assertEqual(healthz(target), 200, "A's exit took B's admin API away")
+
+    def setUp(self):
+        self.dir = harness.make_tempdir("handover")
+        self.addCleanup(harness.shutil.rmtree, self.dir, True)
+
+    def test_tcp_admin_listener(self):
+        port = harness.free_port()
+        self.check(f"{harness.LOOPBACK}:{port}", port)
+
+    def test_unix_admin_socket(self):
+        path = os.path.join(self.dir, "admin.sock")
+        self.check(f"unix:{path}", path)
+
+
+def healthz(target) -> int | None:
+    """The status of GET /healthz at a TCP port or a unix socket path."""
+    try:
+        if isinstance(target, int):
+            s = socket.create_connection((harness.LOOPBACK, target), timeout=2)
+        else:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(2)
+            s.connect(target)
+        with s:
+            s.sendall(b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+            head = s.recv(64)
+        return int(head.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class NobodyToTakeOver(harness.IntegrationTestCase):
 
     def test_stale_socket_file_then_own_sockets(self):
