@@ -781,10 +781,10 @@ absl::Status ParseSections(const Fields& f, const toml::table& root,
   if (const toml::node* admin = root.get("admin")) {
     if (absl::Status s = ParseAdmin(f, *admin, config.admin); !s.ok()) return s;
   }
-  if (absl::Status s = ParseTenants(f, root, config); !s.ok()) return s;
   if (const toml::node* log = root.get("log")) {
     if (absl::Status s = ParseLog(f, *log, config.log); !s.ok()) return s;
   }
+  if (absl::Status s = ParseTenants(f, root, config); !s.ok()) return s;
   return ParseListeners(f, root, config);
 }
 
