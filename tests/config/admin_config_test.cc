@@ -7,36 +7,20 @@
 #include "absl/time/time.h"
 #include "config/config.h"
 #include "gtest/gtest.h"
+#include "tests/config/section_test_util.h"
 
 namespace popgate {
 namespace {
 
-constexpr std::string_view kName = "t.toml";
-constexpr std::string_view kBaseDir = "/etc/popgate";
-
-const std::string kRest =
-    "[[listener]]\n"
-    "address = \"127.0.0.1:1110\"\n"
-    "[[tenant]]\n"
-    "name = \"t\"\n"
-    "domains = [\"example.com\"]\n"
-    "auth = \"backend\"\n"
-    "backends = [ { address = \"127.0.0.1:11001\" } ]\n";
+using ::popgate::testing::ParseSection;
 
 absl::StatusOr<Config> Parse(std::string_view admin) {
-  return ParseConfig(std::string(admin) + kRest, kName, kBaseDir);
+  return ParseSection(admin);
 }
 
-testing::AssertionResult FailsAt(std::string_view admin, int line,
-                                 std::string_view what) {
-  absl::StatusOr<Config> config = Parse(admin);
-  if (config.ok()) return testing::AssertionFailure() << "was accepted";
-  const std::string message(config.status().message());
-  const std::string prefix = "t.toml:" + std::to_string(line) + ": ";
-  if (!message.starts_with(prefix) || message.find(what) == std::string::npos) {
-    return testing::AssertionFailure() << message;
-  }
-  return testing::AssertionSuccess();
+::testing::AssertionResult FailsAt(std::string_view admin, int line,
+                                   std::string_view what) {
+  return ::popgate::testing::SectionFailsAt(admin, line, what);
 }
 
 TEST(AdminConfigTest, OffByDefault) {

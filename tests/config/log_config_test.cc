@@ -6,36 +6,18 @@
 
 #include "config/config.h"
 #include "gtest/gtest.h"
+#include "tests/config/section_test_util.h"
 
 namespace popgate {
 namespace {
 
-constexpr std::string_view kName = "t.toml";
-constexpr std::string_view kBaseDir = "/etc/popgate";
+using ::popgate::testing::ParseSection;
 
-const std::string kRest =
-    "[[listener]]\n"
-    "address = \"127.0.0.1:1110\"\n"
-    "[[tenant]]\n"
-    "name = \"t\"\n"
-    "domains = [\"example.com\"]\n"
-    "auth = \"backend\"\n"
-    "backends = [ { address = \"127.0.0.1:11001\" } ]\n";
+absl::StatusOr<Config> Parse(std::string_view log) { return ParseSection(log); }
 
-absl::StatusOr<Config> Parse(std::string_view log) {
-  return ParseConfig(std::string(log) + kRest, kName, kBaseDir);
-}
-
-testing::AssertionResult FailsAt(std::string_view log, int line,
-                                 std::string_view what) {
-  absl::StatusOr<Config> config = Parse(log);
-  if (config.ok()) return testing::AssertionFailure() << "was accepted";
-  const std::string message(config.status().message());
-  const std::string prefix = "t.toml:" + std::to_string(line) + ": ";
-  if (!message.starts_with(prefix) || message.find(what) == std::string::npos) {
-    return testing::AssertionFailure() << message;
-  }
-  return testing::AssertionSuccess();
+::testing::AssertionResult FailsAt(std::string_view log, int line,
+                                   std::string_view what) {
+  return ::popgate::testing::SectionFailsAt(log, line, what);
 }
 
 TEST(LogConfigTest, DefaultsAreStderrWithoutStartLines) {

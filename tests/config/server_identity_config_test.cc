@@ -4,21 +4,13 @@
 
 #include "config/config.h"
 #include "gtest/gtest.h"
+#include "tests/config/section_test_util.h"
 
 namespace popgate {
 namespace {
 
-const std::string kRest =
-    "[[listener]]\n"
-    "address = \"127.0.0.1:1110\"\n"
-    "[[tenant]]\n"
-    "name = \"t\"\n"
-    "domains = [\"example.com\"]\n"
-    "auth = \"backend\"\n"
-    "backends = [ { address = \"127.0.0.1:11001\" } ]\n";
-
 absl::StatusOr<Config> Parse(const std::string& server) {
-  return ParseConfig("[server]\n" + server + kRest, "t.toml", "/etc/popgate");
+  return ::popgate::testing::ParseSection("[server]\n" + server);
 }
 
 TEST(ServerIdentityConfigTest, Defaults) {
