@@ -162,8 +162,8 @@ struct HealthCheckConfig {
   bool passive = true;
   absl::Duration interval = absl::Seconds(5);
   absl::Duration timeout = absl::Seconds(2);  // one whole check
-  int rise = 2;  // consecutive good checks: down/unknown -> up
-  int fall = 3;  // consecutive failures (checks or real logins): -> down
+  int rise = 2;      // consecutive good checks: down/unknown -> up
+  int fall = 3;      // consecutive failures (checks or real logins): -> down
   bool capa = true;  // send CAPA and require a well-formed answer
   bool tls = true;   // do the backend_tls handshake (STLS/implicit) too
   uint32_t line = 0;
@@ -200,8 +200,8 @@ struct TenantConfig {
   // by an HMAC of user and password under a per-process secret, so a
   // repeated login (a client polling every minute, a stuffing attacker's
   // repeated guess) costs no hash. Emptied by every reload. 0 = off.
-  int auth_cache_size = 10000;  // entries
-  absl::Duration auth_cache_ttl = absl::Minutes(5);           // good logins
+  int auth_cache_size = 10000;                                 // entries
+  absl::Duration auth_cache_ttl = absl::Minutes(5);            // good logins
   absl::Duration auth_cache_negative_ttl = absl::Seconds(60);  // failed
   uint32_t line = 0;          // the [[tenant]] table
   uint32_t domains_line = 0;  // 'domains' (the table if absent)
@@ -241,9 +241,9 @@ struct LimitsConfig {
   std::vector<std::string> exempt_networks = {"127.0.0.0/8", "::1/128"};
 
   // Connections, per instance (0 = no limit).
-  int max_connections = 20000;              // all clients together
-  int max_connections_per_address = 50;     // open connections
-  int max_prelogin_per_address = 10;        // of those, not logged in yet
+  int max_connections = 20000;               // all clients together
+  int max_connections_per_address = 50;      // open connections
+  int max_prelogin_per_address = 10;         // of those, not logged in yet
   int max_new_connections_per_address = 20;  // accepted per second
   // Concurrent logged-in sessions of one user ([IN-USE] beyond); shared
   // across instances with store = "redis". 0 = no limit.
@@ -259,6 +259,14 @@ struct LimitsConfig {
   // Password spraying: this many distinct users failing from one address.
   int address_users_to_block = 5;
   absl::Duration block_time = absl::Minutes(15);
+  // A refused connection (a connection limit) and a blocked login are
+  // answered after this long, a timer on the worker (no hash, no thread):
+  // an attacker's connection waits as a failed login's would instead of
+  // looping as fast as we refuse. 0 = answer at once.
+  absl::Duration refusal_delay = absl::Seconds(1);
+  // Refused connections held for refusal_delay at once, per instance
+  // (each holds a descriptor); beyond, they are answered at once.
+  int max_refusals_held = 1000;
   uint32_t line = 0;  // the [limits] table
 };
 

@@ -27,6 +27,8 @@ constexpr size_t kMaxRedisUser = 128;
 constexpr absl::Duration kMaxRedisTimeout = absl::Seconds(10);
 // The delay is a timer (no thread), but the connection stays open for it.
 constexpr absl::Duration kMaxFailureDelay = absl::Minutes(5);
+// A held refusal keeps its descriptor: a short while is all it needs.
+constexpr absl::Duration kMaxRefusalDelay = absl::Seconds(30);
 
 // Keys that only mean something with store = "redis".
 constexpr std::string_view kRedisKeys[] = {
@@ -199,7 +201,9 @@ absl::Status ParseLimits(const Fields& f, const toml::node& node,
                                     "address_failures_to_block",
                                     "user_failures_to_block",
                                     "address_users_to_block",
-                                    "block_time"},
+                                    "block_time",
+                                    "refusal_delay",
+                                    "max_refusals_held"},
                                    "in [limits]");
       !s.ok()) {
     return s;
@@ -230,6 +234,7 @@ absl::Status ParseLimits(const Fields& f, const toml::node& node,
                     1000000},
            IntField{"address_users_to_block", &limits.address_users_to_block,
                     1000000},
+           IntField{"max_refusals_held", &limits.max_refusals_held, 1000000},
        }) {
     const toml::node* v = t.get(field.key);
     if (v == nullptr) continue;
@@ -248,6 +253,8 @@ absl::Status ParseLimits(const Fields& f, const toml::node& node,
            // Zero: no growing delay (only [server] auth_failure_delay).
            DurationField{"max_failure_delay", &limits.max_failure_delay, true},
            DurationField{"block_time", &limits.block_time, false},
+           // Zero: refusals are answered at once.
+           DurationField{"refusal_delay", &limits.refusal_delay, true},
        }) {
     const toml::node* v = t.get(field.key);
     if (v == nullptr) continue;
@@ -255,6 +262,12 @@ absl::Status ParseLimits(const Fields& f, const toml::node& node,
         f.GetDuration(*v, field.key, field.allow_zero);
     if (!d.ok()) return d.status();
     *field.out = *d;
+  }
+  if (const toml::node* v = t.get("refusal_delay");
+      v != nullptr && limits.refusal_delay > kMaxRefusalDelay) {
+    return f.Error(LineOf(*v),
+                   absl::StrCat("'refusal_delay' must be at most ",
+                                absl::FormatDuration(kMaxRefusalDelay)));
   }
   if (const toml::node* v = t.get("max_failure_delay");
       v != nullptr && limits.max_failure_delay > kMaxFailureDelay) {

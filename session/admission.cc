@@ -5,6 +5,7 @@
 // with Redis).
 #include "session/admission.h"
 
+#include <atomic>
 #include <string>
 #include <string_view>
 
@@ -13,6 +14,7 @@
 #include "auth/connection_limits.h"
 #include "net/address_group.h"
 #include "pop3/pop3_replies.h"
+#include "runtime/ring.h"
 #include "session/session_state.h"
 #include "session/snapshot.h"
 
@@ -48,6 +50,32 @@ Refusal RefusalFor(auth::ConnectionRefusal r) {
   }
   return {};
 }
+
+// Refused connections waiting out refusal_delay, in the whole process
+// (every worker's): the bound on the descriptors they keep.
+std::atomic<int> g_refusals_held{0};
+
+// One held refusal, counted while it lives; `held()` false when the bound
+// was reached (answer at once).
+class HeldRefusal {
+ public:
+  explicit HeldRefusal(int max) {
+    int n = g_refusals_held.load(std::memory_order_relaxed);
+    while (n < max && !g_refusals_held.compare_exchange_weak(
+                          n, n + 1, std::memory_order_relaxed)) {
+    }
+    held_ = n < max;
+  }
+  ~HeldRefusal() {
+    if (held_) g_refusals_held.fetch_sub(1, std::memory_order_relaxed);
+  }
+  HeldRefusal(const HeldRefusal&) = delete;
+  HeldRefusal& operator=(const HeldRefusal&) = delete;
+  bool held() const { return held_; }
+
+ private:
+  bool held_ = false;
+};
 
 // The tenant and user slots of an earlier try in this session: a login
 // that did not get through holds nothing (an attacker failing logins for
@@ -96,12 +124,23 @@ Task<bool> AdmitConnection(SessionState& s) {
   const Refusal refusal = RefusalFor(r);
   s.rec.result = SessionResult::kLimited;
   s.rec.detail = std::string(refusal.setting);
+  // Answered after refusal_delay (a timer: the worker goes on): a flood's
+  // connections wait instead of coming back as fast as we refuse them,
+  // which would cost us an accept, a line and a close each.
+  if (limits.refusal_delay > absl::ZeroDuration()) {
+    HeldRefusal hold(limits.max_refusals_held);
+    if (hold.held()) co_await Sleep(s.ring, limits.refusal_delay);
+  }
   // The session line is the log: nothing else is written per refusal (a
   // flood must not turn into a flood of log lines).
   if (s.listener().tls != ListenerTls::kImplicit) {
     co_await s.client->WriteAll(refusal.reply, s.ClientTimeout());
   }
   co_return false;
+}
+
+int RefusalsHeldForTests() {
+  return g_refusals_held.load(std::memory_order_relaxed);
 }
 
 void LoginFailed(SessionState& s) {

@@ -35,11 +35,15 @@ struct AdmissionHold {
 // At accept: sets s.address_group and s.limits_exempt (exempt_networks,
 // or a balancer's LOCAL check), then the connection limits. Exempt
 // connections are neither limited nor counted. False = refused
-// (-ERR [SYS/TEMP] sent, except on implicit-TLS listeners, where a
-// plaintext line would be noise to the client's TLS stack and a handshake
-// would cost what the limit saves; s.rec.result = kLimited with the
-// limit's setting name in detail): close.
+// (-ERR [SYS/TEMP] sent after [limits] refusal_delay while fewer than
+// max_refusals_held wait, else at once; nothing on implicit-TLS
+// listeners, where a plaintext line would be noise to the client's TLS
+// stack and a handshake would cost what the limit saves;
+// s.rec.result = kLimited with the limit's setting name in detail): close.
 Task<bool> AdmitConnection(SessionState& s);
+
+// Refused connections waiting out refusal_delay now, process-wide.
+int RefusalsHeldForTests();
 
 struct SessionRefusal {
   SessionResult result = SessionResult::kOk;  // kOk: admitted

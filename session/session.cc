@@ -46,9 +46,9 @@
 #include "session/login_timing.h"
 #include "session/sasl_exchange.h"
 #include "session/session_env.h"
-#include "session/session_state.h"
 #include "session/session_log.h"
 #include "session/session_metrics.h"
+#include "session/session_state.h"
 #include "tls/tls_engine.h"
 
 namespace popgate {
@@ -237,8 +237,8 @@ Task<PoolLogin> LogInThroughPool(SessionState& s, const routing::Route& route,
 
   // The tenant's and the user's session limits (admission.h), before any
   // backend sees the login.
-  const std::string limit_user = ThrottleUserKey(tenant.spec.name,
-                                                 route.user.full);
+  const std::string limit_user =
+      ThrottleUserKey(tenant.spec.name, route.user.full);
   const SessionRefusal refusal = co_await AdmitSession(s, t, limit_user);
   if (refusal.result != SessionResult::kOk) {
     const SessionResult result = refusal.result;
@@ -460,13 +460,23 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
   // refused before any hash runs; the failure delay grows with the
   // failures already counted.
   const std::string throttle_user =
-      route.ok() ? ThrottleUserKey(
-                       snap.config.tenants[route->tenant_index].spec.name,
-                       route->user.full)
-                 : std::string();
+      route.ok()
+          ? ThrottleUserKey(snap.config.tenants[route->tenant_index].spec.name,
+                            route->user.full)
+          : std::string();
   const LoginGate gate = co_await CheckLogin(s, throttle_user);
   if (gate.refusal != SessionResult::kOk) {
     s.rec.result = gate.refusal;
+    // A blocked login is answered no sooner than a failed one would be
+    // (and never sooner than refusal_delay): no hash runs, but the
+    // attacker's connection waits all the same, and the answer's timing
+    // does not tell a block from a wrong password.
+    if (gate.refusal == SessionResult::kBlocked) {
+      const absl::Duration wait =
+          std::max(gate.failure_delay, snap.config.limits.refusal_delay) -
+          (absl::Now() - pass_at);
+      if (wait > absl::ZeroDuration()) co_await Sleep(s.ring, wait);
+    }
     co_await s.client->WriteAll(gate.reply, s.ClientTimeout());
     co_return PassOutcome::kEnded;
   }
@@ -497,18 +507,19 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
         v = Verification{*cached, absl::ZeroDuration()};
       } else {
         v = co_await TryRunOnPool(
-          s.worker.hash_pool(), s.ring,
-          static_cast<size_t>(std::max(cfg.auth_queue_limit, 0)),
-          [entry, &password]() -> Verification {
-            const absl::Time t0 = absl::Now();
-            bool good = false;
-            if (entry == nullptr) {
-              auth::BurnVerificationTime();
-            } else {
-              good = auth::VerifyPassword(entry->scheme, entry->hash, password);
-            }
-            return Verification{good, absl::Now() - t0};
-          });
+            s.worker.hash_pool(), s.ring,
+            static_cast<size_t>(std::max(cfg.auth_queue_limit, 0)),
+            [entry, &password]() -> Verification {
+              const absl::Time t0 = absl::Now();
+              bool good = false;
+              if (entry == nullptr) {
+                auth::BurnVerificationTime();
+              } else {
+                good =
+                    auth::VerifyPassword(entry->scheme, entry->hash, password);
+              }
+              return Verification{good, absl::Now() - t0};
+            });
       }
       if (!v) {
         // The pool's queue is full: a flood. Say so at once and close; this

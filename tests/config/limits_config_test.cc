@@ -112,6 +112,8 @@ TEST(LimitsConfigTest, DefaultsWithoutTable) {
   EXPECT_EQ(l.user_failures_to_block, 10);
   EXPECT_EQ(l.address_users_to_block, 5);
   EXPECT_EQ(l.block_time, absl::Minutes(15));
+  EXPECT_EQ(l.refusal_delay, absl::Seconds(1));
+  EXPECT_EQ(l.max_refusals_held, 1000);
   EXPECT_EQ(c.server.proxy_protocol_timeout, absl::Seconds(5));
   ASSERT_EQ(c.listeners.size(), 1u);
   EXPECT_FALSE(c.listeners[0].proxy_protocol);
@@ -147,7 +149,9 @@ TEST(LimitsConfigTest, EveryLocalKey) {
       "address_failures_to_block = 30\n"
       "user_failures_to_block = 12\n"
       "address_users_to_block = 4\n"
-      "block_time = \"1h\"\n");
+      "block_time = \"1h\"\n"
+      "refusal_delay = \"250ms\"\n"
+      "max_refusals_held = 50\n");
   EXPECT_FALSE(l.redis);
   EXPECT_EQ(l.store_line, 9u);
   EXPECT_EQ(l.ipv4_prefix, 24);
@@ -165,6 +169,11 @@ TEST(LimitsConfigTest, EveryLocalKey) {
   EXPECT_EQ(l.user_failures_to_block, 12);
   EXPECT_EQ(l.address_users_to_block, 4);
   EXPECT_EQ(l.block_time, absl::Hours(1));
+  EXPECT_EQ(l.refusal_delay, absl::Milliseconds(250));
+  EXPECT_EQ(l.max_refusals_held, 50);
+  // 0: refusals answered at once.
+  EXPECT_EQ(Limits("refusal_delay = \"0s\"\n").refusal_delay,
+            absl::ZeroDuration());
 }
 
 TEST(LimitsConfigTest, ZerosMeanNoLimit) {
@@ -336,6 +345,10 @@ TEST(LimitsConfigTest, DurationErrors) {
       LimitFailsAt9("failure_window = \"0s\"", "'failure_window' must be > 0"));
   EXPECT_TRUE(LimitFailsAt9("block_time = 0", "'block_time' must be > 0"));
   EXPECT_TRUE(LimitFailsAt9("block_time = \"-1m\"", "bad duration"));
+  EXPECT_TRUE(LimitFailsAt9("refusal_delay = \"31s\"",
+                            "'refusal_delay' must be at most 30s"));
+  EXPECT_TRUE(LimitFailsAt9("max_refusals_held = -1",
+                            "'max_refusals_held' must be in 0..1000000"));
   EXPECT_TRUE(LimitFailsAt9("failure_window = \"25h\"", "at most"));
   EXPECT_TRUE(LimitFailsAt9("max_failure_delay = \"6m\"",
                             "'max_failure_delay' must be at most 5m"));
@@ -504,7 +517,9 @@ TEST(LimitsConfigTest, ReadmeDocumentsEveryKey) {
                                          "address_failures_to_block",
                                          "user_failures_to_block",
                                          "address_users_to_block",
-                                         "block_time"};
+                                         "block_time",
+                                         "refusal_delay",
+                                         "max_refusals_held"};
   size_t rows = 0;
   for (size_t at = section.find("\n| `"); at != std::string::npos;
        at = section.find("\n| `", at + 1)) {

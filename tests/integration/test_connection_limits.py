@@ -40,6 +40,7 @@ USER_FULL = b"-ERR [IN-USE] Too many sessions open for this user, close one and 
 # close()).
 MAIN_LIMITS = """[limits]
 exempt_networks = []
+refusal_delay = "0s"
 max_connections = 0
 max_connections_per_address = 3
 max_prelogin_per_address = 2
@@ -49,6 +50,7 @@ max_sessions_per_user = 2
 RATE = 3
 RATE_LIMITS = f"""[limits]
 exempt_networks = []
+refusal_delay = "0s"
 max_connections = 0
 max_connections_per_address = 0
 max_prelogin_per_address = 0
@@ -56,13 +58,27 @@ max_new_connections_per_address = {RATE}
 """
 TOTAL_LIMITS = """[limits]
 exempt_networks = []
+refusal_delay = "0s"
 max_connections = 3
 max_connections_per_address = 0
 max_prelogin_per_address = 0
 max_new_connections_per_address = 0
 """
+# Refusals answered after HOLD_S, at most HELD at a time.
+HOLD_S = 0.4
+HELD = 2
+HOLD_LIMITS = f"""[limits]
+exempt_networks = []
+max_connections = 0
+max_connections_per_address = 1
+max_prelogin_per_address = 0
+max_new_connections_per_address = 0
+refusal_delay = "{int(HOLD_S * 1000)}ms"
+max_refusals_held = {HELD}
+"""
 # Tiny limits, but exempt_networks left at its default (loopback).
 EXEMPT_LIMITS = """[limits]
+refusal_delay = "0s"
 max_connections = 1
 max_connections_per_address = 1
 max_prelogin_per_address = 1
@@ -71,11 +87,11 @@ max_sessions_per_user = 1
 """
 
 res = harness.ModuleResources()
-synth = fake = refusing = main = rate = total = exempt = None
+synth = fake = refusing = main = rate = total = exempt = hold = None
 
 
 def setUpModule():
-    global synth, fake, refusing, main, rate, total, exempt
+    global synth, fake, refusing, main, rate, total, exempt, hold
     with harness.closing_on_error(res):
         synth = res.add(harness.Synth(SYNTH_USERS, sizes=[100]))
         # Logs anyone in, any number of sessions of one user at once (the
@@ -95,6 +111,7 @@ def setUpModule():
         rate = res.add(harness.Popgate(tenants[:1], extra_toml=RATE_LIMITS))
         total = res.add(harness.Popgate(tenants[:1], extra_toml=TOTAL_LIMITS))
         exempt = res.add(harness.Popgate(tenants, extra_toml=EXEMPT_LIMITS))
+        hold = res.add(harness.Popgate(tenants[:1], extra_toml=HOLD_LIMITS))
 
 
 def tearDownModule():
@@ -167,6 +184,42 @@ class ConnectionLimits(harness.IntegrationTestCase):
         held[0].cmd_ok("QUIT")
         held[0].close()
         self.wait_admitted(main, src)
+
+    def test_refusals_wait_refusal_delay_up_to_max_refusals_held(self):
+        src = "127.0.0.15"
+        first = self.admitted(hold, src)
+        # Three refused at once: HELD of them answered after refusal_delay
+        # (an attacker's connections wait), the one beyond the bound at once
+        # (held refusals keep descriptors: there is a cap).
+        socks = []
+        for _ in range(HELD + 1):
+            sk = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(sk.close)
+            sk.settimeout(10)
+            sk.bind((src, 0))
+            sk.connect((harness.LOOPBACK, hold.port))
+            socks.append(sk)
+        t0 = time.monotonic()
+        took = []
+        for sk in socks:
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sk.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertEqual(data, TOO_MANY_FROM_ADDRESS)
+            took.append(time.monotonic() - t0)
+        took.sort()
+        self.assertLess(took[0], HOLD_S / 2, took)
+        for t in took[1:]:
+            self.assertGreaterEqual(t, HOLD_S - 0.05, took)
+        # The admitted connection was served meanwhile.
+        first.cmd_ok("USER u1@example.com")
+        self.assertTrue(first.cmd(f"PASS {PW}").startswith(b"+OK"))
+        rec = hold.wait_for_record(event="session", result="limited",
+                                   detail="max_connections_per_address")
+        self.assertIsNotNone(rec)
 
     def test_prelogin_per_address(self):
         src = "127.0.0.20"
