@@ -38,7 +38,8 @@ sys.path.insert(0, HERE)
 sys.path.append(os.path.join(REPO, "tests"))
 import report  # noqa: E402
 from popgate_testing.pki import CertKey  # noqa: E402
-from popgate_testing.popgate import Listener, TlsPopgate, TlsTenant  # noqa: E402
+from popgate_testing.popgate import (Listener, TlsPopgate, TlsTenant,  # noqa: E402
+                                     toml_value)
 from popgate_testing.ports import free_port, wait_for_greeting  # noqa: E402
 from popgate_testing.synth import Synth  # noqa: E402
 from popgate_testing.tls import wait_for_tls_greeting  # noqa: E402
@@ -365,6 +366,8 @@ def attack_popgate_kw(ctx, redis_address=None):
     limits = ["[limits]", "exempt_networks = []"]
     if redis_address:
         limits += ['store = "redis"', f'redis_address = "{redis_address}"']
+    limits += [f"{k} = {toml_value(v)}"
+               for k, v in getattr(ctx, "limits_settings", {}).items()]
     return kw, {}, "\n".join(limits)
 
 
@@ -1691,6 +1694,11 @@ def main():
                     help="a popgate [server] setting for this run, e.g. "
                          "forward_socket_buffer=0 (VALUE is TOML: 0, true, "
                          '\'"10s"\'); repeatable')
+    ap.add_argument("--popgate-limits-set", action="append", default=[],
+                    metavar="KEY=VALUE",
+                    help="a popgate [limits] setting for the attack "
+                         "workload, e.g. refusal_delay='\"100ms\"'; "
+                         "repeatable")
     ap.add_argument("--popgate-tenant-set", action="append", default=[],
                     metavar="KEY=VALUE",
                     help="a setting in popgate's [[tenant]] for this run, "
@@ -1740,6 +1748,8 @@ def main():
     ctx.popgate_settings = parse_settings(args.popgate_set, "--popgate-set")
     ctx.tenant_settings = parse_settings(args.popgate_tenant_set,
                                          "--popgate-tenant-set")
+    ctx.limits_settings = parse_settings(args.popgate_limits_set,
+                                         "--popgate-limits-set")
     # popgate sends a PROXY v2 header first on every backend connection:
     # pop3-synth must skip it, and then only popgate can talk to it.
     ctx.synth_proxy = ctx.tenant_settings.get("client_identity") == "proxy-v2"
@@ -1925,6 +1935,7 @@ def main():
             "retries": ctx.retries,
             "max_quiet_wait_s": ctx.max_quiet_wait,
             "popgate_settings": ctx.popgate_settings,
+            "popgate_limits_settings": ctx.limits_settings,
             "popgate_tenant_settings": ctx.tenant_settings,
             "synth_backends": args.synth_backends,
             "synth_proxy_protocol": ctx.synth_proxy,

@@ -4,7 +4,7 @@ The -ERR for a failed login goes out at a deadline fixed when PASS arrived
 (arrival + auth_failure_delay), with the password verification inside it.
 With an ARGON2ID passwd-file (as Dovecot's default makes them), a wrong
 password for a known user and any password for an unknown user must be
-answered alike: medians over 30 tries each differ by under 5 ms.  Before the
+answered alike: medians over 20 tries each differ by under 5 ms.  Before the
 fix the delay started after verification, so the known user was slower by
 the whole Argon2 time (~0.15-0.3 s).
 
@@ -23,6 +23,10 @@ import harness
 
 KNOWN, PW = "known@example.com", "Timing-Pw-1"
 UNKNOWN = "nobody@example.com"
+# Tries per user, one at a time at 1 s each (the module's wall time): the
+# medians of 20 are as steady as of 30 (the deadline is what is measured,
+# not Argon2's spread), and CI's budget is tight.
+PAIRS = 20
 DOVEADM = shutil.which("doveadm")
 
 res = harness.ModuleResources()
@@ -82,7 +86,7 @@ class AuthTiming(harness.IntegrationTestCase):
         known, unknown, errors = [], [], []
         kc = self.raw(popgate.port, timeout=30)
         uc = self.raw(popgate.port, timeout=30)
-        for i in range(30):
+        for i in range(PAIRS):
             # One at a time, alternating who goes first: overlapping tries
             # would measure each other (the other try's Argon2 competing
             # for the CPU at this one's deadline), not popgate.
@@ -92,7 +96,7 @@ class AuthTiming(harness.IntegrationTestCase):
             for c, user, out in pair:
                 timed_pass(c, user, out, errors)
         self.assertEqual(errors, [])
-        self.assertEqual((len(known), len(unknown)), (30, 30))
+        self.assertEqual((len(known), len(unknown)), (PAIRS, PAIRS))
         mk, mu = statistics.median(known), statistics.median(unknown)
         msg = (f"median known-user-wrong-password {mk * 1000:.2f} ms, unknown user "
                f"{mu * 1000:.2f} ms, difference {(mk - mu) * 1000:.2f} ms")
