@@ -35,10 +35,15 @@ install(FILES deploy/systemd/popgate.socket
 # writes one (ConditionPathExists), starting from the example.
 install(FILES README.md docs/operations.md docs/health-checks.md
               docs/failover.md docs/client-identity.md docs/master-login.md
+              docs/admin-api.md docs/logging.md docs/limits.md
+              docs/abuse-defence.md docs/auth-cache.md docs/redis.md
+              docs/front-proxy.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES deploy/popgate.toml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 install(FILES deploy/seccomp/popgate.json
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/seccomp)
+install(FILES deploy/grafana/popgate.json
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/grafana)
 install(DIRECTORY deploy/kubernetes/
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples/kubernetes
         FILES_MATCHING PATTERN "*.yaml")

@@ -13,7 +13,7 @@
 #  * deploy/systemd/popgate.service with systemd-analyze verify.
 #
 #   scripts/check-manifests.sh           exit 0 if all pass
-# Not in scripts/test.sh or .ci/run (time; see docs/operations.md).
+# scripts/test.sh (CI) runs it beside the release tests.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 tool="$here/scripts/check-manifests"

@@ -9,15 +9,25 @@
 # with the files it names; finally popgate starts in that tree on loopback
 # and stops on SIGTERM.
 #
-#   scripts/package-test.sh [SRCDIR]    (as root; default: this checkout)
+#   scripts/package-test.sh [--prebuilt BUILDDIR] [SRCDIR]
+#                                       (as root; default: this checkout)
+# --prebuilt BUILDDIR: package BUILDDIR/server/popgate (a build of the same
+# tree) instead of compiling it in dpkg-buildpackage (debian/rules,
+# POPGATE_PREBUILT): what scripts/test.sh runs in CI, about 2 minutes.
 # PACKAGE_TEST_DEB=FILE.deb checks that package instead of building one.
 # The work directory (/tmp/popgate-package.XXXX: logs, the .deb, the tree)
 # is kept when a step fails, or with KEEP=1.
-# Not part of scripts/test.sh or .ci/run (time): measured 21 min on 2 cores
+# scripts/test.sh (CI) runs it with --prebuilt. Built from source: 21 min on 2 cores
 # shared with other builds (load ~24; 19.6 min of it dpkg-buildpackage,
 # 1 min mmdebstrap); PACKAGE_TEST_DEB runs skip the build (1.5-6 min).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
+prebuilt=""
+if [[ "${1:-}" == "--prebuilt" ]]; then
+  prebuilt="$(cd "$2" && pwd)"
+  [[ -x "$prebuilt/server/popgate" ]] || { echo "package-test: no $prebuilt/server/popgate" >&2; exit 1; }
+  shift 2
+fi
 src="$(cd "${1:-$here}" && pwd)"
 start=$SECONDS
 step() { printf '== [%4ds] %s\n' $((SECONDS - start)) "$*"; }
@@ -77,8 +87,9 @@ else
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing_bd >/dev/null
   fi
 
-  step "dpkg-buildpackage -us -uc -b"
+  step "dpkg-buildpackage -us -uc -b${prebuilt:+ (popgate from $prebuilt)}"
   (cd "$tree" && DEB_BUILD_OPTIONS="parallel=$(nproc)" \
+    POPGATE_PREBUILT="$prebuilt" \
     dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1) ||
     { tail -40 "$work/build.log"; fail "dpkg-buildpackage (log: $work/build.log)"; }
   deb="$(ls "$work"/popgate_"$version"_*.deb)"
@@ -115,6 +126,7 @@ for f in /usr/sbin/popgate /lib/systemd/system/popgate.service \
   /usr/share/man/man8/popgate.8.gz /usr/share/man/man5/popgate.toml.5.gz \
   /usr/share/doc/popgate/examples/popgate.toml \
   /usr/share/doc/popgate/examples/seccomp/popgate.json \
+  /usr/share/doc/popgate/examples/grafana/popgate.json \
   /usr/share/doc/popgate/operations.md; do
   # dh_compress gzips docs over 4 KiB.
   [[ -e "$root$f" || -e "$root$f.gz" ]] || fail "missing $f"

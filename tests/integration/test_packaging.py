@@ -141,7 +141,10 @@ class CmakeInstall(harness.IntegrationTestCase):
         for p in [prefix + "/share/man/man8/popgate.8", prefix + "/share/man/man5/popgate.toml.5",
                   doc + "/operations.md", doc + "/README.md", doc + "/examples/popgate.toml",
                   doc + "/examples/seccomp/popgate.json",
-                  doc + "/examples/kubernetes/deployment.yaml"]:
+                  doc + "/examples/grafana/popgate.json",
+                  doc + "/examples/kubernetes/servicemonitor.yaml",
+                  doc + "/examples/kubernetes/deployment.yaml",
+                  doc + "/logging.md", doc + "/admin-api.md", doc + "/limits.md"]:
             self.assertTrue(os.path.isfile(root(p)), p)
         with open(root(doc + "/examples/popgate.toml")) as f:
             self.assertEqual(f.read(), read("deploy", "popgate.toml"))
