@@ -7,8 +7,11 @@
 // bare CR, conflicting Content-Length) is a 400 or a 501.
 //
 // Written here rather than taken from a library: llhttp and picohttpparser
-// are not in Debian 12 as libraries, and the admin API needs a few hundred
-// lines of strict HTTP/1.1 without keep-alive or chunked bodies.
+// are not in Debian 12 as libraries; nodejs's http-parser is (2.9), but its
+// upstream archived it in 2022 and it parses what we would refuse anyway
+// (chunked bodies, keep-alive, obs-fold), so the callbacks around it would
+// be as long as this. The admin API needs a few hundred lines of strict
+// HTTP/1.1 without keep-alive or chunked bodies.
 #ifndef POPGATE_ADMIN_HTTP_REQUEST_H_
 #define POPGATE_ADMIN_HTTP_REQUEST_H_
 

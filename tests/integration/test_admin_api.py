@@ -146,6 +146,38 @@ class AuthAndProbesTest(unittest.TestCase):
         self.assertIsNotNone(pg.wait_for_record(event="admin_request", status=401))
 
 
+class CurlTest(unittest.TestCase):
+    """What an operator types: curl against the API, as the docs show it."""
+
+    def curl(self, *args: str) -> tuple[int, str]:
+        r = subprocess.run([harness.CURL, "-sS", "-o", "-", "-w", "\n%{http_code}",
+                            *args], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        body, _, code = r.stdout.rpartition("\n")
+        return int(code), body
+
+    def test_curl(self):
+        if not os.path.exists(harness.CURL):
+            self.skipTest("curl not installed")
+        base = f"http://127.0.0.1:{admin_port}"
+        auth = ("-H", f"Authorization: Bearer {TOKEN}")
+        self.assertEqual(self.curl(f"{base}/healthz"), (200, "ok\n"))
+        code, body = self.curl(*auth, f"{base}/metrics")
+        self.assertEqual(code, 200)
+        self.assertIn("popgate_workers ", body)
+        self.assertEqual(self.curl(f"{base}/metrics")[0], 401)
+        code, body = self.curl(*auth, "-H", "Accept: application/openmetrics-text",
+                               f"{base}/metrics")
+        self.assertEqual(code, 200)
+        self.assertTrue(body.rstrip().endswith("# EOF"), body[-200:])
+        code, body = self.curl(*auth, f"{base}/sessions?tenant=solo")
+        self.assertEqual(code, 200)
+        self.assertIsInstance(json.loads(body), (list, dict))
+        code, body = self.curl(*auth, "-X", "POST", f"{base}/reload")
+        self.assertEqual(code, 200, body)
+        self.assertEqual(json.loads(body).get("result"), "ok", body)
+
+
 class MetricsTest(unittest.TestCase):
     def test_prometheus_text(self):
         status, hdrs, body = http("GET", "/metrics")
