@@ -13,9 +13,6 @@
 namespace popgate::config_internal {
 namespace {
 
-// sockaddr_un's sun_path holds 108 bytes with the NUL.
-constexpr size_t kMaxUnixPath = 107;
-
 struct Facility {
   std::string_view name;
   int code;  // RFC 5424 facility number
@@ -34,8 +31,8 @@ absl::StatusOr<std::string> SocketPath(const Fields& f, const toml::node& v,
   if (!path.ok()) return path.status();
   if (path->size() > kMaxUnixPath) {
     return f.Error(LineOf(v), absl::StrCat("'", std::string(key),
-                                           "' is a unix socket path: at most "
-                                           "107 bytes"));
+                                           "' is a unix socket path: at most ",
+                                           kMaxUnixPath, " bytes"));
   }
   return path;
 }

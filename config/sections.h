@@ -4,6 +4,7 @@
 #ifndef POPGATE_CONFIG_SECTIONS_H_
 #define POPGATE_CONFIG_SECTIONS_H_
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,7 +39,12 @@ absl::Status ParseLog(const Fields& fields, const toml::node& node,
 absl::Status ParseLimits(const Fields& fields, const toml::node& node,
                          LimitsConfig& limits);
 
-// "unix:PATH" addresses ([admin] listen, [limits] redis_address, unix_address.cc).
+// sockaddr_un's sun_path holds 108 bytes with the NUL: the longest path any
+// unix socket setting may name.
+inline constexpr size_t kMaxUnixPath = 107;
+
+// "unix:PATH" addresses ([admin] listen, [limits] redis_address,
+// unix_address.cc).
 bool IsUnixAddress(std::string_view address);
 // PATH absolute, at most 107 bytes, no NUL; the error names `key` at `line`.
 absl::Status CheckUnixAddress(const Fields& fields, Line line,

@@ -12,8 +12,6 @@ namespace popgate::config_internal {
 namespace {
 
 constexpr std::string_view kUnixPrefix = "unix:";
-// sockaddr_un's sun_path holds 108 bytes with the NUL.
-constexpr size_t kMaxUnixPath = 107;
 
 }  // namespace
 

@@ -390,11 +390,9 @@ class SocketActivation(harness.IntegrationTestCase):
         self.assertEqual(proc.wait(timeout=harness.scaled(10)), 0)
         self.assert_still_listening(ls, p.port)
 
-    def test_handover_of_activated_sockets(self):
-        d = harness.make_tempdir("handover")
-        self.addCleanup(harness.shutil.rmtree, d, True)
-        proc, p, ls, _ = self.activated({"handover_socket": os.path.join(d, "h.sock")})
-        # B, beside the unit, takes systemd's socket over from A.
+    def take_over_beside(self, p, d: str):
+        """Starts B with `p`'s config beside the unit; returns (B, its stderr
+        path) once B says it took the sockets over."""
         b_err = os.path.join(d, "b.stderr")
         with open(b_err, "ab") as err:
             b = harness.spawn([harness.popgate_bin(), "--config", p.config_path],
@@ -402,6 +400,14 @@ class SocketActivation(harness.IntegrationTestCase):
         self.addCleanup(harness.stop_process, b, signal.SIGKILL, 5)
         self.assertTrue(harness.wait_until(lambda: events(b_err, "took_over"), START_TIMEOUT),
                         read(b_err))
+        return b, b_err
+
+    def test_handover_of_activated_sockets(self):
+        d = harness.make_tempdir("handover")
+        self.addCleanup(harness.shutil.rmtree, d, True)
+        proc, p, ls, _ = self.activated({"handover_socket": os.path.join(d, "h.sock")})
+        # B, beside the unit, takes systemd's socket over from A.
+        b, b_err = self.take_over_beside(p, d)
         self.assertEqual(proc.wait(timeout=harness.scaled(10)), 0)
         self.assertTrue(login_ok(p.port))
         # The unit starts again (systemd passes the same socket): the new
@@ -420,13 +426,7 @@ class SocketActivation(harness.IntegrationTestCase):
         d = harness.make_tempdir("handover")
         self.addCleanup(harness.shutil.rmtree, d, True)
         proc, p, ls, _ = self.activated({"handover_socket": os.path.join(d, "h.sock")})
-        b_err = os.path.join(d, "b.stderr")
-        with open(b_err, "ab") as err:
-            b = harness.spawn([harness.popgate_bin(), "--config", p.config_path],
-                              stdout=subprocess.DEVNULL, stderr=err)
-        self.addCleanup(harness.stop_process, b, signal.SIGKILL, 5)
-        self.assertTrue(harness.wait_until(lambda: events(b_err, "took_over"), START_TIMEOUT),
-                        read(b_err))
+        b, b_err = self.take_over_beside(p, d)
         self.assertEqual(proc.wait(timeout=harness.scaled(10)), 0)
         # B knows the socket is systemd's: its stop leaves it listening.
         os.kill(b.pid, signal.SIGTERM)
