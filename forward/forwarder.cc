@@ -151,19 +151,30 @@ struct Direction {
   StallWatch* watch;
 };
 
+// One non-blocking splice(2), here on the worker thread: bytes or -errno.
+// Not through the ring: io_uring hands every splice to an io-wq thread
+// (splice may wait on a pipe's lock), which costs two context switches and
+// a wake-up of the ring per call; with non-blocking pipes and sockets the
+// call returns at once, moving page references (and, into a kernel-TLS
+// socket, encrypting at most one pipe's worth).
+int SpliceNow(int in, int out, unsigned len) {
+  ssize_t n = ::splice(in, nullptr, out, nullptr, len, kSpliceFlags);
+  return n < 0 ? -errno : static_cast<int>(n);
+}
+
 DirectionEnd SinkEnd(int rc) {
   if (rc == -ETIME) return DirectionEnd::kIdle;
   if (rc == kDrained) return DirectionEnd::kEof;  // the source had ended
   return DirectionEnd::kSinkError;
 }
 
-// Moves bytes `from` -> `to` until EOF or error. Waits for readability with
-// a poll (holding neither a buffer, a pipe nor a kernel thread: a splice
-// that blocked would park an io-wq worker per idle session). Then:
-// - POP3 commands and short replies are a few bytes each. The kernel runs
-//   every splice on an io-wq thread, so splicing them would cost two thread
-//   hand-offs per line; a recv and a send on the ring run inline instead.
-//   (Only these bytes are looked at, for QUIT.)
+// Moves bytes `from` -> `to` until EOF or error. Waits for readability on
+// the ring (holding neither a pipe nor, with provided buffers, a buffer).
+// Then:
+// - POP3 commands and short replies are a few bytes each: one recv and one
+//   send on the ring, where splicing them would take a pipe and two
+//   syscalls per line (bench/micro/splice_bench: copying is cheaper below
+//   16 KiB). Only these bytes are looked at, for QUIT.
 // - A burst from the backend that fills that small buffer (a RETR) is
 //   spliced, chunk after chunk, while data keeps coming: mail bodies never
 //   enter user space. The client's bytes are always copied.
@@ -175,6 +186,10 @@ Task<DirectionEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
   Pipe pipe;
   bool have_pipe = false;
   bool pipe_empty = true;
+  // Between two chunks of one burst the ring gets a turn (Yield): the
+  // splices below run on this thread, and a burst that kept coming would
+  // otherwise hold it.
+  bool yield_first = false;
   DirectionEnd end = DirectionEnd::kEof;
   while (true) {
     if (!have_pipe) {
@@ -235,8 +250,8 @@ Task<DirectionEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
       if (d.client_lines != nullptr) d.client_lines->Feed(bytes);
       // A read that did not fill its buffer: the burst is over. The
       // client's bytes are commands, never mail: even a burst of them (a
-      // pipelined run of DELEs) is cheaper to copy than to hand to io-wq
-      // for splicing, and seeing them all keeps the QUIT check exact.
+      // pipelined run of DELEs) is cheaper to copy than to splice, and
+      // seeing them all keeps the QUIT check exact.
       if (static_cast<size_t>(got) < (small ? kSmallCopy : kProvidedSize) ||
           d.client_lines != nullptr) {
         continue;
@@ -246,9 +261,13 @@ Task<DirectionEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
         break;
       }
       have_pipe = true;
+      yield_first = false;  // the burst's first chunk follows at once
     }
-    auto [n, out] = co_await SplicePairOp(
-        ring, from, pipe.w.get(), pipe.r.get(), to, chunk, kSpliceFlags);
+    if (yield_first) co_await Yield(ring);
+    yield_first = true;
+    int n = SpliceNow(from, pipe.w.get(), chunk);
+    const int out =
+        n > 0 ? SpliceNow(pipe.r.get(), to, static_cast<unsigned>(n)) : -EAGAIN;
     if (n == -EAGAIN) {
       pool.Release(std::move(pipe), /*empty=*/true);
       have_pipe = false;
@@ -277,7 +296,7 @@ Task<DirectionEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
     }
     int stalled = 0;
     while (left > 0) {
-      int m = co_await Splice(ring, pipe.r.get(), to, left, kSpliceFlags);
+      int m = SpliceNow(pipe.r.get(), to, left);
       if (m == -EAGAIN) {
         // The peer is not reading: wait, and read nothing more meanwhile.
         int ev = co_await WaitFor(ring, to, POLLOUT, activity, d.watch);

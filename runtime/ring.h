@@ -174,62 +174,11 @@ inline auto Connect(Ring& r, int fd, const sockaddr* addr, socklen_t len,
       timeout);
 }
 
-inline auto Splice(Ring& r, int fd_in, int fd_out, unsigned len,
-                   unsigned flags) {
-  return MakeOp(r, [=](io_uring_sqe* s) {
-    io_uring_prep_splice(s, fd_in, -1, fd_out, -1, len, flags);
-  });
+// Completes at once, but only after the ring has run what was already
+// waiting: a long-running coroutine's way of letting the others in.
+inline auto Yield(Ring& r) {
+  return MakeOp(r, [](io_uring_sqe* s) { io_uring_prep_nop(s); });
 }
-
-// Two splices in one submission, hard-linked: `from` -> pipe, then pipe ->
-// `to`, so a chunk crosses the proxy with one trip through the ring instead
-// of two. The second runs even when the first moves nothing (a hard link
-// does not break), and with non-blocking pipes it then just reports EAGAIN.
-class SplicePairOp {
- public:
-  SplicePairOp(Ring& ring, int from, int pipe_w, int pipe_r, int to,
-               unsigned len, unsigned flags)
-      : ring_(ring),
-        from_(from),
-        pipe_w_(pipe_w),
-        pipe_r_(pipe_r),
-        to_(to),
-        len_(len),
-        flags_(flags) {}
-  bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) {
-    handle_ = h;
-    for (Completion* c : {&in_, &out_}) {
-      c->callback = &SplicePairOp::OnDone;
-      c->ctx = this;
-    }
-    ring_.Reserve(2);
-    io_uring_sqe* a = ring_.GetSqe();
-    io_uring_prep_splice(a, from_, -1, pipe_w_, -1, len_, flags_);
-    io_uring_sqe_set_data(a, &in_);
-    a->flags |= IOSQE_IO_HARDLINK;
-    io_uring_sqe* b = io_uring_get_sqe(ring_.raw());
-    if (b == nullptr) std::terminate();  // rings are sized for pairs
-    io_uring_prep_splice(b, pipe_r_, -1, to_, -1, len_, flags_);
-    io_uring_sqe_set_data(b, &out_);
-  }
-  // {bytes into the pipe, bytes out of it} (or -errno each).
-  std::pair<int, int> await_resume() const noexcept {
-    return {in_.result, out_.result};
-  }
-
- private:
-  static void OnDone(void* ctx, int, uint32_t) {
-    auto* self = static_cast<SplicePairOp*>(ctx);
-    if (++self->done_ == 2) self->handle_.resume();
-  }
-  Ring& ring_;
-  int from_, pipe_w_, pipe_r_, to_;
-  unsigned len_, flags_;
-  Completion in_, out_;
-  int done_ = 0;
-  std::coroutine_handle<> handle_;
-};
 
 inline auto PollFd(Ring& r, int fd, unsigned events,
                    std::optional<absl::Duration> timeout = std::nullopt) {

@@ -199,31 +199,34 @@ TEST(RingSmallQueueTest, MoreOpsThanSubmissionEntries) {
   }
 }
 
-// A splice pair (two hard-linked SQEs) taken when the queue has one entry
-// left (the ring's own eventfd read holds the other): Reserve(2) submits
-// first, so the pair reaches the kernel together.
-TEST(RingSmallQueueTest, SplicePairNeverSplit) {
-  Ring ring;
-  ASSERT_TRUE(ring.Init(2).ok());
-  auto [in_a, in_b] = UnixPair();
-  auto [out_a, out_b] = UnixPair();
-  int p[2];
-  ASSERT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
-  UniqueFd pr(p[0]), pw(p[1]);
-  ASSERT_EQ(::send(in_b.get(), "spliced", 7, 0), 7);
-  auto run = [](Ring& ring, int from, int pw, int pr,
-                int to) -> Task<std::pair<int, int>> {
-    co_return co_await SplicePairOp(ring, from, pw, pr, to, 4096,
-                                    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-  };
-  std::optional<std::pair<int, int>> rc =
-      RunTask(ring, run(ring, in_a.get(), pw.get(), pr.get(), out_a.get()));
-  ASSERT_TRUE(rc.has_value());
-  EXPECT_EQ(rc->first, 7);
-  EXPECT_EQ(rc->second, 7);
-  char buf[16];
-  ASSERT_EQ(::recv(out_b.get(), buf, sizeof(buf), 0), 7);
-  EXPECT_EQ(std::string(buf, 7), "spliced");
+// Yield gives the ring a turn: a receive whose data is already there
+// completes while a coroutine that yields in a loop is still running, and
+// the yielding one ends too (each Yield completes).
+Task<int> YieldUntil(Ring& ring, const bool& other_done) {
+  int yields = 0;
+  while (!other_done && yields < 1000) {
+    co_await Yield(ring);
+    ++yields;
+  }
+  co_return yields;
+}
+
+TEST_F(RingTest, YieldLetsOtherCompletionsRun) {
+  auto [a, b] = UnixPair();
+  ASSERT_EQ(::send(b.get(), "ready", 5, 0), 5);
+  std::string got;
+  std::optional<int> recv_rc;
+  bool recv_done = false;
+  std::optional<int> yields;
+  bool yield_done = false;
+  testing::internal::DriveTask(YieldUntil(ring_, recv_done), yields,
+                               yield_done);
+  testing::internal::DriveTask(RecvOnce(ring_, a.get(), got, std::nullopt),
+                               recv_rc, recv_done);
+  ASSERT_TRUE(RunUntil(ring_, yield_done));
+  EXPECT_TRUE(recv_done);
+  EXPECT_EQ(got, "ready");
+  EXPECT_LT(*yields, 1000);
 }
 
 }  // namespace
