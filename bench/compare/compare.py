@@ -37,6 +37,7 @@ sys.path.insert(0, HERE)
 # pop3-synth and popgate are started the same way in both.
 sys.path.append(os.path.join(REPO, "tests"))
 import report  # noqa: E402
+from segments import SegmentSampler  # noqa: E402
 from popgate_testing.pki import CertKey  # noqa: E402
 from popgate_testing.popgate import (Listener, TlsPopgate, TlsTenant,  # noqa: E402
                                      toml_value)
@@ -798,6 +799,12 @@ def measured(ctx, target, fn):
     k1 = cpu_times()
     raw["_synth_cpu_s"] = s1 - s0
     raw["_busy_load_cpus"] = busy_share(k0, k1, ctx.load_cpus)
+    # CPU seconds on the load generator's and backend's CPUs (all of them,
+    # kernel work included): on loopback, TCP work for the proxy's packets
+    # can land there (see BENCHMARKS.md, "RETR: where the CPU goes").
+    raw["_load_cpu_s"] = (sum(k1[c][0] - k0[c][0] for c in ctx.load_cpus
+                              if c in k0 and c in k1) / CLK_TCK
+                          if ctx.load_cpus else None)
     raw["_busy_proxy_cpus"] = busy_share(k0, k1, ctx.proxy_cpus)
     # CPU time of everything that is neither the proxy, the backend nor the
     # client (other users of a shared machine), in cores.
@@ -851,14 +858,27 @@ def w_throughput(ctx, target, tls=None):
                         ctx.throughput_concurrency, "--duration",
                         ctx.duration, "--message", 2,
                         *(["--tls"] if tls else []))
-    raw, cpu, wall, load = measured(
-        ctx, target, lambda: run_client(ctx, argv, ctx.duration + 90))
+    # Segments per MB on each leg: the client's (sent from the port the
+    # client connected to) and, through a proxy, the backend's.
+    legs = {"to_client": {port}}
+    if target.name != "direct":
+        legs["from_backend"] = set(ctx.synth_ports)
+    with SegmentSampler(legs) as seg:
+        raw, cpu, wall, load = measured(
+            ctx, target, lambda: run_client(ctx, argv, ctx.duration + 90))
+    segs = seg.result()
     b = raw.get("bytes", 0)
     return raw, {
         "mb_per_s": raw.get("mb_per_s", 0.0),
         "bytes": b,
         "proxy_cpu_s": cpu,
         "cpu_s_per_gb": (cpu / (b / 1e9)) if b and target.roots else None,
+        "load_cpu_s_per_gb": (raw["_load_cpu_s"] / (b / 1e9))
+        if b and raw.get("_load_cpu_s") is not None else None,
+        "segs_per_mb_to_client":
+            segs.get("to_client", {}).get("segs_per_mb"),
+        "segs_per_mb_from_backend":
+            segs.get("from_backend", {}).get("segs_per_mb"),
         "errors": raw.get("errors_total", 0),
         "loadavg": load,
         "busy_load_cpu": raw.get("_busy_load_cpus"),

@@ -28,6 +28,13 @@ def get(res, target, variant, workload, metric):
     return v
 
 
+def segs(to_client, from_backend):
+    if to_client is None:
+        return "–"
+    return fmt(to_client) + (f" / {fmt(from_backend)}"
+                             if from_backend is not None else "")
+
+
 def fmt(v, digits=3):
     if v is None:
         return "–"
@@ -319,12 +326,22 @@ def md_tables(res, img_prefix):
         rows.append([f"**{t}**", fmt(mb), ratio(mb, T("direct", "plain", "mb_per_s")),
                      ratio(mb, T("nginx", "plain", "mb_per_s")),
                      fmt(cpu), ratio(cpu, T("nginx", "plain", "cpu_s_per_gb")),
+                     fmt(T(t, "plain", "load_cpu_s_per_gb")),
+                     segs(T(t, "plain", "segs_per_mb_to_client"),
+                          T(t, "plain", "segs_per_mb_from_backend")),
                      busy(res, t, "plain", "throughput"),
                      fmt(rss), fmt(pss), ratio(rss, H("nginx", "plain", "rss_kib_per_session")),
                      errors_of(res, t, "plain", ["throughput", "hold"])])
-    parts.append("### Plain RETR throughput and memory per idle session\n\n" + table(
+    parts.append("### Plain RETR throughput and memory per idle session\n\n"
+                 "`load CPU s / GB`: CPU used on the load generator's and "
+                 "backend's core per GB (on loopback the kernel does part of "
+                 "the proxy's TCP work there or on the proxy's core, "
+                 "depending on who sends when). `segs / MB`: TCP data "
+                 "segments per MB sent to the client / sent by the backend "
+                 "(from `ss -ti`).\n\n" + table(
         ["target", "MB/s", "× direct", "× nginx", "proxy CPU s / GB",
-         "CPU × nginx", "busy load / proxy", "RSS KiB / idle session",
+         "CPU × nginx", "load CPU s / GB", "segs / MB client / backend",
+         "busy load / proxy", "RSS KiB / idle session",
          "PSS(anon) KiB / idle session", "RSS × nginx", "errors"], rows))
 
     hs_rows = []

@@ -32,6 +32,11 @@ def main():
         ("popgate", "plain", "sessions", "sessions_per_s"),
         ("popgate", "plain", "sessions", "cpu_s_per_1k_sessions"),
         ("popgate", "plain", "throughput", "mb_per_s"),
+        # Segments per MB on both legs, from ss -ti while the load ran.
+        ("direct", "plain", "throughput", "segs_per_mb_to_client"),
+        ("popgate", "plain", "throughput", "segs_per_mb_to_client"),
+        ("popgate", "plain", "throughput", "segs_per_mb_from_backend"),
+        ("popgate", "plain", "throughput", "load_cpu_s_per_gb"),
         ("popgate", "plain", "hold", "held"),
         ("popgate", "tls-ecdsa", "handshake-full", "handshakes_per_s"),
         ("popgate", "tls-ecdsa", "handshake-resumed", "handshakes_per_s"),
