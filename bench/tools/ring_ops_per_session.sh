@@ -4,12 +4,15 @@
 # with kernel tracepoints (perf stat): unlike CPU time on a shared 2-core
 # machine, these counts repeat run after run, so they show what a change to
 # the session's I/O pattern saves.
-# Usage: bench/tools/ring_ops_per_session.sh [BUILD_DIR] [SESSIONS]
-#   (default build/release, 20000; needs perf from Debian's linux-perf)
+# Usage: bench/tools/ring_ops_per_session.sh [BUILD_DIR] [SESSIONS] [CONCURRENCY]
+#   (default build/release, 20000, 32; needs perf from Debian's linux-perf).
+#   At concurrency 1 nothing is batched: each wait is a system call of its
+#   own, which is the far-from-saturation case operators mostly run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin="${1:-build/release}"
 sessions="${2:-20000}"
+concurrency="${3:-32}"
 command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)" >&2; exit 2; }
 source bench/tools/lib.sh
 bench_init
@@ -21,12 +24,15 @@ pids+=($pg)
 sleep 1
 events=io_uring:io_uring_submit_req,io_uring:io_uring_complete
 events+=,io_uring:io_uring_poll_arm,io_uring:io_uring_queue_async_work
-events+=,raw_syscalls:sys_enter
+events+=,raw_syscalls:sys_enter,syscalls:sys_enter_io_uring_enter
+events+=,syscalls:sys_enter_accept4,syscalls:sys_enter_setsockopt
+events+=,syscalls:sys_enter_fcntl,syscalls:sys_enter_socket,syscalls:sys_enter_close
+events+=,syscalls:sys_enter_splice,syscalls:sys_enter_futex,syscalls:sys_enter_write
 perf stat -x, -e "$events" -p "$pg" -o "$tmp/stat.txt" &
 ps=$!
 sleep 0.3
 timeout 120 "$bin/bench/loadgen/loadgen" --target 127.0.0.1:27310 \
-  --mode sessions --concurrency 32 --users 5000 --password pass \
+  --mode sessions --concurrency "$concurrency" --users 5000 --password pass \
   --sessions "$sessions" --duration 60 >"$tmp/lg.json" 2>/dev/null
 kill -INT "$ps"
 wait "$ps" || true
