@@ -12,6 +12,8 @@
 #include <optional>
 #include <utility>
 
+#include "runtime/frame_pool.h"
+
 namespace popgate {
 
 namespace internal {
@@ -27,7 +29,15 @@ struct FinalAwaiter {
   void await_resume() const noexcept {}
 };
 
-struct PromiseBase {
+// Every coroutine frame comes from the thread's FramePool.
+struct PooledFrame {
+  static void* operator new(std::size_t n) { return FramePool::Allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept {
+    FramePool::Free(p, n);
+  }
+};
+
+struct PromiseBase : PooledFrame {
   std::coroutine_handle<> continuation;
   std::suspend_always initial_suspend() const noexcept { return {}; }
   FinalAwaiter final_suspend() const noexcept { return {}; }
@@ -101,7 +111,7 @@ class [[nodiscard]] Task<void> {
 // Starts immediately, runs until its first suspension, and destroys its own
 // frame when it finishes.
 struct Detached {
-  struct promise_type {
+  struct promise_type : internal::PooledFrame {
     Detached get_return_object() const noexcept { return {}; }
     std::suspend_never initial_suspend() const noexcept { return {}; }
     std::suspend_never final_suspend() const noexcept { return {}; }
