@@ -287,9 +287,453 @@ def ratio_x(v):
     return "–" if v is None else f"{v:.2f}×"
 
 
+AUTH_FILE_ORDER = ["popgate", "dovecot-proxy"]
+AUTH_FILE_SCHEMES = [("sha512-crypt", "SHA512-CRYPT"),
+                     ("argon2id", "ARGON2ID")]
+
+
+def has_auth_file(res):
+    return any(r["workload"] == "auth-file" for r in res["runs"])
+
+
+def auth_file_md(res):
+    """The auth-file workload (issue 12): plain sessions whose password
+    the proxy checks against a passwd-file, per hash scheme; ratios
+    popgate / dovecot-proxy."""
+    s = res.get("settings", {})
+    a = s.get("auth_file", {})
+    schemes = a.get("schemes", {})
+    A = lambda t, v, k: get(res, t, v, "auth-file", k)  # noqa: E731
+    rows = []
+    for v, label in AUTH_FILE_SCHEMES:
+        for t in AUTH_FILE_ORDER:
+            ran = [r for r in res["runs"] if r["target"] == t and
+                   r["variant"] == v and r["workload"] == "auth-file"]
+            if not ran:
+                continue
+            d = "dovecot-proxy"
+            sp, p99 = A(t, v, "sessions_per_s"), A(t, v, "latency_p99_ms")
+            cpu = A(t, v, "cpu_s_per_1k_sessions")
+            rows.append([f"**{t}**", label, fmt(sp),
+                         ratio(sp, A(d, v, "sessions_per_s")), fmt(p99),
+                         ratio(p99, A(d, v, "latency_p99_ms")), fmt(cpu),
+                         ratio(cpu, A(d, v, "cpu_s_per_1k_sessions")),
+                         fmt(A(t, v, "cpu_per_session_in_hashes")),
+                         busy(res, t, v, "auth-file"),
+                         errors_of(res, t, v, ["auth-file"])])
+    def cost(v):
+        sc = schemes[v]
+        by = sc.get("hash_cpu_s_by_target") or {}
+        d = by.get("dovecot-proxy")
+        both = (f" with libargon2 (popgate's), {fmt(d * 1e3)} ms with "
+                "libsodium (Dovecot's)" if v == "argon2id" and d else "")
+        return (f"{fmt(sc['hash_cpu_s'] * 1e3)} ms{both} "
+                f"(`{sc.get('hash', '')[:40]}…`, made by "
+                f"{sc.get('made_by', '?')})")
+
+    costs = "; ".join(
+        f"{label} {cost(v)}" for v, label in AUTH_FILE_SCHEMES
+        if schemes.get(v, {}).get("hash_cpu_s"))
+    return (
+        "### Sessions with passwords checked by the proxy (auth = file)\n\n"
+        f"The plain sessions workload ({s.get('sessions_concurrency', '?')} "
+        "connections: connect, USER/PASS, STAT, QUIT) against a proxy that "
+        "verifies every password itself against a passwd-file, then logs "
+        "in to pop3-synth with the same password. popgate: `auth = "
+        "\"file\"`, `[server] auth_threads` = "
+        f"{a.get('popgate_auth_threads', '?')} (the hashing pool sized to "
+        "the proxy cores), `auth_cache_size = 0`; dovecot-proxy: `passdb "
+        "{ driver = passwd-file, default_fields = proxy=y host=… port=… }`. "
+        "Auth caches off on both (Dovecot's default), so every login costs "
+        "one hash. One hash per scheme for all users (the same salt: the "
+        "same cost per check). Each target restarted once per scheme. "
+        "Only these two targets verify passwords themselves: nginx asks "
+        "its auth_http script, Perdition and HAProxy leave it to the "
+        "backend. Dovecot 2.3 verifies passwd-file passwords in its one "
+        "`auth` process (no auth-worker took part in our runs): at most "
+        "one core for hashing whatever the machine, while popgate's pool "
+        "has `auth_threads` threads; with one proxy core, as on a 2-CPU "
+        "machine, that difference does not show. "
+        "One verification alone (CPU, on a proxy core, from "
+        "Python's ctypes; SHA512-CRYPT via crypt(3), which both call; "
+        "ARGON2ID via libargon2's argon2id_verify, popgate's, and "
+        "libsodium's crypto_pwhash_str_verify, Dovecot's): "
+        f"{costs or 'not measured'}. `× dovecot` = popgate ÷ "
+        "dovecot-proxy; `in hashes` = proxy CPU per session ÷ one "
+        "verification with the target's own library (1 + the rest of the "
+        "session; about 1 means the hash is the session's cost).\n\n"
+        + table(
+            ["target", "scheme", "sessions/s", "× dovecot", "p99 ms",
+             "p99 × dovecot", "proxy CPU s / 1k sessions", "CPU × dovecot",
+             "CPU / session in hashes", "busy load / proxy", "errors"],
+            rows))
+
+
+CURVE_WORKLOADS = {"rates", "concurrency"}
+
+
+def has_curves(res):
+    return any(r["workload"].startswith(("rate-", "concurrency-"))
+               for r in res["runs"])
+
+
+def curve_points(res, t, prefix):
+    """[(x, medians)] of target t's plain workloads named prefix + x
+    ("rate-500", "concurrency-1000"), by x."""
+    by_wl = res.get("medians", {}).get(t, {}).get("plain", {})
+    out = []
+    for wl, m in by_wl.items():
+        if wl.startswith(prefix):
+            try:
+                out.append((float(wl[len(prefix):]), m))
+            except ValueError:
+                continue
+    return sorted(out, key=lambda p: p[0])
+
+
+def curve_errors(res, t, wl):
+    failed = [r for r in res["runs"] if r["target"] == t and
+              r["workload"] == wl and r["error"]]
+    n = get(res, t, "plain", wl, "errors")
+    return (fmt(n) if n is not None else "–") + (
+        f" (+{len(failed)} failed runs)" if failed else "")
+
+
+def curves_md(res, img_prefix):
+    """The cost curves (issue 12): fixed offered rates and concurrency."""
+    s = res.get("settings", {})
+    ts = [t for t in targets_of(res) if t not in res.get("unavailable", {})]
+    parts = []
+    rows = []
+    for t in ts:
+        pts = curve_points(res, t, "rate-")
+        for x, m in pts:
+            wl = f"rate-{x:g}"
+            rows.append([f"**{t}**", fmt(int(x)), fmt(m.get("sessions_per_s")),
+                         fmt(m.get("late")), fmt(m.get("latency_p99_ms")),
+                         fmt(m.get("cpu_ms_per_session")),
+                         ratio(m.get("cpu_ms_per_session"),
+                               get(res, "nginx", "plain", wl,
+                                   "cpu_ms_per_session")),
+                         busy(res, t, "plain", wl), curve_errors(res, t, wl)])
+        sat = get(res, t, "plain", "sessions", "sessions_per_s")
+        if pts and sat is not None:
+            rows.append([f"**{t}**", "saturated", fmt(sat), "–",
+                         fmt(get(res, t, "plain", "sessions",
+                                 "latency_p99_ms")),
+                         fmt(get(res, t, "plain", "sessions",
+                                 "cpu_s_per_1k_sessions")),
+                         ratio(get(res, t, "plain", "sessions",
+                                   "cpu_s_per_1k_sessions"),
+                               get(res, "nginx", "plain", "sessions",
+                                   "cpu_s_per_1k_sessions")),
+                         busy(res, t, "plain", "sessions"),
+                         errors_of(res, t, "plain", ["sessions"])])
+    if rows:
+        parts.append(
+            "### Cost per session at fixed offered rates\n\n"
+            "Plain sessions (login, STAT, QUIT) started at a fixed offered "
+            "rate (loadgen `--rate`: open loop, evenly spaced, at most "
+            f"{s.get('rate_concurrency', '?')} in flight; latency counts "
+            "from each session's scheduled start, so waiting for a free "
+            "slot is in p99), "
+            f"{fmt(s.get('curve_duration_s'))} s per rate, repetition 1 "
+            "only. `late` = starts that were due while all slots were busy "
+            "(the proxy fell behind). `saturated` = the plain sessions "
+            "workload (closed loop, "
+            f"{s.get('sessions_concurrency', '?')} connections): as fast "
+            "as it goes. Proxy CPU ms per session = the proxy's CPU seconds "
+            "during the run ÷ sessions × 1000 (the same figure as CPU s / "
+            "1k sessions).\n\n" + table(
+                ["target", "offered /s", "achieved /s", "late", "p99 ms",
+                 "proxy CPU ms / session", "CPU × nginx",
+                 "busy load / proxy", "errors"], rows))
+    rows = []
+    caps = s.get("concurrency_caps", {})
+    notes = []
+    for t in ts:
+        for x, m in curve_points(res, t, "concurrency-"):
+            wl = f"concurrency-{int(x)}"
+            ran = m.get("concurrency")
+            label = fmt(int(x))
+            if ran is not None and int(ran) != int(x):
+                label += f" (ran {fmt(int(ran))}*)"
+            rows.append([f"**{t}**", label, fmt(m.get("sessions_per_s")),
+                         fmt(m.get("latency_p99_ms")),
+                         fmt(m.get("cpu_s_per_1k_sessions")),
+                         ratio(m.get("cpu_s_per_1k_sessions"),
+                               get(res, "nginx", "plain", wl,
+                                   "cpu_s_per_1k_sessions")),
+                         busy(res, t, "plain", wl), curve_errors(res, t, wl)])
+        for level, c in sorted(caps.get(t, {}).items(),
+                               key=lambda kv: int(kv[0])):
+            notes.append(f"- \\* **{t}** at {fmt(int(level))}: ran "
+                         f"{fmt(c['ran'])} ({c['why']})")
+    if rows:
+        parts.append(
+            "### Sessions at several concurrency levels\n\n"
+            "Plain sessions, closed loop (each connection starts its next "
+            "session when one ends) with this many sessions in flight, "
+            f"{fmt(s.get('curve_duration_s'))} s per level (the ramp-up "
+            "included), repetition 1 only.\n\n" + table(
+                ["target", "concurrency", "sessions/s", "p99 ms",
+                 "proxy CPU s / 1k sessions", "CPU × nginx",
+                 "busy load / proxy", "errors"], rows)
+            + ("\n\n" + "\n".join(notes) if notes else ""))
+    links = [n for n, p in (("rates", "rate-"),
+                            ("concurrency", "concurrency-"))
+             if any(curve_points(res, t, p) for t in ts)]
+    if links:
+        parts.append("\n\n".join(f"![{n}]({img_prefix}-{n}.png)"
+                                 for n in links))
+    return "\n\n".join(parts)
+
+
+def curve_plots(res, prefix):
+    """<prefix>-rates.png and <prefix>-concurrency.png: one line per
+    target."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
+
+    ts = [t for t in targets_of(res) if t not in res.get("unavailable", {})]
+    sub = f"{res['tag']} · {res['machine']['nproc']} CPUs " \
+          f"{res['machine']['cpu_model']}" + (" · QUICK" if res.get("quick") else "")
+    out = []
+    xs_seen = set()
+
+    def line(ax, t, pts, metric, **kw):
+        xy = [(x, m.get(metric)) for x, m in pts
+              if isinstance(m.get(metric), (int, float))]
+        xs_seen.update(p[0] for p in xy)
+        if xy:
+            ax.plot([p[0] for p in xy], [p[1] for p in xy], marker="o",
+                    color=COLORS.get(t, "#333"), label=t, **kw)
+        return bool(xy)
+
+    def finish(ax, title, xlabel, ylabel, logy=False):
+        ax.set_xscale("log")
+        if xs_seen:
+            # Ticks at the measured points, as plain numbers.
+            ax.set_xticks(sorted(xs_seen))
+            ax.set_xticklabels([f"{x:,.0f}" for x in sorted(xs_seen)])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        if logy:
+            ax.set_yscale("log")
+        ax.set_title(title, fontsize=11)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=.3, which="both")
+        ax.legend(fontsize=8, frameon=False)
+
+    if any(curve_points(res, t, "rate-") for t in ts):
+        xs_seen.clear()
+        fig, axs = plt.subplots(1, 2, figsize=(12, 4.8))
+        for t in ts:
+            pts = curve_points(res, t, "rate-")
+            if t != "direct" and line(axs[0], t, pts, "cpu_ms_per_session"):
+                sat = get(res, t, "plain", "sessions", "sessions_per_s")
+                cpu = get(res, t, "plain", "sessions", "cpu_s_per_1k_sessions")
+                if sat and cpu is not None:
+                    axs[0].plot([sat], [cpu], marker="x", markersize=9,
+                                linestyle="none", color=COLORS.get(t, "#333"))
+            line(axs[1], t, pts, "latency_p99_ms")
+        finish(axs[0], "Proxy CPU ms per session vs offered rate "
+               "(x: saturated) — lower is better", "offered sessions/s (log)",
+               "CPU ms / session")
+        finish(axs[1], "p99 session latency vs offered rate (from the "
+               "scheduled start)", "offered sessions/s (log)",
+               "p99 ms (log)", logy=True)
+        fig.suptitle(sub, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(f"{prefix}-rates.png", dpi=110)
+        out.append(f"{prefix}-rates.png")
+        plt.close(fig)
+
+    if any(curve_points(res, t, "concurrency-") for t in ts):
+        xs_seen.clear()
+        fig, axs = plt.subplots(1, 2, figsize=(12, 4.8))
+        for t in ts:
+            pts = curve_points(res, t, "concurrency-")
+            line(axs[0], t, pts, "sessions_per_s")
+            if t != "direct":
+                line(axs[1], t, pts, "cpu_s_per_1k_sessions")
+        finish(axs[0], "Plain sessions/s vs sessions in flight — higher is "
+               "better", "concurrency (log)", "sessions/s")
+        finish(axs[1], "Proxy CPU s per 1k sessions vs concurrency — lower "
+               "is better", "concurrency (log)", "CPU s / 1k sessions")
+        fig.suptitle(sub, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(f"{prefix}-concurrency.png", dpi=110)
+        out.append(f"{prefix}-concurrency.png")
+        plt.close(fig)
+    return out
+
+
+def has_idle(res):
+    return any(r["workload"].startswith("hold-") for r in res["runs"])
+
+
+def idle_points(res, t, variant):
+    """[(count, medians)] of target t's hold curve ("hold-<count>")."""
+    by_wl = res.get("medians", {}).get(t, {}).get(variant, {})
+    return sorted((int(wl[5:]), m) for wl, m in by_wl.items()
+                  if wl.startswith("hold-") and wl[5:].isdigit())
+
+
+def idle_md(res, img_prefix):
+    """Idle sessions (issue 12): memory per session and time to fill at
+    each held count, plain and TLS."""
+    s = res.get("settings", {})
+    ts = [t for t in targets_of(res) if t not in res.get("unavailable", {})
+          and t != "direct"]
+    rows = []
+    for t in ts:
+        plain = dict(idle_points(res, t, "plain"))
+        tls = dict(idle_points(res, t, "tls-ecdsa"))
+        for n in sorted(set(plain) | set(tls)):
+            row = [f"**{t}**", fmt(n)]
+            errs = 0
+            for m in (plain.get(n), tls.get(n)):
+                m = m or {}
+                row += [fmt(m.get("rss_kib_per_session")),
+                        fmt(m.get("pss_kib_per_session")),
+                        fmt(m.get("fill_s")),
+                        fmt(m.get("fill_sessions_per_s"))]
+                errs += m.get("errors") or 0
+            failed = [r for r in res["runs"] if r["target"] == t and
+                      r["workload"] == f"hold-{n}" and r["error"]]
+            row.append(fmt(errs) + (f" (+{len(failed)} failed runs)"
+                                    if failed else ""))
+            rows.append(row)
+    if not rows:
+        return ""
+    asked = s.get("hold_counts_asked") or s.get("hold_counts") or []
+    ran = s.get("hold_counts") or []
+    notes = []
+    clamped = [c for c in asked if c not in ran]
+    if clamped:
+        notes.append(
+            f"- Asked for {', '.join(fmt(c) for c in asked)} sessions; "
+            f"{', '.join(fmt(c) for c in clamped)} clamped to "
+            f"{fmt(s.get('hold_fd_cap'))}: the descriptor limit here is "
+            f"RLIMIT_NOFILE {fmt(s.get('nofile'))} (hard; raising it needs "
+            "CAP_SYS_RESOURCE, which this machine does not give) and a proxy "
+            "process holds two descriptors per session (client and backend), "
+            "nginx's worker_connections counting its auth_http connections "
+            "too. As root with CAP_SYS_RESOURCE the harness raises the hard "
+            "limit (up to fs.nr_open) and runs the counts asked for.")
+    for t, c in s.get("hold_caps", {}).items():
+        notes.append(f"- **{t}**: held at most {fmt(c['count'])} "
+                     f"({c['why']}).")
+    how = (
+        "On a freshly started proxy (one warm-up session first), loadgen "
+        "`--mode hold` logs in N sessions, "
+        f"{fmt(s.get('hold_concurrency'))} logins in flight, each session "
+        "a user of its own, bound in turn to the source addresses "
+        f"{s.get('hold_sources', '?')} (Linux routes all of 127/8 to lo; "
+        "one source address would run out of ephemeral ports towards one "
+        "proxy port), then they stay idle while the harness samples the "
+        "proxy's processes (RSS summed, PSS anon+shmem summed; delta over "
+        "the sessions held). Holds of more than "
+        f"{fmt(s.get('hold_per_backend_port'))} sessions (by default half "
+        "the ephemeral port range) spread the proxy's backend connections "
+        "over "
+        "several pop3-synth ports: popgate's tenant gets that many backends, "
+        "HAProxy that many servers (roundrobin), nginx's auth_http answers "
+        "a port by `split_clients` on the user, Dovecot a passwd-file "
+        "passdb with a port per user. `fill s` = loadgen's first connect "
+        "until the last login; `/s` = sessions logged in ÷ fill s. Counts "
+        f"above {fmt(s.get('hold_repeat_max'))} run in repetition 1 only. "
+        "Errors include sessions that were not logged in when memory was "
+        "sampled.")
+    out = ("### Idle sessions: memory per session and time to fill\n\n" +
+           how + "\n\n" + table(
+               ["target", "sessions", "plain RSS KiB / session",
+                "plain PSS(anon) KiB", "plain fill s", "plain fill /s",
+                "TLS RSS KiB / session", "TLS PSS(anon) KiB", "TLS fill s",
+                "TLS fill /s", "errors"], rows))
+    if notes:
+        out += "\n\n" + "\n".join(notes)
+    pts_p = idle_points(res, "popgate", "plain")
+    pts_t = idle_points(res, "popgate", "tls-ecdsa")
+    if pts_p or pts_t:
+        checks = ["| target (issue 12) | popgate | needed | verdict |",
+                  "|---|---:|---:|---|"]
+        for pts, limit, name in ((pts_p, 4.0, "plain"), (pts_t, 8.0, "TLS")):
+            if not pts:
+                continue
+            n, m = pts[-1]
+            checks.append(check(
+                f"RSS per idle {name} session at {fmt(n)} ≤ {fmt(limit)} "
+                f"KiB (issue: at 100,000)", m.get("rss_kib_per_session"),
+                limit, "<="))
+            first = pts[0][1].get("rss_kib_per_session")
+            last = m.get("rss_kib_per_session")
+            if len(pts) > 1 and first and last is not None:
+                checks.append(check(
+                    f"  flat: {name} RSS per session at {fmt(n)} ÷ at "
+                    f"{fmt(pts[0][0])} ≤ 1.15", last / first, 1.15, "<="))
+        out += "\n\n" + "\n".join(checks)
+    out += f"\n\n![idle-sessions]({img_prefix}-idle-sessions.png)"
+    return out
+
+
+def idle_plot(res, prefix):
+    """<prefix>-idle-sessions.png: KiB per idle session vs sessions held,
+    plain and TLS, one line per target (RSS; dashed: PSS(anon) where it
+    differs, i.e. forking Perdition), log x and y."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ts = [t for t in targets_of(res) if t not in res.get("unavailable", {})
+          and t != "direct"]
+    sub = f"{res['tag']} · {res['machine']['nproc']} CPUs " \
+          f"{res['machine']['cpu_model']}" + (" · QUICK" if res.get("quick") else "")
+    fig, axs = plt.subplots(1, 2, figsize=(13, 5))
+    for ax, variant, title in ((axs[0], "plain", "plain"),
+                               (axs[1], "tls-ecdsa", "TLS (ECDSA)")):
+        for t in ts:
+            pts = idle_points(res, t, variant)
+            xy = [(n, m.get("rss_kib_per_session"),
+                   m.get("pss_kib_per_session")) for n, m in pts
+                  if isinstance(m.get("rss_kib_per_session"), (int, float))
+                  and m.get("rss_kib_per_session") > 0]
+            if not xy:
+                continue
+            c = COLORS.get(t, "#333")
+            ax.plot([p[0] for p in xy], [p[1] for p in xy], marker="o",
+                    color=c, label=f"{t} RSS")
+            if any(p[2] and abs(p[2] - p[1]) > 0.2 * p[1] for p in xy):
+                ax.plot([p[0] for p in xy], [p[2] for p in xy], marker="s",
+                        color=c, linestyle="--", label=f"{t} PSS(anon)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"Memory per idle {title} session — lower is better",
+                     fontsize=11)
+        ax.set_xlabel("idle logged-in sessions held (log)")
+        ax.set_ylabel("KiB / session (log)")
+        ax.grid(alpha=.3, which="both")
+        ax.legend(fontsize=8, frameon=False)
+    fig.suptitle(sub, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(f"{prefix}-idle-sessions.png", dpi=110)
+    plt.close(fig)
+    return [f"{prefix}-idle-sessions.png"]
+
+
 def md_tables(res, img_prefix):
     if not has_standard(res):
-        return "### Under attack\n\n" + attack_md(res) + failed_md(res)
+        out = []
+        if has_curves(res):
+            out.append(curves_md(res, img_prefix))
+        if has_attack(res) or not (has_curves(res) or has_auth_file(res)):
+            out.append("### Under attack\n\n" + attack_md(res))
+        if has_auth_file(res):
+            out.append(auth_file_md(res))
+        return "\n\n".join(out) + failed_md(res)
     ts = targets_of(res)
     S = lambda t, m: get(res, t, "plain", "sessions", m)  # noqa: E731
     T = lambda t, v, m: get(res, t, v, "throughput", m)  # noqa: E731
@@ -426,6 +870,12 @@ def md_tables(res, img_prefix):
 
     if has_attack(res):
         parts.append("### Under attack\n\n" + attack_md(res))
+    if has_curves(res):
+        parts.append(curves_md(res, img_prefix))
+    if has_idle(res):
+        parts.append(idle_md(res, img_prefix))
+    if has_auth_file(res):
+        parts.append(auth_file_md(res))
     parts.append("### Issue 4 targets\n\n" + targets_md(res))
     parts.append("### Plots\n\n" + "\n\n".join(
         f"![{n}]({img_prefix}-{n}.png)" for n in
@@ -525,7 +975,8 @@ def header_md(res):
         a = s.get("attack", {})
         lines += [
             f"- Each figure is the median of {s['reps']} run(s) of "
-            f"{a.get('duration_s', 0):g} s; before each run the harness "
+            f"{a.get('duration_s', s.get('duration_s', 0)):g} s; before "
+            f"each run the harness "
             f"waits (at most {s.get('max_quiet_wait_s', 0):g} s) for the "
             f"machine to use at most {s.get('quiet_cores', 0):g} cores.",
             background_line(res)]
@@ -537,9 +988,15 @@ def header_md(res):
         f"{s['users']} users and 1 KiB messages; throughput: "
         f"{s['throughput_concurrency']} connections RETR a {s['big_message']} "
         f"message over and over; handshakes: {s['handshake_connections']} "
-        f"connections; hold: {s['hold_plain']} plain / {s['hold_tls']} TLS "
-        f"idle logged-in sessions on a freshly started proxy. Repetitions "
-        f"are interleaved across targets; before each run the harness waits "
+        f"connections; hold: "
+        + (f"idle logged-in sessions on a freshly started proxy at "
+           f"{', '.join(f'{c:,}' for c in s['hold_counts'])} (plain and TLS; "
+           f"the memory columns of the RETR tables show each target's "
+           f"largest count, see \"Idle sessions\" below). Repetitions "
+           if s.get("hold_counts") else
+           f"{s['hold_plain']} plain / {s['hold_tls']} TLS "
+           f"idle logged-in sessions on a freshly started proxy. Repetitions ")
+        + f"are interleaved across targets; before each run the harness waits "
         f"(at most {s.get('max_quiet_wait_s', 0):g} s) for the machine to "
         f"use at most {s.get('quiet_cores', 0):g} cores.",
         background_line(res),
@@ -692,6 +1149,10 @@ def write_all(jpath, update=None):
     try:
         if has_standard(res):
             plots(res, base)
+        if has_curves(res):
+            curve_plots(res, base)
+        if has_idle(res):
+            idle_plot(res, base)
     except ImportError as e:
         plot_note = f"\n\n(no plots: {e}; install python3-matplotlib)\n"
     body = md_tables(res, name)
@@ -701,9 +1162,13 @@ def write_all(jpath, update=None):
     if update:
         text = open(update).read()
         b, e = "<!-- compare:begin -->", "<!-- compare:end -->"
-        if not has_standard(res):
+        if not has_standard(res) and (has_attack(res) or
+                                      not has_auth_file(res)):
             # An attack-only run refreshes its own block.
             b, e = "<!-- attack:begin -->", "<!-- attack:end -->"
+        elif not has_standard(res):
+            # So does an auth-file-only run (where the file has one).
+            b, e = "<!-- auth-file:begin -->", "<!-- auth-file:end -->"
         if b in text and e in text:
             rel = os.path.relpath(os.path.dirname(base), os.path.dirname(os.path.abspath(update)))
             block = (f"{b}\n{header_md(res)}\n\n"

@@ -52,6 +52,7 @@ class SegmentSampler:
     def __init__(self, legs, period=0.25):
         self.legs = {name: set(ports) for name, ports in legs.items()}
         self.period = period
+        self.samples = 0
         self._first = {}
         self._last = {}
         self._stop = threading.Event()
@@ -65,7 +66,11 @@ class SegmentSampler:
                                check=False)
         except (OSError, subprocess.TimeoutExpired):
             return
-        for key, c in parse_ss(r.stdout.decode(errors="replace")).items():
+        seen = parse_ss(r.stdout.decode(errors="replace"))
+        if any(c["local_port"] in p for c in seen.values()
+               for p in self.legs.values()):
+            self.samples += 1  # a sample that saw a leg's connection
+        for key, c in seen.items():
             self._first.setdefault(key, c)
             self._last[key] = c
 

@@ -60,10 +60,10 @@ Connection::Connection(ConnectionHost* host, size_t recv_buffer_size)
   }
 }
 
-void Connection::Start(int user) {
+void Connection::Start(int user, int64_t scheduled_ns) {
   user_ = user;
   user_name_ = options_.UserName(user);
-  start_ns_ = NowNs();
+  start_ns_ = scheduled_ns > 0 ? scheduled_ns : NowNs();
   aborted_ = false;
   pending_ = {};
   sizes_.clear();

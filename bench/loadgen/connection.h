@@ -59,7 +59,9 @@ class Connection final : public Completion {
   Connection(ConnectionHost* host, size_t recv_buffer_size);
 
   // Starts a session as user index `user`. The connection must be idle.
-  void Start(int user);
+  // Its latency counts from `scheduled_ns` (--rate: when the session was due,
+  // which may be earlier than now) if given, else from now.
+  void Start(int user, int64_t scheduled_ns = 0);
   // Hold mode: ends an idle logged-in session with QUIT.
   void StartQuit();
   // Shuts the socket down so the operation in flight completes now (used

@@ -124,6 +124,7 @@ int Main(int argc, char** argv) {
   report.attack_users = options.attack_users.size();
   report.attack_rate = options.attack_rate;
   report.sources = options.sources.size();
+  report.offered_rate = options.rate;
 
   if (options.mode == Mode::kHold && !options.pids.empty()) {
     uint64_t rss = 0;
@@ -178,6 +179,8 @@ int Main(int argc, char** argv) {
     const int64_t hold_start = NowNs();
     const int64_t hold_ns = static_cast<int64_t>(options.duration_s * kNsPerS);
     const int64_t held_at_sample = shared.held.load();
+    report.hold_fill_s = (hold_start - shared.start_ns) / 1e9;
+    report.held_at_fill = static_cast<uint64_t>(held_at_sample);
     // The cue for a caller that samples the target's memory itself (e.g.
     // a forking server's whole process tree) and then ends the hold early
     // with SIGINT.

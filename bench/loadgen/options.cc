@@ -468,6 +468,11 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options,
         return bad("attempts per second (0 = no cap)");
       }
       have_attack_flag = true;
+    } else if (flag == "--rate") {
+      if (!take()) return false;
+      if (!ParseDouble(value, 0, kMaxRate, &o.rate)) {
+        return bad("sessions per second (0 = closed loop)");
+      }
     } else if (flag == "--pid") {
       if (!take()) return false;
       if (!ParsePids(value, &o.pids)) return bad("PID[,PID...]");
@@ -503,6 +508,14 @@ bool ParseOptions(const std::vector<std::string>& args, Options* options,
   }
   if (!o.sources.empty() && o.target.addr.ss_family != AF_INET) {
     *error = "--source needs an IPv4 --target";
+    return false;
+  }
+  if (o.rate > 0 && o.mode != Mode::kSessions) {
+    *error = "--rate is for --mode sessions only";
+    return false;
+  }
+  if (o.rate > 0 && o.concurrency == 0) {
+    *error = "--rate needs --concurrency C > 0 (the cap on sessions in flight)";
     return false;
   }
   if (have_attack_flag && !o.attack) {
@@ -646,6 +659,12 @@ object on stdout and a summary on stderr.
                         hold)
   --pid PID[,PID...]    hold mode: sum these processes' RSS before login and
                         during the hold -> rss_per_session_bytes
+  --rate R              sessions mode, open loop: start R sessions/s (over
+                        all threads, evenly spaced); --concurrency caps the
+                        sessions in flight (a start due while all are busy
+                        is counted "late" and starts when one frees);
+                        latency counts from the scheduled start. Default 0:
+                        closed loop
   --source A[-B]        bind the sessions to these 127.x source addresses,
                         one after the other (per-address limits on the
                         target see many clients)

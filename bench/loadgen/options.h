@@ -85,6 +85,11 @@ struct Options {
   int attack_user_count = 0;  // 0 = by pattern (spray 1000, stuff 1)
   std::string attack_password = "wrong";
   double attack_rate = 0;  // attempts/s over all attackers; 0 = no cap
+  // --rate: sessions mode, open loop: start sessions at this offered rate
+  // (per second, over all threads, evenly spaced), at most --concurrency in
+  // flight; latency counts from each session's scheduled start. 0 = closed
+  // loop (each connection starts its next session when one ends).
+  double rate = 0;
   bool help = false;
 
   // The user name for index i: user_format with every "{i}" replaced.
@@ -106,6 +111,7 @@ inline constexpr int kMaxConcurrency = 200000;
 inline constexpr int kMaxThreads = 64;
 inline constexpr int kMaxAttackers = 10000;
 inline constexpr int kMaxAttackUsers = 1000000;
+inline constexpr double kMaxRate = 10000000;  // --rate, sessions/s
 
 // Parses argv[1..]. Accepts "--flag value" and "--flag=value". On error
 // returns false and sets *error (the caller prints it with the usage).

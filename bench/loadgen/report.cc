@@ -95,6 +95,8 @@ std::string ToJson(const Report& r) {
   j += ",\"sessions_per_s\":" +
        Num(r.mode == Mode::kHold ? 0 : PerSecond(s.sessions, r.duration_s));
   j += ",\"logins\":" + std::to_string(s.logins);
+  j += ",\"offered_rate\":" + Num(r.offered_rate);
+  j += ",\"late\":" + std::to_string(s.late);
   j += ",\"latency_ms\":{\"p50\":" + Num(Ms(h.Percentile(0.5))) +
        ",\"p99\":" + Num(Ms(h.Percentile(0.99))) +
        ",\"p999\":" + Num(Ms(h.Percentile(0.999))) +
@@ -113,6 +115,8 @@ std::string ToJson(const Report& r) {
   j += "}";
   j += ",\"errors_total\":" + std::to_string(s.errors_total());
   j += ",\"held\":" + std::to_string(r.held);
+  j += ",\"hold_fill_s\":" + Num(r.hold_fill_s);
+  j += ",\"held_at_fill\":" + std::to_string(r.held_at_fill);
   j += ",\"tls\":" + JsonString(TlsModeName(r.tls));
   j += ",\"tls_resume\":" + std::string(r.tls_resume ? "true" : "false");
   j += ",\"tls_version\":" + JsonString(TlsVersionName(r.tls_version));
@@ -160,6 +164,13 @@ std::string Summary(const Report& r) {
                     Ms(h.Percentile(0.5)), Ms(h.Percentile(0.99)),
                     Ms(h.Percentile(0.999)), Ms(h.max()));
       out += buf;
+      if (r.offered_rate > 0) {
+        std::snprintf(buf, sizeof(buf),
+                      "  offered %.0f sessions/s (latency from the scheduled "
+                      "start); %llu starts late (all connections busy)\n",
+                      r.offered_rate, static_cast<unsigned long long>(s.late));
+        out += buf;
+      }
       if (s.messages > 0) {
         std::snprintf(buf, sizeof(buf), "  %llu messages, %.1f MB/s\n",
                       static_cast<unsigned long long>(s.messages),

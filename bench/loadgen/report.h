@@ -28,6 +28,9 @@ struct Report {
   double wall_s = 0;  // the whole run, drain included
   Stats stats;
   uint64_t held = 0;
+  // Hold mode: first connect until every login had finished.
+  double hold_fill_s = 0;
+  uint64_t held_at_fill = 0;  // sessions logged in at that moment
   std::optional<uint64_t> rss_before_bytes;
   std::optional<uint64_t> rss_during_bytes;
   std::optional<int64_t> rss_per_session_bytes;
@@ -41,6 +44,7 @@ struct Report {
   size_t attack_users = 0;
   double attack_rate = 0;
   size_t sources = 0;  // --source addresses of the good sessions
+  double offered_rate = 0;  // --rate (0: closed loop)
 };
 
 std::string ToJson(const Report& report);

@@ -95,6 +95,7 @@ void Stats::Merge(const Stats& other) {
   tls_full_ecdsa += other.tls_full_ecdsa;
   tls_full_rsa += other.tls_full_rsa;
   handshakes += other.handshakes;
+  late += other.late;
   for (size_t i = 0; i < errors.size(); ++i) errors[i] += other.errors[i];
   session_latency_ns.Merge(other.session_latency_ns);
   login_latency_ns.Merge(other.login_latency_ns);

@@ -104,6 +104,9 @@ struct Stats {
   uint64_t tls_full_rsa = 0;
   // handshakes mode: handshakes whose first reply over TLS was +OK.
   uint64_t handshakes = 0;
+  // --rate: session starts that were due while every connection was busy
+  // (each started later, when one freed, or not at all if the run ended).
+  uint64_t late = 0;
   std::array<uint64_t, static_cast<size_t>(ErrorKind::kCount)> errors{};
   LatencyHistogram session_latency_ns;
   // sessions mode: connect to PASS +OK (reported with --attackers).

@@ -48,6 +48,7 @@ bool Worker::Init(std::string* error) {
   attackers_share_ =
       static_cast<int>(Share(options_.attackers, options_.threads, index_));
   attack_rate_ = options_.attack_rate / options_.threads;
+  if (options_.rate > 0) rate_interval_ns_ = 1e9 / options_.rate;
   // Two SQEs per operation (the operation and its linked timeout), one
   // operation per connection; a full queue is submitted early, so this is a
   // throughput setting, not a limit.
@@ -116,24 +117,55 @@ void Worker::Run() {
   }
 }
 
-void Worker::StartNext(Connection* c) {
-  if (stopping_ || free_users_.empty()) return;
+bool Worker::StartNext(Connection* c, int64_t scheduled_ns) {
+  if (stopping_ || free_users_.empty()) return false;
   if ((options_.mode == Mode::kSessions ||
        options_.mode == Mode::kHandshakes) &&
       options_.sessions > 0 &&
       shared_->sessions_started.fetch_add(1, std::memory_order_relaxed) >=
           options_.sessions) {
     stopping_ = true;  // the --sessions budget is spent
-    return;
+    return false;
   }
   if (options_.mode == Mode::kHold) {
-    if (hold_started_ >= hold_quota_) return;
+    if (hold_started_ >= hold_quota_) return false;
     ++hold_started_;
   }
   int user = free_users_.front();
   free_users_.pop_front();
   ++live_;
-  c->Start(user);
+  c->Start(user, scheduled_ns);
+  return true;
+}
+
+int64_t Worker::DueNs(int64_t k) const {
+  const double n = static_cast<double>(k) * options_.threads + index_;
+  return shared_->start_ns + static_cast<int64_t>(n * rate_interval_ns_);
+}
+
+void Worker::StartDue() {
+  const int64_t now = NowNs();
+  while (!stopping_) {
+    const int64_t due = DueNs(rate_next_);
+    if (due > now || due >= shared_->deadline_ns) return;
+    if (idle_.empty()) break;
+    Connection* c = idle_.back();
+    idle_.pop_back();
+    if (!StartNext(c, due)) {
+      idle_.push_back(c);
+      return;
+    }
+    ++rate_next_;
+  }
+  // Every connection is busy: the starts due by now are late. Each is
+  // counted once; it starts (late) when a connection frees, and its
+  // latency still counts from when it was due.
+  for (int64_t k = std::max(rate_late_counted_, rate_next_);; ++k) {
+    const int64_t due = DueNs(k);
+    if (due > now || due >= shared_->deadline_ns) break;
+    ++stats_.late;
+    rate_late_counted_ = k + 1;
+  }
 }
 
 void Worker::StartQueued() {
@@ -141,6 +173,12 @@ void Worker::StartQueued() {
   // wait for the next turn (after a ring wait), which is a natural backoff.
   std::vector<Connection*> queued;
   queued.swap(restart_);
+  if (options_.rate > 0) {
+    // Open loop: an ended session frees its connection for the schedule.
+    idle_.insert(idle_.end(), queued.begin(), queued.end());
+    StartDue();
+    return;
+  }
   for (Connection* c : queued) StartNext(c);
 }
 
@@ -206,7 +244,15 @@ void Worker::Drain(int64_t abort_at_ns) {
 }
 
 void Worker::RunLoad() {
-  for (int i = 0; i < concurrency_; ++i) StartNext(NewConnection());
+  const bool open_loop = options_.rate > 0;
+  for (int i = 0; i < concurrency_; ++i) {
+    if (open_loop) {
+      idle_.push_back(NewConnection());
+    } else {
+      StartNext(NewConnection());
+    }
+  }
+  if (open_loop) StartDue();
   for (int i = 0; i < attackers_share_; ++i) {
     attackers_.push_back(std::make_unique<AttackConnection>(this));
     attack_ready_.push_back(attackers_.back().get());
@@ -218,9 +264,16 @@ void Worker::RunLoad() {
       stopping_ = true;
     }
     if (stopping_) break;
-    // Budget spent, all done (attackers alone run until the deadline).
-    if (live_ == 0 && restart_.empty() && attackers_.empty()) break;
+    // Budget spent, all done (attackers alone run until the deadline; the
+    // open loop until its schedule ends).
+    if (!open_loop && live_ == 0 && restart_.empty() && attackers_.empty()) {
+      break;
+    }
     int64_t wait = std::clamp<int64_t>(shared_->deadline_ns - now, 1, kTickNs);
+    if (open_loop && !idle_.empty()) {
+      // The ring's own wait timeout wakes us when the next start is due.
+      wait = std::clamp<int64_t>(DueNs(rate_next_) - now, 1, wait);
+    }
     if (!Tick(wait, /*start=*/true)) return;
   }
   // Attackers end now: an attempt in flight is not counted.

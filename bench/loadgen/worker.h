@@ -69,8 +69,16 @@ class Worker final : public ConnectionHost, public AttackHost {
  private:
   void RunLoad();
   void RunHold();
-  // Starts the next session on `c` if the run is not winding down.
-  void StartNext(Connection* c);
+  // Starts the next session on `c` if the run is not winding down; false if
+  // it did not (no session started, `c` stays idle). `scheduled_ns`: see
+  // Connection::Start.
+  bool StartNext(Connection* c, int64_t scheduled_ns = 0);
+  // --rate: when this worker's session number `k` is due. The run's starts
+  // are evenly spaced; worker i takes every threads-th one, from the i-th.
+  int64_t DueNs(int64_t k) const;
+  // --rate: starts every session that is due on an idle connection; counts
+  // the due ones that find none as late (they start when one frees).
+  void StartDue();
   void StartQueued();
   void AbortAll();
   // One turn of the ring (wait at most `wait_ns`), then start queued
@@ -105,6 +113,12 @@ class Worker final : public ConnectionHost, public AttackHost {
   int64_t last_done_ns_ = 0;
   bool reported_logged_in_ = false;
   uint64_t next_source_ = 0;  // --source: index of the next address
+  // --rate (open loop): the idle connections, this worker's next session
+  // number, and the first one not yet counted as late.
+  std::vector<Connection*> idle_;
+  double rate_interval_ns_ = 0;  // between two starts of the whole run
+  int64_t rate_next_ = 0;
+  int64_t rate_late_counted_ = 0;
 
   // Attack (--attackers): this worker's attackers and its share of the
   // rate cap.

@@ -134,6 +134,14 @@ def main():
             assert r["sessions"] == 24 and r["messages"] == 48, r
             assert r["tls_resumed"] > 0, r
 
+            # A fixed offered rate (open loop) over implicit TLS, two
+            # threads: about rate x duration sessions, none late.
+            r = run(lg, implicit, "--tls", "implicit", "--rate", "100",
+                    "--concurrency", "8", "--threads", "2", "--duration", "1")
+            assert r["offered_rate"] == 100 and r["late"] == 0, r
+            assert 80 <= r["sessions"] <= 101, r
+            assert r["tls_full"] == r["sessions"], r
+
             # Throughput over TLS: 1 MiB messages, verified.
             r = run(lg, implicit, "--tls", "implicit", "--mode", "throughput",
                     "--concurrency", "2", "--message", "4", "--duration", "1")

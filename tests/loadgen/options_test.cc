@@ -215,6 +215,56 @@ TEST(OptionsTest, TlsMisuseIsRefused) {
   }
 }
 
+TEST(OptionsTest, RateDefaultsToClosedLoop) {
+  Options o;
+  std::string error;
+  ASSERT_TRUE(Parse({"--target", "127.0.0.1:1"}, &o, &error)) << error;
+  EXPECT_EQ(o.rate, 0);
+}
+
+TEST(OptionsTest, RateInSessionsMode) {
+  Options o;
+  std::string error;
+  ASSERT_TRUE(Parse({"--target", "127.0.0.1:1", "--rate", "2000",
+                     "--concurrency", "256", "--threads", "2"},
+                    &o, &error))
+      << error;
+  EXPECT_EQ(o.rate, 2000);
+  EXPECT_EQ(o.concurrency, 256);
+  EXPECT_EQ(o.users, 256);  // one user per slot in flight
+  ASSERT_TRUE(Parse({"--target", "127.0.0.1:1", "--rate=0.5"}, &o, &error))
+      << error;
+  EXPECT_EQ(o.rate, 0.5);
+  // Over TLS too.
+  ASSERT_TRUE(
+      Parse({"--target", "127.0.0.1:1", "--rate", "100", "--tls", "implicit"},
+            &o, &error))
+      << error;
+  EXPECT_EQ(o.rate, 100);
+  EXPECT_EQ(o.tls, TlsMode::kImplicit);
+}
+
+TEST(OptionsTest, RateMisuseIsRefused) {
+  Options o;
+  std::string error;
+  const std::vector<std::vector<std::string>> bad = {
+      {"--rate", "-1"},
+      {"--rate", "x"},
+      {"--rate", "1e9"},  // above kMaxRate
+      {"--rate"},
+      {"--rate", "10", "--mode", "throughput"},
+      {"--rate", "10", "--mode", "hold", "--sessions", "5"},
+      {"--rate", "10", "--mode", "handshakes", "--tls", "implicit"},
+  };
+  for (const auto& extra : bad) {
+    std::vector<std::string> args = {"--target", "127.0.0.1:1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    error.clear();
+    EXPECT_FALSE(Parse(args, &o, &error)) << extra.back();
+    EXPECT_FALSE(error.empty());
+  }
+}
+
 TEST(OptionsTest, Help) {
   Options o;
   std::string error;
