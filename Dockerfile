@@ -15,7 +15,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       liburing-dev android-libboringssl-dev libabsl-dev libtomlplusplus-dev \
-      libcrypt-dev libargon2-dev libhiredis-dev \
+      libcrypt-dev libargon2-dev libsodium-dev libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

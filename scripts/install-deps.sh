@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config
   liburing-dev android-libboringssl-dev libabsl-dev libtomlplusplus-dev
-  libcrypt-dev libargon2-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcrypt-dev libargon2-dev libsodium-dev libgtest-dev libgmock-dev libbenchmark-dev
   # Test peers: real clients and a real Dovecot backend.
   curl python3 fetchmail dovecot-pop3d dovecot-core whois openssl
   # Issue 10: Redis for the shared limit store (hiredis, and a real

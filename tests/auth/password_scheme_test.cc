@@ -19,6 +19,11 @@ namespace {
 //                                ARGON2ID,ARGON2I} -p demo
 // (doveadm's default argon2 costs: ARGON2ID m=64 MiB t=3, ARGON2I m=32 MiB
 // t=4; each verification takes well under a second.)
+//   echo -n demo | argon2 saltsalt12 -id -t 2 -m 12 -p 4 -e
+//   echo -n demo | argon2 saltsalt12 -id -t 2 -m 12 -p 1 -v 10 -e
+//   echo -n demo | argon2 saltsalt12 -i -t 2 -m 12 -p 2 -v 10 -e
+// (Argon2 version 1.3, "v=19", is verified by libsodium, lanes p > 1
+// included; version 1.0, "v=16" or no v= at all, by libargon2.)
 constexpr std::string_view kSha512Mkpasswd =
     "$6$saltsaltsalt12$oRjjWpKw.W6VJIPcWrOMFBi5aUO.5TAZD9K3Tyr56dXInIYgNpoH83Fi"
     "U0S4Hm5AKpXtzFZauWhpj0KwUbB68.";
@@ -44,6 +49,19 @@ constexpr std::string_view kArgon2idDoveadm =
 constexpr std::string_view kArgon2iDoveadm =
     "$argon2i$v=19$m=32768,t=4,p=1$A36t9fKlONSO9zNYRoYicA$P9Vdll9EGzt3SZOw6Ogv4"
     "7kNn/IgvrAegq7PNReEX0Q";
+constexpr std::string_view kArgon2idFourLanes =
+    "$argon2id$v=19$m=4096,t=2,p=4$c2FsdHNhbHQxMg$26IQWDD7UzC+LId91PI2/wcy7ccQ"
+    "NH4UZspZOpsCIQE";
+constexpr std::string_view kArgon2idVersion10 =
+    "$argon2id$v=16$m=4096,t=2,p=1$c2FsdHNhbHQxMg$Jst5+jTydW+z/Gjwffso17ypHdBp"
+    "+IKNSNeYNcq+fJA";
+constexpr std::string_view kArgon2iVersion10 =
+    "$argon2i$v=16$m=4096,t=2,p=2$c2FsdHNhbHQxMg$oIKbh61ZwdJVFQKpeH/dQ4tRK+P5y"
+    "v8mbk/EDjWmffE";
+// The same hash as kArgon2iVersion10 without its v=: version 1.0 implied.
+constexpr std::string_view kArgon2iNoVersion =
+    "$argon2i$m=4096,t=2,p=2$c2FsdHNhbHQxMg$oIKbh61ZwdJVFQKpeH/dQ4tRK+P5yv8mbk/"
+    "EDjWmffE";
 
 struct Vector {
   const char* label;
@@ -62,6 +80,10 @@ const Vector kVectors[] = {
     {"Bcrypt2yDoveadm", Scheme::kBlfCrypt, kBcrypt2yDoveadm},
     {"Argon2idDoveadm", Scheme::kArgon2id, kArgon2idDoveadm},
     {"Argon2iDoveadm", Scheme::kArgon2i, kArgon2iDoveadm},
+    {"Argon2idFourLanes", Scheme::kArgon2id, kArgon2idFourLanes},
+    {"Argon2idVersion10", Scheme::kArgon2id, kArgon2idVersion10},
+    {"Argon2iVersion10", Scheme::kArgon2i, kArgon2iVersion10},
+    {"Argon2iNoVersion", Scheme::kArgon2i, kArgon2iNoVersion},
 };
 
 class SchemeVectorTest : public testing::TestWithParam<Vector> {};
