@@ -12,8 +12,6 @@
 #include <optional>
 #include <utility>
 
-#include "runtime/frame_pool.h"
-
 namespace popgate {
 
 namespace internal {
@@ -29,15 +27,7 @@ struct FinalAwaiter {
   void await_resume() const noexcept {}
 };
 
-// Every coroutine frame comes from the thread's FramePool.
-struct PooledFrame {
-  static void* operator new(std::size_t n) { return FramePool::Allocate(n); }
-  static void operator delete(void* p, std::size_t n) noexcept {
-    FramePool::Free(p, n);
-  }
-};
-
-struct PromiseBase : PooledFrame {
+struct PromiseBase {
   std::coroutine_handle<> continuation;
   std::suspend_always initial_suspend() const noexcept { return {}; }
   FinalAwaiter final_suspend() const noexcept { return {}; }
@@ -111,7 +101,7 @@ class [[nodiscard]] Task<void> {
 // Starts immediately, runs until its first suspension, and destroys its own
 // frame when it finishes.
 struct Detached {
-  struct promise_type : internal::PooledFrame {
+  struct promise_type {
     Detached get_return_object() const noexcept { return {}; }
     std::suspend_never initial_suspend() const noexcept { return {}; }
     std::suspend_never final_suspend() const noexcept { return {}; }
