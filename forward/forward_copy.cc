@@ -32,63 +32,62 @@ DirectionEnd ErrorEnd(int rc, DirectionEnd side) {
   return rc == -ECANCELED ? DirectionEnd::kIdle : side;
 }
 
-// `client_lines`: set for the client -> backend direction, every chunk of
-// which passes through here anyway.
-Task<DirectionEnd> Copy(Stream& from, Stream& to, uint64_t& bytes,
-                        ForwardActivity& activity, QuitTracker* client_lines) {
+// One direction, `from` -> `to`, until EOF or error; then its end is
+// recorded and the sides are cut (or the client drains), as RunDirection
+// in forwarder.cc does. One coroutine per direction (its frame is what an
+// idle session holds). `client_lines`: set for the client -> backend
+// direction, every chunk of which passes through here anyway.
+Detached RunCopy(Ring& ring, Stream& from, Stream& to, uint64_t& bytes,
+                 ForwardActivity& activity, QuitTracker* client_lines,
+                 absl::Duration drain, JoinCounter& join) {
+  const bool from_client = client_lines != nullptr;
+  DirectionEnd end = DirectionEnd::kEof;
   while (true) {
     absl::Duration left = activity.Left();
-    if (left <= absl::ZeroDuration()) co_return DirectionEnd::kIdle;
-    // Wait with no buffer held: idle sessions cost no chunk memory.
-    int ready = co_await from.WaitReadable(left);
-    if (ready == -ECANCELED) continue;  // re-check shared idleness
-    if (ready == 0) {
-      co_await HalfClose(to);
-      co_return DirectionEnd::kEof;
+    if (left <= absl::ZeroDuration()) {
+      end = DirectionEnd::kIdle;
+      break;
     }
-    if (ready < 0) co_return DirectionEnd::kSourceError;
-    std::unique_ptr<char[]> buf(new char[kChunk]);
-    int n = co_await from.Read({buf.get(), kChunk}, activity.idle_timeout);
+    // Wait with no buffer held: idle sessions cost no chunk memory.
+    int n = co_await from.WaitReadable(left);
+    if (n == -ECANCELED) continue;  // re-check shared idleness
+    std::unique_ptr<char[]> buf;
+    if (n > 0) {
+      buf.reset(new char[kChunk]);
+      n = co_await from.Read({buf.get(), kChunk}, activity.idle_timeout);
+    }
     if (n == 0) {
       co_await HalfClose(to);
-      co_return DirectionEnd::kEof;
+      break;
     }
-    if (n < 0) co_return ErrorEnd(n, DirectionEnd::kSourceError);
+    if (n < 0) {
+      end = ErrorEnd(n, DirectionEnd::kSourceError);
+      break;
+    }
     activity.Touch();
     std::string_view chunk(buf.get(), static_cast<size_t>(n));
     int rc = co_await to.WriteAll(chunk, activity.idle_timeout);
-    if (rc < 0) co_return ErrorEnd(rc, DirectionEnd::kSinkError);
+    if (rc < 0) {
+      end = ErrorEnd(rc, DirectionEnd::kSinkError);
+      break;
+    }
     bytes += static_cast<uint64_t>(n);
-    if (client_lines != nullptr) client_lines->Feed(chunk);
+    if (from_client) client_lines->Feed(chunk);
     activity.Touch();
   }
-}
-
-// The client -> backend direction: see RunUp in forwarder.cc.
-Detached RunCopyUp(Stream& client, Stream& backend, uint64_t& bytes,
-                   ForwardActivity& activity, JoinCounter& join) {
-  DirectionEnd end =
-      co_await Copy(client, backend, bytes, activity, &activity.client_lines);
-  activity.Record(end, /*from_client=*/true);
-  if (end != DirectionEnd::kEof || activity.backend_ended) {
-    CutBoth(client.fd(), backend.fd());
+  activity.Record(end, from_client);
+  if (from_client) {
+    if (end != DirectionEnd::kEof || activity.backend_ended) {
+      CutBoth(from.fd(), to.fd());
+    }
+  } else {
+    if ((end == DirectionEnd::kEof || end == DirectionEnd::kSourceError) &&
+        !activity.client_done) {
+      if (end == DirectionEnd::kSourceError) co_await HalfClose(to);
+      co_await DrainClient(ring, to.fd(), drain);
+    }
+    CutBoth(from.fd(), to.fd());
   }
-  join.Done();
-}
-
-// The backend -> client direction: see RunDown in forwarder.cc.
-Detached RunCopyDown(Ring& ring, Stream& client, Stream& backend,
-                     uint64_t& bytes, ForwardActivity& activity,
-                     absl::Duration drain, JoinCounter& join) {
-  DirectionEnd end =
-      co_await Copy(backend, client, bytes, activity, /*client_lines=*/nullptr);
-  activity.Record(end, /*from_client=*/false);
-  if ((end == DirectionEnd::kEof || end == DirectionEnd::kSourceError) &&
-      !activity.client_done) {
-    if (end == DirectionEnd::kSourceError) co_await HalfClose(client);
-    co_await DrainClient(ring, client.fd(), drain);
-  }
-  CutBoth(client.fd(), backend.fd());
   join.Done();
 }
 
@@ -124,7 +123,7 @@ Detached WatchBackendEnd(Ring& ring, int client_fd, int backend_fd,
 }  // namespace
 
 Task<ForwardStats> ForwardCopy(Ring& ring, Stream& client, Stream& backend,
-                               ForwardOptions options) {
+                               const ForwardOptions& options) {
   ForwardStats stats;
   ForwardActivity activity(options.idle_timeout, options.client_lines);
   BoundSocketBuffers(client.fd(), options.socket_buffer, SocketSide::kClient);
@@ -132,9 +131,10 @@ Task<ForwardStats> ForwardCopy(Ring& ring, Stream& client, Stream& backend,
   JoinCounter join(3);
   WatchBackendEnd(ring, client.fd(), backend.fd(), options.client_drain_timeout,
                   activity, join);
-  RunCopyUp(client, backend, stats.client_to_backend, activity, join);
-  RunCopyDown(ring, client, backend, stats.backend_to_client, activity,
-              options.client_drain_timeout, join);
+  RunCopy(ring, client, backend, stats.client_to_backend, activity,
+          &activity.client_lines, options.client_drain_timeout, join);
+  RunCopy(ring, backend, client, stats.backend_to_client, activity,
+          /*client_lines=*/nullptr, options.client_drain_timeout, join);
   co_await join.Wait();
   stats.end = activity.End();
   co_return stats;

@@ -14,7 +14,7 @@
 namespace popgate {
 
 Task<ForwardStats> ForwardCopy(Ring& ring, Stream& client, Stream& backend,
-                               ForwardOptions options);
+                               const ForwardOptions& options);
 
 }  // namespace popgate
 

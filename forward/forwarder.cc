@@ -23,7 +23,8 @@ namespace popgate {
 namespace {
 
 constexpr unsigned kSpliceFlags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-// Bursts up to this size are copied through user space (see Pump).
+// Bursts up to this size are copied through user space (see
+// RunDirection).
 constexpr size_t kSmallCopy = 16 * 1024;
 constexpr size_t kProvidedSize = BufferRing::kBufferSize;
 
@@ -145,7 +146,7 @@ struct Direction {
   End to;
   uint64_t& bytes;
   // The client -> backend direction: the lines it sees (all of them: this
-  // direction never splices, see Pump).
+  // direction never splices, see RunDirection).
   QuitTracker* client_lines;
   // The backend -> client direction: watches the backend while stalled.
   StallWatch* watch;
@@ -168,122 +169,57 @@ DirectionEnd SinkEnd(int rc) {
   return DirectionEnd::kSinkError;
 }
 
-// Moves bytes `from` -> `to` until EOF or error. Waits for readability on
-// the ring (holding neither a pipe nor, with provided buffers, a buffer).
-// Then:
-// - POP3 commands and short replies are a few bytes each: one recv and one
-//   send on the ring, where splicing them would take a pipe and two
-//   syscalls per line (bench/micro/splice_bench: copying is cheaper below
-//   16 KiB). Only these bytes are looked at, for QUIT.
-// - A burst from the backend that fills that small buffer (a RETR) is
-//   spliced, chunk after chunk, while data keeps coming: mail bodies never
-//   enter user space. The client's bytes are always copied.
-Task<DirectionEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
-                        Direction d, ForwardActivity& activity) {
+// The end a read of `d.from` that returned `rc` (0 or -errno) means; a
+// clean end is passed on to `d.to` as a half-close.
+DirectionEnd ReadEnd(const Direction& d, int rc) {
+  DirectionEnd end = DirectionEnd::kEof;
+  if (rc < 0) {
+    end = KtlsReadEnd(d.from, rc).value_or(DirectionEnd::kSourceError);
+  }
+  if (end == DirectionEnd::kEof) HalfClose(d.to);
+  return end;
+}
+
+// The rare receive: every provided buffer of the worker is in use. Polls,
+// then receives into a private buffer (`small`, allocated here: only
+// while it is needed). The receive's result, or -ETIME once the session is
+// idle, or the poll's error.
+Task<int> RecvPrivate(Ring& ring, int from, ForwardActivity& activity,
+                      std::unique_ptr<char[]>& small) {
+  int ev = co_await WaitFor(ring, from, POLLIN | POLLRDHUP, activity);
+  if (ev < 0) co_return ev == -ETIME ? -ETIME : -EPIPE;
+  small.reset(new char[kSmallCopy]);
+  co_return co_await Recv(ring, from, small.get(), kSmallCopy);
+}
+
+// A burst from the backend (a RETR) that filled a small buffer: spliced,
+// chunk after chunk, through a pipe from `pool` while data keeps coming,
+// so mail bodies never enter user space. Between two chunks the ring gets
+// a turn (Yield): the splices run on this thread, and a burst that kept
+// coming would otherwise hold it. nullopt once the burst is over (the
+// pipe goes back to the pool and the direction waits again), else the
+// direction's end.
+Task<std::optional<DirectionEnd>> SpliceBurst(Ring& ring, PipePool& pool,
+                                              const Direction& d,
+                                              ForwardActivity& activity) {
   const int from = d.from.fd;
   const int to = d.to.fd;
   const unsigned chunk = static_cast<unsigned>(pool.pipe_size());
   Pipe pipe;
-  bool have_pipe = false;
+  if (!pool.Acquire(pipe)) co_return DirectionEnd::kProxyError;
   bool pipe_empty = true;
-  // Between two chunks of one burst the ring gets a turn (Yield): the
-  // splices below run on this thread, and a burst that kept coming would
-  // otherwise hold it.
-  bool yield_first = false;
-  DirectionEnd end = DirectionEnd::kEof;
+  bool yield_first = false;  // the burst's first chunk follows at once
+  std::optional<DirectionEnd> end;
   while (true) {
-    if (!have_pipe) {
-      // The next bytes go into a small buffer. Preferably one of the
-      // worker's provided buffers: the kernel picks it only when data
-      // arrives, so waiting holds none, and it takes one operation instead
-      // of a poll and a recv. When they are all in use: poll, then recv
-      // into a private buffer.
-      ProvidedRecv pr{-ENOBUFS, -1};
-      if (buffers != nullptr && buffers->ready()) {
-        absl::Duration left = activity.Left();
-        if (left <= absl::ZeroDuration()) {
-          end = DirectionEnd::kIdle;
-          break;
-        }
-        pr = co_await RecvProvided(ring, *buffers, from, left);
-        // Timed out: the other direction may have been busy meanwhile.
-        if (pr.result == -ECANCELED) continue;
-      }
-      ProvidedLease lease(buffers, pr.buffer);
-      std::unique_ptr<char[]> small;
-      const char* data = lease.data();
-      int got = pr.result;
-      if (got == -ENOBUFS) {
-        int ev = co_await WaitFor(ring, from, POLLIN | POLLRDHUP, activity);
-        if (ev == -ETIME) {
-          end = DirectionEnd::kIdle;
-          break;
-        }
-        if (ev < 0) {
-          end = DirectionEnd::kSourceError;
-          break;
-        }
-        small.reset(new char[kSmallCopy]);
-        data = small.get();
-        got = co_await Recv(ring, from, small.get(), kSmallCopy);
-      }
-      if (got == -EAGAIN) continue;  // woken without data after all
-      if (got == 0) {
-        HalfClose(d.to);
-        end = DirectionEnd::kEof;
-        break;
-      }
-      if (got < 0) {
-        std::optional<DirectionEnd> k = KtlsReadEnd(d.from, got);
-        end = k.value_or(DirectionEnd::kSourceError);
-        if (end == DirectionEnd::kEof) HalfClose(d.to);
-        break;
-      }
-      activity.Touch();
-      std::string_view bytes(data, static_cast<size_t>(got));
-      int rc = co_await SendAll(ring, to, bytes, activity, d.watch);
-      if (rc < 0) {
-        end = SinkEnd(rc);
-        break;
-      }
-      d.bytes += static_cast<uint64_t>(got);
-      if (d.client_lines != nullptr) d.client_lines->Feed(bytes);
-      // A read that did not fill its buffer: the burst is over. The
-      // client's bytes are commands, never mail: even a burst of them (a
-      // pipelined run of DELEs) is cheaper to copy than to splice, and
-      // seeing them all keeps the QUIT check exact.
-      if (static_cast<size_t>(got) < (small ? kSmallCopy : kProvidedSize) ||
-          d.client_lines != nullptr) {
-        continue;
-      }
-      if (!pool.Acquire(pipe)) {
-        end = DirectionEnd::kProxyError;
-        break;
-      }
-      have_pipe = true;
-      yield_first = false;  // the burst's first chunk follows at once
-    }
     if (yield_first) co_await Yield(ring);
     yield_first = true;
     int n = SpliceNow(from, pipe.w.get(), chunk);
-    const int out =
-        n > 0 ? SpliceNow(pipe.r.get(), to, static_cast<unsigned>(n)) : -EAGAIN;
-    if (n == -EAGAIN) {
-      pool.Release(std::move(pipe), /*empty=*/true);
-      have_pipe = false;
-      continue;
-    }
-    if (n == 0) {
-      HalfClose(d.to);
-      end = DirectionEnd::kEof;
+    if (n == -EAGAIN) break;  // the burst is over
+    if (n <= 0) {
+      end = ReadEnd(d, n);
       break;
     }
-    if (n < 0) {
-      std::optional<DirectionEnd> k = KtlsReadEnd(d.from, n);
-      end = k.value_or(DirectionEnd::kSourceError);
-      if (end == DirectionEnd::kEof) HalfClose(d.to);
-      break;
-    }
+    const int out = SpliceNow(pipe.r.get(), to, static_cast<unsigned>(n));
     pipe_empty = false;
     activity.Touch();
     unsigned left = static_cast<unsigned>(n);
@@ -318,40 +254,110 @@ Task<DirectionEnd> Pump(Ring& ring, PipePool& pool, BufferRing* buffers,
     }
     pipe_empty = true;
   }
-  if (have_pipe) pool.Release(std::move(pipe), pipe_empty);
+  pool.Release(std::move(pipe), pipe_empty);
   co_return end;
 }
 
-// The client -> backend direction. Its clean end (the client's FIN) was
-// passed on as a half-close and the backend may still answer; any other
-// end, or any end once the backend has ended, cuts both sides.
-Detached RunUp(Ring& ring, PipePool& pool, BufferRing* buffers, Direction d,
-               ForwardActivity& activity, JoinCounter& join) {
-  DirectionEnd end = co_await Pump(ring, pool, buffers, d, activity);
-  activity.Record(end, /*from_client=*/true);
-  if (end != DirectionEnd::kEof || activity.backend_ended) {
-    CutBoth(d.from.fd, d.to.fd);
+// One direction, `from` -> `to`, until EOF or error; then its end is
+// recorded and the sides are cut (or the client drains). The frame of this
+// coroutine is what an idle session holds per direction, so the rare paths
+// (no provided buffer, a burst to splice, the drain) are coroutines of
+// their own, allocated only while they run.
+// Waits for readability on the ring holding neither a pipe nor a buffer.
+// Then:
+// - POP3 commands and short replies are a few bytes each: one recv and one
+//   send on the ring, where splicing them would take a pipe and two
+//   syscalls per line (bench/micro/splice_bench: copying is cheaper below
+//   16 KiB). Only these bytes are looked at, for QUIT.
+// - A burst from the backend that fills that small buffer (a RETR) is
+//   spliced (SpliceBurst). The client's bytes are always copied.
+// Ends:
+// - client -> backend (`d.client_lines` set): its clean end (the client's
+//   FIN) was passed on as a half-close and the backend may still answer;
+//   any other end, or any end once the backend has ended, cuts both sides.
+// - backend -> client (`d.watch` set): after the backend's end (EOF or
+//   reset) the client gets the drain time to read what was sent and close
+//   (DrainClient); then, and after any other end, both sides are cut.
+Detached RunDirection(Ring& ring, PipePool& pool, BufferRing* buffers,
+                      Direction d, ForwardActivity& activity,
+                      JoinCounter& join) {
+  const int from = d.from.fd;
+  const int to = d.to.fd;
+  const bool from_client = d.client_lines != nullptr;
+  DirectionEnd end = DirectionEnd::kEof;
+  while (true) {
+    // The next bytes go into a small buffer. Preferably one of the
+    // worker's provided buffers: the kernel picks it only when data
+    // arrives, so waiting holds none, and it takes one operation instead
+    // of a poll and a recv. When they are all in use: RecvPrivate.
+    ProvidedRecv pr{-ENOBUFS, -1};
+    if (buffers != nullptr && buffers->ready()) {
+      absl::Duration left = activity.Left();
+      if (left <= absl::ZeroDuration()) {
+        end = DirectionEnd::kIdle;
+        break;
+      }
+      pr = co_await RecvProvided(ring, *buffers, from, left);
+      // Timed out: the other direction may have been busy meanwhile.
+      if (pr.result == -ECANCELED) continue;
+    }
+    ProvidedLease lease(buffers, pr.buffer);
+    std::unique_ptr<char[]> small;
+    int got = pr.result;
+    if (got == -ENOBUFS) {
+      got = co_await RecvPrivate(ring, from, activity, small);
+      if (got == -ETIME) {
+        end = DirectionEnd::kIdle;
+        break;
+      }
+    }
+    if (got == -EAGAIN) continue;  // woken without data after all
+    if (got <= 0) {
+      end = ReadEnd(d, got);
+      break;
+    }
+    activity.Touch();
+    std::string_view bytes(small ? small.get() : lease.data(),
+                           static_cast<size_t>(got));
+    int rc = co_await SendAll(ring, to, bytes, activity, d.watch);
+    if (rc < 0) {
+      end = SinkEnd(rc);
+      break;
+    }
+    d.bytes += static_cast<uint64_t>(got);
+    if (from_client) d.client_lines->Feed(bytes);
+    // A read that did not fill its buffer: the burst is over. The
+    // client's bytes are commands, never mail: even a burst of them (a
+    // pipelined run of DELEs) is cheaper to copy than to splice, and
+    // seeing them all keeps the QUIT check exact.
+    if (static_cast<size_t>(got) < (small ? kSmallCopy : kProvidedSize) ||
+        from_client) {
+      continue;
+    }
+    std::optional<DirectionEnd> burst_end =
+        co_await SpliceBurst(ring, pool, d, activity);
+    if (burst_end) {
+      end = *burst_end;
+      break;
+    }
   }
-  join.Done();
-}
-
-// The backend -> client direction. After the backend's end (EOF or reset)
-// the client gets the drain time to read what was sent and close
-// (DrainClient); then, and after any other end, both sides are cut.
-Detached RunDown(Ring& ring, PipePool& pool, BufferRing* buffers, Direction d,
-                 ForwardActivity& activity, JoinCounter& join) {
-  DirectionEnd end = co_await Pump(ring, pool, buffers, d, activity);
-  activity.Record(end, /*from_client=*/false);
-  const int client = d.to.fd;
-  if (d.watch->drained) {
-    // Stalled on the client past the drain time after the backend's end.
-    AbortIfUnsent(client);
-  } else if ((end == DirectionEnd::kEof || end == DirectionEnd::kSourceError) &&
-             !activity.client_done) {
-    if (end == DirectionEnd::kSourceError) HalfClose(d.to);
-    co_await DrainClient(ring, client, d.watch->DrainLeft());
+  activity.Record(end, from_client);
+  if (from_client) {
+    if (end != DirectionEnd::kEof || activity.backend_ended) {
+      CutBoth(from, to);
+    }
+  } else {
+    if (d.watch->drained) {
+      // Stalled on the client past the drain time after the backend's end.
+      AbortIfUnsent(to);
+    } else if ((end == DirectionEnd::kEof ||
+                end == DirectionEnd::kSourceError) &&
+               !activity.client_done) {
+      if (end == DirectionEnd::kSourceError) HalfClose(d.to);
+      co_await DrainClient(ring, to, d.watch->DrainLeft());
+    }
+    CutBoth(from, to);
   }
-  CutBoth(d.from.fd, client);
   join.Done();
 }
 
@@ -382,7 +388,7 @@ void BoundSocketBuffers(int fd, int bytes, SocketSide side) {
 
 Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool,
                                  BufferRing* buffers, int client_fd,
-                                 int backend_fd, ForwardOptions options,
+                                 int backend_fd, const ForwardOptions& options,
                                  bool client_ktls) {
   ForwardStats stats;
   ForwardActivity activity(options.idle_timeout, options.client_lines);
@@ -397,13 +403,13 @@ Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool,
   const End client{client_fd, client_ktls};
   const End backend{backend_fd, false};
   JoinCounter join(2);
-  RunUp(ring, pool, buffers,
-        {client, backend, stats.client_to_backend, &activity.client_lines,
-         nullptr},
-        activity, join);
-  RunDown(ring, pool, buffers,
-          {backend, client, stats.backend_to_client, nullptr, &watch}, activity,
-          join);
+  RunDirection(ring, pool, buffers,
+               {client, backend, stats.client_to_backend,
+                &activity.client_lines, nullptr},
+               activity, join);
+  RunDirection(ring, pool, buffers,
+               {backend, client, stats.backend_to_client, nullptr, &watch},
+               activity, join);
   co_await join.Wait();
   stats.end = activity.End();
   co_return stats;

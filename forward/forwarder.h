@@ -65,7 +65,7 @@ void BoundSocketBuffers(int fd, int bytes, SocketSide side);
 // the backend's bursts (mail) are, and are never looked at.
 Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool,
                                  BufferRing* buffers, int client_fd,
-                                 int backend_fd, ForwardOptions options,
+                                 int backend_fd, const ForwardOptions& options,
                                  bool client_ktls = false);
 
 }  // namespace popgate

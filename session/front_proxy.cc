@@ -17,6 +17,7 @@
 #include <array>
 #include <cerrno>
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -161,7 +162,7 @@ Task<bool> ReadFrontProxy(SessionState& s) {
   s.peer = *header->src;
   s.rec.client = s.peer.ToString();
   s.trusted_client = snap.trusted_networks.Contains(s.peer.get());
-  s.front_dst = header->dst;
+  if (header->dst) s.front_dst = std::make_unique<SocketAddress>(*header->dst);
   co_return true;
 }
 

@@ -819,22 +819,26 @@ absl::StatusOr<bool> HandClientTlsToKernel(SessionState& s) {
   return st;
 }
 
-// After the backend's +OK: relay it, deliver what the client pipelined
-// behind PASS (in order, before any later byte), then splice.
-Task<void> Forward(SessionState& s) {
+// After the backend's +OK: relays it, delivers what the client pipelined
+// behind PASS (in order, before any later byte), fills `fwd`, drops the
+// pre-login state and hands the client's TLS to the kernel where it can.
+// Whether forwarding may start (else s.rec.result says why not); `ktls`:
+// the client's TLS is now the kernel's. A coroutine of its own so that
+// its buffers and awaiters are not in Forward's frame, which every idle
+// session holds.
+Task<bool> HandOver(SessionState& s, ForwardOptions& fwd, bool& ktls) {
   const absl::Duration timeout = s.snap->config.server.backend_timeout;
   std::string ok = absl::StrCat(s.backend_reply, "\r\n", s.backend_leftover);
   if (co_await s.client->WriteAll(ok, timeout) < 0) {
     s.rec.result = SessionResult::kClientClosed;
-    co_return;
+    co_return false;
   }
-  ForwardOptions fwd;
   std::string pipelined(s.reader->Pending());
   fwd.client_lines.Feed(pipelined);  // a QUIT among them counts
   if (!pipelined.empty()) {
     if (co_await s.backend_stream->WriteAll(pipelined, timeout) < 0) {
       s.rec.result = SessionResult::kBackendError;
-      co_return;
+      co_return false;
     }
     s.rec.bytes_in += pipelined.size();
     Wipe(pipelined);
@@ -848,16 +852,24 @@ Task<void> Forward(SessionState& s) {
   s.snap.reset();
   std::string().swap(s.backend_reply);
   std::string().swap(s.backend_leftover);
-  bool client_ktls = false;
+  ktls = false;
   if (use_ktls && !s.client->IsPlainSocket()) {
     absl::StatusOr<bool> handed = HandClientTlsToKernel(s);
     if (!handed.ok()) {
       s.rec.ktls_fallback = std::string(handed.status().message());
       s.rec.result = SessionResult::kKtlsError;
-      co_return;
+      co_return false;
     }
-    client_ktls = *handed;
+    ktls = *handed;
   }
+  co_return true;
+}
+
+// Forwards the session until either side ends it.
+Task<void> Forward(SessionState& s) {
+  ForwardOptions fwd;
+  bool client_ktls = false;
+  if (!co_await HandOver(s, fwd, client_ktls)) co_return;
   ForwardStats stats;
   if ((s.client->IsPlainSocket() || client_ktls) &&
       s.backend_stream->IsPlainSocket()) {
@@ -896,6 +908,23 @@ Task<void> LingerClose(SessionState& s) {
   }
 }
 
+// The client's address, from the socket (a PROXY header may replace it
+// later), and whether it is trusted. Not in RunSession's body: the
+// sockaddr would sit in its frame for the whole session.
+void NotePeer(SessionState& s) {
+  sockaddr_storage peer{};
+  socklen_t peer_len = sizeof(peer);
+  if (getpeername(s.client_fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) ==
+      0) {
+    s.peer = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&peer),
+                                         peer_len);
+    s.rec.client = s.peer.ToString();
+  }
+  // TCP_NODELAY comes from the listening socket (OpenListener).
+  s.trusted_client = peer_len > 0 && s.snap->trusted_networks.Contains(
+                                         reinterpret_cast<sockaddr*>(&peer));
+}
+
 }  // namespace
 
 Detached RunSession(SessionEnv& worker, UniqueFd client, int listener_index) {
@@ -906,17 +935,7 @@ Detached RunSession(SessionEnv& worker, UniqueFd client, int listener_index) {
   s->live.client_fd = client.get();
   s->live.record = &s->rec;  // the admin API's view (GET /sessions)
   worker.Register(&s->live);
-  sockaddr_storage peer{};
-  socklen_t peer_len = sizeof(peer);
-  if (getpeername(client.get(), reinterpret_cast<sockaddr*>(&peer),
-                  &peer_len) == 0) {
-    s->peer = SocketAddress::FromSockaddr(reinterpret_cast<sockaddr*>(&peer),
-                                          peer_len);
-    s->rec.client = s->peer.ToString();
-  }
-  // TCP_NODELAY comes from the listening socket (OpenListener).
-  s->trusted_client = peer_len > 0 && s->snap->trusted_networks.Contains(
-                                          reinterpret_cast<sockaddr*>(&peer));
+  NotePeer(*s);
 
   // The front balancer's PROXY header comes before anything else (the TLS
   // handshake included); then the limits for the address it names.

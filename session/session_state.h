@@ -134,8 +134,10 @@ struct SessionState {
   BackendHold hold;
   // Issue 10. The front balancer's PROXY header: its destination (what
   // the client connected to, for client_identity), and whether it was a
-  // LOCAL command (the balancer's own check: not a client).
-  std::optional<SocketAddress> front_dst;
+  // LOCAL command (the balancer's own check: not a client). Behind a
+  // pointer: most listeners take no PROXY header, and every session would
+  // carry the address's 136 bytes.
+  std::unique_ptr<SocketAddress> front_dst;
   bool front_local = false;
   // The client's address group (limits and throttling) and whether no
   // limit applies to it (exempt_networks, a LOCAL check).
