@@ -957,6 +957,26 @@ def measured(ctx, target, fn):
     return raw, c1 - c0, wall, load0
 
 
+def session_figures(target, raw, cpu, load):
+    """The figures of a sessions run (w_sessions, w_rate, w_concurrency)
+    from the client's JSON and the proxy's CPU seconds. CPU per session
+    only where the proxy's processes were measured (target.roots)."""
+    n = raw.get("sessions", 0)
+    return {
+        "sessions_per_s": raw.get("sessions_per_s", 0.0),
+        "sessions": n,
+        "latency_p99_ms": raw.get("latency_ms", {}).get("p99"),
+        "proxy_cpu_s": cpu,
+        "cpu_s_per_1k_sessions": (cpu / n * 1000) if n and target.roots
+        else None,
+        "errors": raw.get("errors_total", 0),
+        "loadavg": load,
+        "busy_load_cpu": raw.get("_busy_load_cpus"),
+        "busy_proxy_cpu": raw.get("_busy_proxy_cpus"),
+        "background_cores": raw.get("_background_cores"),
+    }
+
+
 def w_sessions(ctx, target, extra=()):
     """extra: more loadgen arguments."""
     port = target.plain_port
@@ -970,19 +990,7 @@ def w_sessions(ctx, target, extra=()):
                         ctx.duration)
     raw, cpu, wall, load = measured(
         ctx, target, lambda: run_client(ctx, argv, ctx.duration + 60))
-    n = raw.get("sessions", 0)
-    return raw, {
-        "sessions_per_s": raw.get("sessions_per_s", 0.0),
-        "sessions": n,
-        "latency_p99_ms": raw.get("latency_ms", {}).get("p99"),
-        "proxy_cpu_s": cpu,
-        "cpu_s_per_1k_sessions": (cpu / n * 1000) if n and target.roots else None,
-        "errors": raw.get("errors_total", 0),
-        "loadavg": load,
-        "busy_load_cpu": raw.get("_busy_load_cpus"),
-        "busy_proxy_cpu": raw.get("_busy_proxy_cpus"),
-        "background_cores": raw.get("_background_cores"),
-    }
+    return raw, session_figures(target, raw, cpu, load)
 
 
 def w_rate(ctx, target, rate):
@@ -994,22 +1002,13 @@ def w_rate(ctx, target, rate):
                    "--duration", ctx.curve_duration)
     raw, cpu, wall, load = measured(
         ctx, target, lambda: run_client(ctx, argv, ctx.curve_duration + 60))
-    n = raw.get("sessions", 0)
-    return raw, {
-        "offered_rate": raw.get("offered_rate", rate),
-        "sessions_per_s": raw.get("sessions_per_s", 0.0),
-        "sessions": n,
-        "late": raw.get("late", 0),
-        "latency_p99_ms": raw.get("latency_ms", {}).get("p99"),
-        "proxy_cpu_s": cpu,
-        "cpu_ms_per_session": (cpu / n * 1000) if n and target.roots
-        else None,
-        "errors": raw.get("errors_total", 0),
-        "loadavg": load,
-        "busy_load_cpu": raw.get("_busy_load_cpus"),
-        "busy_proxy_cpu": raw.get("_busy_proxy_cpus"),
-        "background_cores": raw.get("_background_cores"),
-    }
+    m = session_figures(target, raw, cpu, load)
+    # At a fixed rate the cost reads better per session than per 1,000
+    # (the same number).
+    m["cpu_ms_per_session"] = m.pop("cpu_s_per_1k_sessions")
+    m.update(offered_rate=raw.get("offered_rate", rate),
+             late=raw.get("late", 0))
+    return raw, m
 
 
 def concurrency_cap(ctx, target):
@@ -1050,21 +1049,9 @@ def w_concurrency(ctx, target, level):
                    "--duration", ctx.curve_duration)
     raw, cpu, wall, load = measured(
         ctx, target, lambda: run_client(ctx, argv, ctx.curve_duration + 90))
-    n = raw.get("sessions", 0)
-    return raw, {
-        "concurrency": c,
-        "sessions_per_s": raw.get("sessions_per_s", 0.0),
-        "sessions": n,
-        "latency_p99_ms": raw.get("latency_ms", {}).get("p99"),
-        "proxy_cpu_s": cpu,
-        "cpu_s_per_1k_sessions": (cpu / n * 1000) if n and target.roots
-        else None,
-        "errors": raw.get("errors_total", 0),
-        "loadavg": load,
-        "busy_load_cpu": raw.get("_busy_load_cpus"),
-        "busy_proxy_cpu": raw.get("_busy_proxy_cpus"),
-        "background_cores": raw.get("_background_cores"),
-    }
+    m = session_figures(target, raw, cpu, load)
+    m["concurrency"] = c
+    return raw, m
 
 
 def cost_curves(ctx, t, r):

@@ -7,37 +7,21 @@ good sessions counted no error, that attackers were answered and never let
 in, and that the report has its "Under attack" section. The figures
 themselves are not judged here (BENCHMARKS.md has a real run). Extra
 arguments are passed to bench/compare/run."""
-import json
-import os
-import subprocess
-import sys
-
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+import compare_run
 
 
 def main():
-    extra = sys.argv[1:]
-    out = extra[extra.index("--out") + 1]
-    tag = "attack-smoke"
-    cmd = [os.path.join(REPO, "bench", "compare", "run"), "--quick",
-           "--no-install", "--no-build", "--targets", "popgate",
-           "--workloads", "attack", "--duration", "1.5", "--attackers", "8",
-           # Failures, blocked tries and refusals answered sooner than
-           # popgate's defaults (2 s, up to 30 s, 1 s), so that 1.5 s runs
-           # see answers (the real runs keep the defaults).
-           "--popgate-set", "auth_failure_delay=300ms",
-           "--popgate-limits-set", "max_failure_delay=300ms",
-           "--popgate-limits-set", "refusal_delay=100ms",
-           "--no-redis", "--max-quiet-wait", "0", "--retries", "0",
-           "--tag", tag] + extra
-    print("+", " ".join(cmd), flush=True)
-    r = subprocess.run(cmd, timeout=200)
-    assert r.returncode == 0, f"bench/compare/run exited {r.returncode}"
-    res = json.load(open(os.path.join(out, f"{tag}.json")))
-    md = open(os.path.join(out, f"{tag}.md")).read()
-    failed = [x for x in res["runs"] if x["error"]]
-    assert not failed, f"failed runs: {failed}"
-    assert not res["unavailable"], res["unavailable"]
+    r = compare_run.run("attack-smoke", [
+        "--targets", "popgate", "--workloads", "attack", "--duration", "1.5",
+        "--attackers", "8",
+        # Failures, blocked tries and refusals answered sooner than
+        # popgate's defaults (2 s, up to 30 s, 1 s), so that 1.5 s runs
+        # see answers (the real runs keep the defaults).
+        "--popgate-set", "auth_failure_delay=300ms",
+        "--popgate-limits-set", "max_failure_delay=300ms",
+        "--popgate-limits-set", "refusal_delay=100ms",
+        "--no-redis", "--retries", "0"], timeout=200)
+    res, md = r.res, r.md
     s = res["settings"]["attack"]
     assert s["hash_cpu_s"] and 1e-5 < s["hash_cpu_s"] < 1.0, s
     m = res["medians"]["popgate"]["plain"]

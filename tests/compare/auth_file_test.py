@@ -4,36 +4,19 @@ both schemes (SHA512-CRYPT, ARGON2ID) ran, each with sessions and no
 errors; popgate ran with auth = "file", auth_threads = the proxy CPUs and
 its auth cache off, against a passwd-file of that scheme; the report has
 the table. Figures not judged. Arguments as smoke_test.py's."""
-import json
 import os
-import re
-import shutil
-import subprocess
-import sys
 import tomllib
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+import compare_run
 
 
 def main():
-    extra = sys.argv[1:]
-    out = extra[extra.index("--out") + 1]
-    tag = "auth-file"
-    cmd = [os.path.join(REPO, "bench", "compare", "run"), "--quick",
-           "--no-install", "--no-build", "--targets", "popgate",
-           "--workloads", "auth-file", "--max-quiet-wait", "0",
-           "--tag", tag, "--keep-tmp"] + extra
-    print("+", " ".join(cmd), flush=True)
-    r = subprocess.run(cmd, timeout=150, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True)
-    sys.stdout.write(r.stdout)
-    assert r.returncode == 0, f"bench/compare/run exited {r.returncode}"
-    kept = re.search(r"kept (\S+)", r.stdout)
-    assert kept, "no 'kept DIR' line"
-    tmp = kept.group(1)
+    r = compare_run.run("auth-file", [
+        "--targets", "popgate", "--workloads", "auth-file", "--keep-tmp"],
+        timeout=150)
+    assert r.tmp, "no 'kept DIR' line"
     try:
-        res = json.load(open(os.path.join(out, f"{tag}.json")))
-        assert not res["unavailable"], res["unavailable"]
+        res = r.res
         s = res["settings"]
         assert s["workloads"] == ["auth-file"], s
         a = s["auth_file"]
@@ -41,11 +24,9 @@ def main():
         assert a["schemes"]["sha512-crypt"]["hash"].startswith("$6$"), a
         assert a["schemes"]["argon2id"]["hash"].startswith(
             "$argon2id$"), a
-        runs = [x for x in res["runs"] if not x.get("discarded")]
+        runs = r.runs()
         assert sorted((x["variant"], x["workload"]) for x in runs) == [
             ("argon2id", "auth-file"), ("sha512-crypt", "auth-file")], runs
-        for x in runs:
-            assert not x["error"], x
         for scheme in ("sha512-crypt", "argon2id"):
             m = res["medians"]["popgate"][scheme]["auth-file"]
             assert m["sessions_per_s"] > 0, (scheme, m)
@@ -53,7 +34,7 @@ def main():
             assert m["cpu_s_per_1k_sessions"] > 0, (scheme, m)
 
         # The last start (ARGON2ID) left its config and passwd-file.
-        d = os.path.join(tmp, "popgate")
+        d = os.path.join(r.tmp, "popgate")
         cfg = tomllib.loads(open(os.path.join(d, "popgate.toml")).read())
         assert cfg["server"]["auth_threads"] == a["popgate_auth_threads"], cfg
         assert a["popgate_auth_threads"] >= 1, a
@@ -63,11 +44,11 @@ def main():
         assert len(lines) == s["users"], len(lines)
         assert all(":{ARGON2ID}$argon2id$" in x for x in lines), lines[:2]
 
-        md = open(os.path.join(out, f"{tag}.md")).read()
+        md = r.md
         assert "Sessions with passwords checked by the proxy" in md, md
         assert "| **popgate** | ARGON2ID |" in md, md
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        r.remove()
     print("compare auth-file: OK")
 
 

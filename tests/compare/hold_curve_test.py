@@ -6,13 +6,12 @@ the report has its table and plot. Also the curve's configuration helpers
 (backend ports of a big hold, nginx's split_clients, the "hold" alias the
 old tables read) without servers, and the big-hold set-up (backend
 connections spread over several pop3-synth ports) at small counts. Arguments as smoke_test.py's."""
-import json
 import os
-import subprocess
 import sys
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(REPO, "bench", "compare"))
+import compare_run
+
+sys.path.insert(0, os.path.join(compare_run.REPO, "bench", "compare"))
 import compare  # noqa: E402
 
 COUNTS = [100, 300]
@@ -46,29 +45,16 @@ def check_helpers():
 
 def main():
     check_helpers()
-    extra = sys.argv[1:]
-    out = extra[extra.index("--out") + 1]
-    tag = "hold-curve"
-    cmd = [os.path.join(REPO, "bench", "compare", "run"), "--quick",
-           "--no-install", "--no-build", "--targets", "popgate",
-           "--workloads", "hold", "--hold-counts",
-           ",".join(map(str, COUNTS)), "--max-quiet-wait", "0",
-           # The 100,000-session set-up (backend connections spread over
-           # several pop3-synth ports) at small counts: 300 -> 3 ports.
-           "--hold-per-backend", "100",
-           "--tag", tag] + extra
-    print("+", " ".join(cmd), flush=True)
-    r = subprocess.run(cmd, timeout=100, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True)
-    sys.stdout.write(r.stdout)
-    assert r.returncode == 0, f"bench/compare/run exited {r.returncode}"
-    res = json.load(open(os.path.join(out, f"{tag}.json")))
-    assert not res["unavailable"], res["unavailable"]
+    r = compare_run.run("hold-curve", [
+        "--targets", "popgate", "--workloads", "hold",
+        "--hold-counts", ",".join(map(str, COUNTS)),
+        # The 100,000-session set-up (backend connections spread over
+        # several pop3-synth ports) at small counts: 300 -> 3 ports.
+        "--hold-per-backend", "100"], timeout=100)
+    res, tag = r.res, r.tag
     s = res["settings"]
     assert s["hold_counts"] == COUNTS, s
     assert s["hold_backend_ports"] == 3, s
-    failed = [x for x in res["runs"] if x["error"]]
-    assert not failed, failed
     med = res["medians"]["popgate"]
     for variant in ("plain", "tls-ecdsa"):
         for n in COUNTS:
@@ -85,15 +71,9 @@ def main():
             and sum(spread.values()) >= COUNTS[-1], spread
         # The classic hold columns read the largest count.
         assert med[variant]["hold"]["count"] == COUNTS[-1], med[variant]
-    md = open(os.path.join(out, f"{tag}.md")).read()
-    assert "### Idle sessions: memory per session and time to fill" in md
-    assert f"{tag}-idle-sessions.png" in md
-    try:
-        import matplotlib  # noqa: F401
-        png = os.path.join(out, f"{tag}-idle-sessions.png")
-        assert os.path.getsize(png) > 0, png
-    except ImportError:
-        pass
+    assert "### Idle sessions: memory per session and time to fill" in r.md
+    assert f"{tag}-idle-sessions.png" in r.md
+    assert r.plot("idle-sessions") != 0
     print("compare hold-curve: OK")
 
 

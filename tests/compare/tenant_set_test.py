@@ -7,14 +7,12 @@ health checks run against every backend (their backend_health lines), and
 the result JSON records what was set. Arguments as smoke_test.py's."""
 import json
 import os
-import re
-import shutil
-import subprocess
 import sys
 import tomllib
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(REPO, "bench", "compare"))
+import compare_run
+
+sys.path.insert(0, os.path.join(compare_run.REPO, "bench", "compare"))
 import compare  # noqa: E402
 
 
@@ -46,30 +44,18 @@ def check_config_text():
 
 def main():
     check_config_text()
-    extra = sys.argv[1:]
-    out = extra[extra.index("--out") + 1]
-    tag = "tenant-set"
-    cmd = [os.path.join(REPO, "bench", "compare", "run"), "--quick",
-           "--no-install", "--no-build", "--targets", "popgate", "--no-tls",
-           "--workloads", "sessions", "--duration", "2",
-           "--max-quiet-wait", "0", "--tag", tag, "--keep-tmp",
-           "--synth-backends", "3",
-           "--popgate-tenant-set", "client_identity=proxy-v2",
-           "--popgate-tenant-set", "failover=next",
-           "--popgate-tenant-set", "health_check.interval=1s",
-           "--popgate-tenant-set", "health_check.timeout=500ms",
-           "--popgate-tenant-set", "health_check.rise=1"] + extra
-    print("+", " ".join(cmd), flush=True)
-    r = subprocess.run(cmd, timeout=200, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True)
-    sys.stdout.write(r.stdout)
-    assert r.returncode == 0, f"bench/compare/run exited {r.returncode}"
-    kept = re.search(r"kept (\S+)", r.stdout)
-    assert kept, "no 'kept DIR' line"
-    tmp = kept.group(1)
+    r = compare_run.run("tenant-set", [
+        "--targets", "popgate", "--no-tls", "--workloads", "sessions",
+        "--duration", "2", "--keep-tmp", "--synth-backends", "3",
+        "--popgate-tenant-set", "client_identity=proxy-v2",
+        "--popgate-tenant-set", "failover=next",
+        "--popgate-tenant-set", "health_check.interval=1s",
+        "--popgate-tenant-set", "health_check.timeout=500ms",
+        "--popgate-tenant-set", "health_check.rise=1"], timeout=200)
+    assert r.tmp, "no 'kept DIR' line"
+    tmp = r.tmp
     try:
-        res = json.load(open(os.path.join(out, f"{tag}.json")))
-        assert not res["unavailable"], res["unavailable"]
+        res = r.res
         s = res["settings"]
         assert s["popgate_tenant_settings"] == {
             "client_identity": "proxy-v2", "failover": "next",
@@ -78,9 +64,8 @@ def main():
         assert s["synth_proxy_protocol"] is True, s
         assert s["synth_backends"] == 3, s
         assert s["workloads"] == ["sessions"], s
-        runs = [x for x in res["runs"] if not x.get("discarded")]
+        runs = r.runs()
         assert [x["workload"] for x in runs] == ["sessions"], runs
-        assert not runs[0]["error"], runs[0]
         m = res["medians"]["popgate"]["plain"]["sessions"]
         assert m["sessions"] > 0 and m["errors"] == 0, m
         assert m["cpu_s_per_1k_sessions"] > 0, m
@@ -102,7 +87,7 @@ def main():
         want = {b["address"] for b in t["backends"]}
         assert ups == want, (ups, want)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        r.remove()
     print("compare tenant-set: OK")
 
 
