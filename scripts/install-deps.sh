@@ -4,6 +4,9 @@
 set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config
+  # Rebuilds (the three presets of a CI run, a second clone) reuse what
+  # was compiled before (CMakeLists.txt: POPGATE_CCACHE).
+  ccache
   liburing-dev android-libboringssl-dev libabsl-dev libtomlplusplus-dev
   libcrypt-dev libargon2-dev libsodium-dev libgtest-dev libgmock-dev libbenchmark-dev
   # Test peers: real clients and a real Dovecot backend.
