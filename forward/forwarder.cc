@@ -392,9 +392,10 @@ Task<ForwardStats> ForwardSplice(Ring& ring, PipePool& pool,
                                  bool client_ktls) {
   ForwardStats stats;
   ForwardActivity activity(options.idle_timeout, options.client_lines);
-  for (int fd : {client_fd, backend_fd}) {
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  }
+  // No F_GETFL first: a socket's other settable status flags (O_APPEND,
+  // O_ASYNC, O_DIRECT, O_NOATIME) are never set here, so this keeps them
+  // as they are and saves a system call per socket.
+  for (int fd : {client_fd, backend_fd}) fcntl(fd, F_SETFL, O_NONBLOCK);
   BoundSocketBuffers(client_fd, options.socket_buffer, SocketSide::kClient);
   BoundSocketBuffers(backend_fd, options.socket_buffer, SocketSide::kBackend);
   StallWatch watch{.source_fd = backend_fd,
