@@ -78,7 +78,8 @@ class Side:
                 "--users", str(args.users), "--user-format",
                 compare.USER_FORMAT, "--password", compare.PASSWORD,
                 "--concurrency", str(args.concurrency),
-                "--duration", str(duration)],
+                "--duration", str(duration)] +
+            (["--rate", str(args.rate)] if args.rate else []),
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
     def stop(self):
@@ -99,6 +100,10 @@ def main():
     ap.add_argument("--reps", type=int, default=6)
     ap.add_argument("--duration", type=float, default=4.0)
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--rate", type=float, default=0,
+                    help="open loop: each side starts this many sessions/s "
+                    "(loadgen --rate; --concurrency caps those in flight); "
+                    "0: closed loop")
     ap.add_argument("--users", type=int, default=5000)
     ap.add_argument("--load-cpu", type=int, default=0)
     ap.add_argument("--proxy-cpu", type=int, default=1)
