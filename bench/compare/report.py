@@ -324,9 +324,10 @@ def auth_file_md(res):
     def cost(v):
         sc = schemes[v]
         by = sc.get("hash_cpu_s_by_target") or {}
-        d = by.get("dovecot-proxy")
-        both = (f" with libargon2 (popgate's), {fmt(d * 1e3)} ms with "
-                "libsodium (Dovecot's)" if v == "argon2id" and d else "")
+        p = sc.get("hash_cpu_s_libargon2")
+        both = (f" with libsodium (what both call for this hash; "
+                f"libargon2: {fmt(p * 1e3)} ms)"
+                if v == "argon2id" and p and by.get("popgate") != p else "")
         return (f"{fmt(sc['hash_cpu_s'] * 1e3)} ms{both} "
                 f"(`{sc.get('hash', '')[:40]}…`, made by "
                 f"{sc.get('made_by', '?')})")
@@ -356,8 +357,9 @@ def auth_file_md(res):
         "machine, that difference does not show. "
         "One verification alone (CPU, on a proxy core, from "
         "Python's ctypes; SHA512-CRYPT via crypt(3), which both call; "
-        "ARGON2ID via libargon2's argon2id_verify, popgate's, and "
-        "libsodium's crypto_pwhash_str_verify, Dovecot's): "
+        "ARGON2ID via libsodium's crypto_pwhash_str_verify, which "
+        "Dovecot calls and popgate too for a version 1.3 hash, and "
+        "libargon2's argon2id_verify, popgate's for older ones): "
         f"{costs or 'not measured'}. `× dovecot` = popgate ÷ "
         "dovecot-proxy; `in hashes` = proxy CPU per session ÷ one "
         "verification with the target's own library (1 + the rest of the "
