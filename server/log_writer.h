@@ -85,6 +85,7 @@ class LogWriter {
     bool started = false;             // guarded by mu
     bool stop = false;                // guarded by mu
     bool done = false;                // guarded by mu
+    bool lingering = false;           // guarded by mu (see kLinger)
     std::atomic<size_t> backlog{0};
     std::atomic<uint64_t> lost_lines{0};
     uint64_t lost_reported = 0;  // writer thread only

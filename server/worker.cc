@@ -216,32 +216,16 @@ void Worker::BeginStop() {
   }
 }
 
-// Far from saturation, each session's line would wake the log thread on
-// its own: a futex wake and a context switch on the proxy's core per
-// session (at 500 sessions/s, 0.76 log-thread wake-ups per session; perf
-// stat --per-thread). So a line waits until this long after the oldest
-// queued one, or until this much is queued, and the writer gets them
-// together. Operators see a line at most this much later.
-constexpr absl::Duration kLogFlushDelay = absl::Milliseconds(50);
-constexpr size_t kLogFlushBytes = 16 * 1024;
-
 void Worker::Log(std::string line) {
   if (log_queue_.empty()) {
     log_queue_ = std::move(line);
-    log_due_ = absl::Now() + kLogFlushDelay;
   } else {
     log_queue_ += line;
   }
 }
 
-absl::Duration Worker::LogWaitLimit(absl::Duration wait) const {
-  if (log_queue_.empty()) return wait;
-  return std::clamp(log_due_ - absl::Now(), absl::ZeroDuration(), wait);
-}
-
-void Worker::FlushLog(bool now) {
-  if (!log_queue_.empty() && (now || log_queue_.size() >= kLogFlushBytes ||
-                              stopping_ || absl::Now() >= log_due_)) {
+void Worker::FlushLog() {
+  if (!log_queue_.empty()) {
     log_.Append(log_queue_);
     log_queue_.clear();
     if (log_queue_.capacity() > 64 * 1024) std::string().swap(log_queue_);
@@ -253,7 +237,6 @@ void Worker::FlushLog(bool now) {
     // Lines are never dropped; new connections wait in the kernel's
     // backlog instead until stderr catches up.
     for (auto& a : acceptors_) CancelAccept(*a);
-    if (log_queue_.empty()) log_due_ = absl::Now();
     log_queue_ += absl::StrCat(
         LogFrame(LogLevel::kWarning, "warning", absl::Now()),
         ",\"worker\":", index_,
@@ -267,7 +250,6 @@ void Worker::FlushLog(bool now) {
         if (!a->armed && !a->retry_pending && a->fd.valid()) ArmAccept(*a);
       }
     }
-    if (log_queue_.empty()) log_due_ = absl::Now();
     log_queue_ += LogLine(
         LogLevel::kInfo, "log_caught_up",
         absl::StrCat(",\"worker\":", index_, ",\"backlog_bytes\":", backlog));
@@ -341,7 +323,7 @@ void Worker::Run() {
       wait = left > absl::ZeroDuration() ? std::min(wait, left)
                                          : absl::Milliseconds(100);
     }
-    ring_.RunOnce(LogWaitLimit(wait));
+    ring_.RunOnce(wait);
     if (has_posted_.load(std::memory_order_acquire)) RunPosted();
     if (store_.generation() != snapshot_generation_) CutForcedDown();
     if (stop_requested_.load() && !stopping_) BeginStop();
@@ -378,7 +360,7 @@ void Worker::Run() {
     posted_closed_ = true;
   }
   RunPosted();
-  FlushLog(/*now=*/true);
+  FlushLog();
   buffers_.Reset();
 }
 

@@ -113,12 +113,9 @@ class Worker final : public SessionEnv {
   void CancelAccept(Acceptor& a);
   static void OnAccept(void* ctx, int result, uint32_t flags);
   static void OnRetry(void* ctx, int result, uint32_t flags);
-  // Hands queued lines to the writer once they are due (see
-  // kLogFlushDelay), or at once with `now`, and pauses or resumes
-  // accepting by the writer's backlog.
-  void FlushLog(bool now = false);
-  // How long the loop may wait before queued lines are due.
-  absl::Duration LogWaitLimit(absl::Duration wait) const;
+  // Hands queued lines to the writer and pauses or resumes accepting by
+  // the writer's backlog.
+  void FlushLog();
   void BeginStop();
   // After a reload: cuts the sessions on backends the new config sets
   // state = "down" (no QUIT; the client's DELE marks are discarded).
@@ -148,8 +145,7 @@ class Worker final : public SessionEnv {
   bool posted_closed_ = false;
   std::atomic<bool> has_posted_{false};
   metrics::SessionMetrics* session_metrics_ = nullptr;
-  std::string log_queue_;  // lines not yet handed to the writer
-  absl::Time log_due_;     // when the oldest of them must go
+  std::string log_queue_;  // lines of this loop turn
   // While stderr cannot keep up, stop taking new connections (the kernel
   // queues them) instead of dropping lines or growing without bound.
   LogBackpressure log_pressure_;
