@@ -8,7 +8,12 @@ differ by ±20% (BENCHMARKS.md, "Fleet features: cost per session").
 
   bench/compare/paired.py --base-bin OLD/popgate --bin NEW/popgate \\
       --synth-bin B/testbed/pop3-synth --loadgen-bin B/bench/loadgen/loadgen \\
-      [--set KEY=VALUE ...] [--backends N] [--reps 6] [--duration 4]
+      [--set KEY=VALUE ...] [--backends N] [--reps 6] [--duration 4] \\
+      [--concurrency 32 | --rate R]
+
+--rate R: open loop, each side starts R sessions/s (the cost far from
+saturation, where a proxy sleeps and wakes per step of a session);
+default closed loop with --concurrency connections.
 
 --set is --popgate-tenant-set's (into the tenant of --bin only);
 client_identity=proxy-v2 gives that popgate's pop3-synth --proxy-protocol.
