@@ -32,7 +32,8 @@ constexpr absl::Duration kGather = absl::Milliseconds(5);
 // each session's line would otherwise wake the thread on its own, a futex
 // wake and a context switch on the proxy's core per session (0.76 per
 // session at 500 sessions/s, perf stat --per-thread). A line can so wait up
-// to kLinger + kGather; more than kLingerBytes queued ends the wait at once.
+// to kLinger (or kGather, when it is the one that wakes the thread); more
+// than kLingerBytes queued ends the wait at once.
 // One queue for all workers: lines keep the order they were appended in.
 constexpr absl::Duration kLinger = absl::Milliseconds(50);
 constexpr size_t kLingerBytes = 64 * 1024;
@@ -123,10 +124,12 @@ void LogWriter::Run(std::shared_ptr<State> sp) {
   State& s = *sp;
   std::string writing;
   std::unique_lock<std::mutex> lock(s.mu);
+  // Whether the lines now pending gathered during a linger already.
+  bool lingered = false;
   while (true) {
     s.cv.wait(lock, [&] { return !s.pending.empty() || s.stop; });
     if (s.pending.empty()) break;  // stop, and everything written
-    if (!s.stop) {
+    if (!s.stop && !lingered) {
       // Let a batch gather: under load every worker turn appends a few
       // lines, and a wake-up plus a write per turn would cost more CPU
       // than the lines are worth. Idle, the thread sleeps in wait().
@@ -150,6 +153,8 @@ void LogWriter::Run(std::shared_ptr<State> sp) {
                     [&] { return s.stop || s.pending.size() >= kLingerBytes; });
       s.lingering = false;
     }
+    // Lines that gathered during the linger go at once, without kGather.
+    lingered = !s.stop && !s.pending.empty();
   }
   s.done = true;
   s.done_cv.notify_all();
