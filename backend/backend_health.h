@@ -27,6 +27,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
+#include "backend/capa_memo.h"
 #include "config/config.h"
 
 namespace popgate {
@@ -84,6 +85,10 @@ class BackendHealth {
     return sessions_.load(std::memory_order_relaxed);
   }
 
+  // What its CAPA said at the latest login (LoginToBackend reads and
+  // writes it). Kept with the health across reloads; any thread.
+  CapaMemo& capa_memo() { return capa_memo_; }
+
  private:
   // Moves the state by compare-exchange; the log line for the thread that
   // made the change, nullopt for one that lost a race. `source`: "check"
@@ -102,6 +107,7 @@ class BackendHealth {
   // 0 = not passively down.
   std::atomic<int64_t> retry_after_ns_{0};
   std::atomic<uint32_t> sessions_{0};
+  CapaMemo capa_memo_;
   // The admin override: 0 = none, else 1 + (override << 2 | configured)
   // (AdminState values 0..2 packed in one byte).
   std::atomic<uint8_t> admin_override_{0};

@@ -310,7 +310,10 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring,
   // answers one -ERR line, which is fine. USER goes with it (no extra round
   // trip) unless XCLIENT may still have to go before it, or the login is
   // one AUTH line (which must wait for the loop check).
+  // The secret line, where it goes, is appended last: a buffer outgrown
+  // before it holds no secret; the last one is wiped.
   std::string command = "CAPA\r\n";
+  WipeOnExit wipe_command{command};
   if (greeting_offers_xclient && !xclient_line.empty()) {
     command += xclient_line;
     xclient_sent = true;
@@ -321,20 +324,40 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring,
     command += user_line;
     user_sent = true;
   }
-  if (co_await stream->WriteAll(command, connect_timeout) < 0) {
+  // PASS too when this backend's CAPA, at the latest login, listed
+  // PIPELINING and named no popgate (CapaMemo): no wait for the USER
+  // reply. Never on the first login to a backend, so a loop back to us or
+  // a popgate behind is seen before any password goes out to it.
+  const bool pass_pipelined =
+      user_sent && p.capa_memo != nullptr &&
+      p.capa_memo->pipelining() == BackendPipelining::kYes;
+  if (pass_pipelined) {
+    command += secret_line;
+    r.credentials_sent = true;
+  }
+  int first_rc = co_await stream->WriteAll(command, connect_timeout);
+  Wipe(command);
+  if (first_rc < 0) {
     r.error = "CAPA: write failed";
     co_return r;
   }
   // A copy: `line` points into the reader, which the next read reuses.
   std::string token;
   bool capa_offers_xclient = false;
+  bool capa_offers_pipelining = false;
   st = co_await ReadLine(*stream, *reader, line, connect_timeout);
-  if (st == LineStatus::kLine && line.starts_with("+OK")) {
+  const bool capa_ok = st == LineStatus::kLine && line.starts_with("+OK");
+  if (capa_ok) {
     for (size_t n = 0;; ++n) {
       st = co_await ReadLine(*stream, *reader, line, connect_timeout);
       if (st != LineStatus::kLine || line == "." || n == kMaxCapaLines) break;
       if (token.empty()) token = std::string(FindLoopToken(line).value_or(""));
       if (CapaOffersXclient(line)) capa_offers_xclient = true;
+      // Capability names are case-insensitive (RFC 2449 5).
+      if (absl::EqualsIgnoreCase(absl::string_view(line.data(), line.size()),
+                                 "PIPELINING")) {
+        capa_offers_pipelining = true;
+      }
     }
   }
   if (st != LineStatus::kLine || (line != "." && !line.starts_with("-"))) {
@@ -342,6 +365,12 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring,
                                          ? "malformed or overlong answer"
                                          : DescribeLineStatus(st));
     co_return r;
+  }
+  if (p.capa_memo != nullptr) {
+    p.capa_memo->set_pipelining(capa_ok && capa_offers_pipelining &&
+                                        token.empty()
+                                    ? BackendPipelining::kYes
+                                    : BackendPipelining::kNo);
   }
 
   if (user_waits_for_capa) {
@@ -408,28 +437,35 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring,
     co_return r;
   }
 
-  command.clear();
-  if (backend_is_popgate) {
-    // Pipelined before PASS (popgate announces PIPELINING): no extra round
-    // trip. Its answer is read and ignored: an older popgate says -ERR.
-    absl::StrAppend(&command, std::string(kLoopCommand), " ",
-                    std::string(loop.own));
-    for (const std::string& t : loop.upstream)
-      absl::StrAppend(&command, " ", t);
-    command += "\r\n";
+  // A popgate where the memo said none (it changed since the latest
+  // login, not a loop): PASS went without XPOPGATE-LOOP, and the next
+  // login, told by the memo, sends it again.
+  const bool loop_command_sent = backend_is_popgate && !pass_pipelined;
+  int wrc = 0;
+  if (!pass_pipelined) {
+    command.clear();
+    if (loop_command_sent) {
+      // Pipelined before PASS (popgate announces PIPELINING): no extra
+      // round trip. Its answer is read and ignored: an older popgate says
+      // -ERR.
+      absl::StrAppend(&command, std::string(kLoopCommand), " ",
+                      std::string(loop.own));
+      for (const std::string& t : loop.upstream)
+        absl::StrAppend(&command, " ", t);
+      command += "\r\n";
+    }
+    command += secret_line;
+    // With a long AUTH PLAIN, the first line is only "AUTH PLAIN": the
+    // credentials go with the response line below.
+    if (sasl_response.empty()) r.credentials_sent = true;
+    wrc = co_await stream->WriteAll(command, auth_timeout);
+    Wipe(command);
+    if (wrc < 0) {
+      r.error = sasl ? "AUTH: write failed" : "PASS: write failed";
+      co_return r;
+    }
   }
-  command += secret_line;
-  WipeOnExit wipe_command{command};
-  // With a long AUTH PLAIN, the first line is only "AUTH PLAIN": the
-  // credentials go with the response line below.
-  if (sasl_response.empty()) r.credentials_sent = true;
-  int wrc = co_await stream->WriteAll(command, auth_timeout);
-  Wipe(command);
-  if (wrc < 0) {
-    r.error = sasl ? "AUTH: write failed" : "PASS: write failed";
-    co_return r;
-  }
-  if (backend_is_popgate) {
+  if (loop_command_sent) {
     st = co_await ReadLine(*stream, *reader, line, connect_timeout);
     if (st != LineStatus::kLine) {
       r.error =

@@ -12,6 +12,7 @@
 
 #include "absl/time/time.h"
 #include "backend/backend_connect.h"
+#include "backend/capa_memo.h"
 #include "base/unique_fd.h"
 #include "config/config.h"
 #include "net/socket_address.h"
@@ -103,6 +104,10 @@ struct BackendLoginParams {
   LoopGuard loop;
   BackendIdentity identity;
   int* fd_slot = nullptr;  // see BackendConnectParams
+  // This backend's memo (BackendHealth::capa_memo): every CAPA answer
+  // updates it, and kYes puts PASS in the first flight. Null: never
+  // (`[server] backend_pipelining = false`).
+  CapaMemo* capa_memo = nullptr;
 };
 
 struct BackendLoginResult {
@@ -140,6 +145,15 @@ struct BackendLoginResult {
 //  - proxy-v2: the PROXY v2 header right after connect (LOCAL when the
 //    client's address is unknown), then as in mode none.
 //  - none / proxy-v2: CAPA + USER pipelined; then [XPOPGATE-LOOP] + PASS.
+//    When the memo (CapaMemo) says the backend's CAPA listed PIPELINING
+//    and named no popgate at the latest login: CAPA + USER + PASS in one
+//    flight (RFC 2449 PIPELINING), one round trip less. Its CAPA answer is
+//    still read: a loop to us or a popgate we came through is still kLoop
+//    (then PASS went out, to a popgate: itself or one that finds the loop
+//    at its own login); any other popgate gets no XPOPGATE-LOOP on this
+//    login, and the memo (now kNo) makes the next one wait again. The same
+//    for XCLIENT offered in the greeting and for the master separator
+//    login (CAPA + XCLIENT + USER + PASS).
 //  - xclient: Dovecot offers XCLIENT in its greeting ("+OK [XCLIENT] ...",
 //    to peers in its login_trusted_networks; 2.3 does not list it in CAPA):
 //    then CAPA + XCLIENT + USER pipelined. Otherwise CAPA alone, and

@@ -27,6 +27,9 @@ struct ServerConfig {
   // The backend's reply to PASS: backends delay failed logins on purpose
   // (Dovecot: 2 s and growing), so this one is longer.
   absl::Duration backend_auth_timeout = absl::Seconds(30);
+  // PASS pipelined with CAPA and USER to a backend whose CAPA listed
+  // PIPELINING at the previous login (backend/capa_memo.h).
+  bool backend_pipelining = true;
   absl::Duration auth_failure_delay = absl::Seconds(2);
   absl::Duration shutdown_grace = absl::Seconds(30);
   // A forwarded session with no byte moving either way for this long is

@@ -836,7 +836,7 @@ absl::Status ParseServer(const Fields& f, const toml::node& node,
            "backend_auth_timeout", "login_timeout", "max_preauth_commands",
            "auth_queue_limit", "takeover_listeners", "forward_socket_buffer",
            "client_drain_timeout", "proxy_protocol_timeout", "user", "group",
-           "allow_root", "handover_socket"},
+           "allow_root", "handover_socket", "backend_pipelining"},
           "in [server]");
       !s.ok()) {
     return s;
@@ -908,10 +908,14 @@ absl::Status ParseServer(const Fields& f, const toml::node& node,
     }
     server.greeting = *std::move(greeting);
   }
-  if (const toml::node* v = (*table)->get("takeover_listeners")) {
-    absl::StatusOr<bool> b = f.GetBool(*v, "takeover_listeners");
+  for (auto [key, out] :
+       {std::pair{"takeover_listeners", &server.takeover_listeners},
+        std::pair{"backend_pipelining", &server.backend_pipelining}}) {
+    const toml::node* v = (*table)->get(key);
+    if (v == nullptr) continue;
+    absl::StatusOr<bool> b = f.GetBool(*v, key);
     if (!b.ok()) return b.status();
-    server.takeover_listeners = *b;
+    *out = *b;
   }
   if (const toml::node* v = (*table)->get("handover_socket")) {
     absl::StatusOr<std::string> path = f.GetString(*v, "handover_socket");

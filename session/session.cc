@@ -347,6 +347,7 @@ Task<PoolLogin> LogInThroughPool(SessionState& s, const routing::Route& route,
     lp.loop = LoopGuard{ProcessLoopToken(), s.loop_upstream};
     lp.identity = identity;
     lp.fd_slot = &s.live.backend_fd;
+    if (cfg.backend_pipelining) lp.capa_memo = &health[b]->capa_memo();
     BackendLoginResult login = co_await LoginToBackend(s.ring, lp);
     // Anything but a failed connect or greeting says the backend serves.
     if (std::optional<std::string> line = health[b]->RecordLogin(

@@ -576,5 +576,217 @@ TEST_F(BackendLoginTest, AnotherPopgateHearsWhoWeAreBeforeAuth) {
   EXPECT_TRUE(lines[2].starts_with("AUTH PLAIN "));
 }
 
+// backend_pipelining: the memo learns from every CAPA answer, and PASS goes
+// in the first flight only on its word.
+
+// USER's reply is held back until PASS has arrived too: a login that waits
+// for it before sending PASS times out.
+Pop3Script UserAnsweredOnlyWithPass() {
+  Pop3Script script{kDovecotGreeting, false, nullptr};
+  script.respond = [](const std::string& line) -> Pop3Reply {
+    if (line.starts_with("USER ")) return {""};
+    if (line.starts_with("PASS ")) {
+      Pop3Reply pass = DovecotLike(line);
+      return {absl::StrCat("+OK\r\n", pass.bytes)};
+    }
+    return DovecotLike(line);
+  };
+  return script;
+}
+
+TEST_F(BackendLoginTest, MemoLearnsFromEveryCapaAnswer) {
+  struct Case {
+    const char* capa_answer;
+    BackendPipelining learned;
+  };
+  const std::string other_popgate =
+      absl::StrCat("+OK\r\nPIPELINING\r\nIMPLEMENTATION popgate ",
+                   std::string(kLoopTokenTag), "0123456789abcdef\r\n.\r\n");
+  const Case cases[] = {
+      {"+OK\r\nUSER\r\nPIPELINING\r\n.\r\n", BackendPipelining::kYes},
+      {"+OK\r\nUSER\r\npipelining\r\n.\r\n", BackendPipelining::kYes},
+      {"+OK\r\nUSER\r\nTOP\r\n.\r\n", BackendPipelining::kNo},
+      {"-ERR Unknown command.\r\n", BackendPipelining::kNo},
+      {"+OK\r\nPIPELINING-NOT\r\n.\r\n", BackendPipelining::kNo},
+      {other_popgate.c_str(), BackendPipelining::kNo},
+  };
+  for (const Case& c : cases) {
+    const std::string answer = c.capa_answer;
+    Pop3Script script;
+    script.respond = [&answer](const std::string& line) -> Pop3Reply {
+      if (line == "CAPA") return {answer};
+      if (line.starts_with(kLoopCommand)) return {"+OK\r\n"};
+      return DovecotLike(line);
+    };
+    TestingPop3Server server(script);
+    BackendLoginParams p = Params(server.address());
+    CapaMemo memo;
+    p.capa_memo = &memo;
+    BackendLoginResult r = Login(p);
+    ASSERT_EQ(r.outcome, Outcome::kOk) << r.error << " for " << answer;
+    EXPECT_EQ(memo.pipelining(), c.learned) << answer;
+  }
+}
+
+TEST_F(BackendLoginTest, FirstLoginWaitsForTheUserReply) {
+  TestingPop3Server server(UserAnsweredOnlyWithPass());
+  BackendLoginParams p = Params(server.address());
+  p.connect_timeout = absl::Milliseconds(500);
+  CapaMemo memo;  // unknown: nothing learned yet
+  p.capa_memo = &memo;
+  BackendLoginResult r = Login(p);
+  EXPECT_EQ(r.outcome, Outcome::kUnavailable);
+  EXPECT_FALSE(r.credentials_sent);
+  EXPECT_THAT(r.error, HasSubstr("USER"));
+  EXPECT_THAT(ReceivedAfterClose(r, server), Not(HasSubstr("PASS")));
+  // What that CAPA said is learned all the same.
+  EXPECT_EQ(memo.pipelining(), BackendPipelining::kYes);
+}
+
+TEST_F(BackendLoginTest, PassGoesWithCapaAndUserOnTheMemosWord) {
+  TestingPop3Server server(UserAnsweredOnlyWithPass());
+  BackendLoginParams p = Params(server.address());
+  CapaMemo memo;
+  memo.set_pipelining(BackendPipelining::kYes);
+  p.capa_memo = &memo;
+  BackendLoginResult r = Login(p);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  EXPECT_EQ(r.reply, "+OK Logged in.");
+  EXPECT_TRUE(r.credentials_sent);
+  EXPECT_EQ(ReceivedAfterClose(r, server),
+            "CAPA\r\nUSER bob\r\nPASS secret\r\n");
+
+  // A wrong password: the PASS reply is the refusal.
+  p.creds.password = "wrong";
+  r = Login(p);
+  EXPECT_EQ(r.outcome, Outcome::kRefused);
+  EXPECT_EQ(r.reply, "-ERR [AUTH] Authentication failed.");
+  r.fd.Reset();
+  ASSERT_TRUE(server.WaitUntilIdle());
+
+  // The master separator login, and XCLIENT offered in the greeting.
+  UseMaster(p, MasterLoginMethod::kSeparator);
+  p.identity.mode = ClientIdentity::kXclient;
+  r = Login(p);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  EXPECT_TRUE(r.identity_sent);
+  r.fd.Reset();
+  r.stream.reset();
+  ASSERT_TRUE(server.WaitUntilIdle());
+  std::vector<std::string> lines = server.lines();
+  ASSERT_GE(lines.size(), 4u);
+  const size_t n = lines.size();
+  EXPECT_EQ(lines[n - 4], "CAPA");
+  EXPECT_TRUE(lines[n - 3].starts_with("XCLIENT ")) << lines[n - 3];
+  EXPECT_EQ(lines[n - 2], "USER bob*popmaster");
+  EXPECT_EQ(lines[n - 1], absl::StrCat("PASS ", kMasterPassword));
+}
+
+TEST_F(BackendLoginTest, PipelinedPassAfterARefusedUserIsStillARefusal) {
+  Pop3Script script;
+  script.respond = [](const std::string& line) -> Pop3Reply {
+    if (line.starts_with("USER ")) return {"-ERR [AUTH] No such user\r\n"};
+    if (line.starts_with("PASS ")) return {"-ERR No username given.\r\n"};
+    return DovecotLike(line);
+  };
+  TestingPop3Server server(script);
+  BackendLoginParams p = Params(server.address());
+  CapaMemo memo;
+  memo.set_pipelining(BackendPipelining::kYes);
+  p.capa_memo = &memo;
+  BackendLoginResult r = Login(p);
+  EXPECT_EQ(r.outcome, Outcome::kRefused);
+  EXPECT_EQ(r.reply, "-ERR [AUTH] No such user");
+  // It went out with USER: the session must not try another backend.
+  EXPECT_TRUE(r.credentials_sent);
+}
+
+TEST_F(BackendLoginTest, SaslPlainNeverGoesInTheFirstFlight) {
+  TestingPop3Server server({kDovecotGreeting, false, DovecotLike});
+  BackendLoginParams p = Params(server.address());
+  UseMaster(p, MasterLoginMethod::kSaslPlain);
+  CapaMemo memo;
+  memo.set_pipelining(BackendPipelining::kYes);
+  p.capa_memo = &memo;
+  BackendLoginResult r = Login(p);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  r.fd.Reset();
+  r.stream.reset();
+  ASSERT_TRUE(server.WaitUntilIdle());
+  std::vector<std::string> lines = server.lines();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "CAPA");
+  EXPECT_TRUE(lines[1].starts_with("AUTH PLAIN ")) << lines[1];
+}
+
+// The memo said "no popgate", but the backend now is this very popgate:
+// still a loop, and the next login waits for CAPA again.
+TEST_F(BackendLoginTest, StaleMemoStillCatchesALoop) {
+  Pop3Script script;
+  script.respond = [](const std::string& line) -> Pop3Reply {
+    if (line == "CAPA") {
+      return {absl::StrCat(
+          "+OK\r\nUSER\r\nPIPELINING\r\nIMPLEMENTATION "
+          "popgate ",
+          std::string(kLoopTokenTag), ProcessLoopToken(), "\r\n.\r\n")};
+    }
+    return DovecotLike(line);
+  };
+  TestingPop3Server server(script);
+  BackendLoginParams p = Params(server.address());
+  CapaMemo memo;
+  memo.set_pipelining(BackendPipelining::kYes);
+  p.capa_memo = &memo;
+  BackendLoginResult r = Login(p);
+  EXPECT_EQ(r.outcome, Outcome::kLoop) << r.error;
+  EXPECT_EQ(memo.pipelining(), BackendPipelining::kNo);
+  r.fd.Reset();
+  ASSERT_TRUE(server.WaitUntilIdle());
+  const size_t before = server.received().size();
+  r = Login(p);
+  EXPECT_EQ(r.outcome, Outcome::kLoop) << r.error;
+  EXPECT_FALSE(r.credentials_sent);
+  std::string got = ReceivedAfterClose(r, server).substr(before);
+  EXPECT_EQ(got, "CAPA\r\nUSER bob\r\n");
+}
+
+// Another popgate where the memo said none: this login goes on without
+// XPOPGATE-LOOP; the next one sends it before PASS again.
+TEST_F(BackendLoginTest, StaleMemoForAnotherPopgateTellsItNextTime) {
+  const std::string other = "0123456789abcdef";
+  Pop3Script script;
+  script.respond = [&other](const std::string& line) -> Pop3Reply {
+    if (line == "CAPA") {
+      return {
+          absl::StrCat("+OK\r\nUSER\r\nPIPELINING\r\nIMPLEMENTATION "
+                       "popgate ",
+                       std::string(kLoopTokenTag), other, "\r\n.\r\n")};
+    }
+    if (line.starts_with(kLoopCommand)) return {"+OK\r\n"};
+    return DovecotLike(line);
+  };
+  TestingPop3Server server(script);
+  BackendLoginParams p = Params(server.address());
+  CapaMemo memo;
+  memo.set_pipelining(BackendPipelining::kYes);
+  p.capa_memo = &memo;
+  BackendLoginResult r = Login(p);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  EXPECT_EQ(memo.pipelining(), BackendPipelining::kNo);
+  r.fd.Reset();
+  r.stream.reset();
+  ASSERT_TRUE(server.WaitUntilIdle());
+  r = Login(p);
+  ASSERT_EQ(r.outcome, Outcome::kOk) << r.error;
+  r.fd.Reset();
+  r.stream.reset();
+  ASSERT_TRUE(server.WaitUntilIdle());
+  EXPECT_THAT(server.lines(),
+              ElementsAre("CAPA", "USER bob", "PASS secret", "CAPA", "USER bob",
+                          absl::StrCat(std::string(kLoopCommand), " ",
+                                       ProcessLoopToken()),
+                          "PASS secret"));
+}
+
 }  // namespace
 }  // namespace popgate

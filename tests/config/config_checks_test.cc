@@ -64,6 +64,7 @@ TEST(ServerSettingsTest, Defaults) {
   EXPECT_EQ(s.max_preauth_commands, 50);
   EXPECT_EQ(s.auth_queue_limit, 1024);
   EXPECT_FALSE(s.takeover_listeners);
+  EXPECT_TRUE(s.backend_pipelining);
   EXPECT_EQ(s.forward_socket_buffer, 512 * 1024);
   EXPECT_EQ(s.client_drain_timeout, absl::Seconds(10));
   EXPECT_FALSE(config->listeners[0].ipv6_only);
@@ -77,6 +78,7 @@ TEST(ServerSettingsTest, AllNewSettings) {
       "max_preauth_commands = 7\n"
       "auth_queue_limit = 16\n"
       "takeover_listeners = true\n"
+      "backend_pipelining = false\n"
       "forward_socket_buffer = 65536\n"
       "client_drain_timeout = \"500ms\"\n" +
       std::string("[[listener]]\naddress = \"[::]:1110\"\nipv6_only = true\n") +
@@ -88,6 +90,7 @@ TEST(ServerSettingsTest, AllNewSettings) {
   EXPECT_EQ(s.max_preauth_commands, 7);
   EXPECT_EQ(s.auth_queue_limit, 16);
   EXPECT_TRUE(s.takeover_listeners);
+  EXPECT_FALSE(s.backend_pipelining);
   EXPECT_EQ(s.forward_socket_buffer, 65536);
   EXPECT_EQ(s.client_drain_timeout, absl::Milliseconds(500));
   EXPECT_TRUE(config->listeners[0].ipv6_only);
@@ -116,6 +119,8 @@ TEST(ServerSettingsTest, Errors) {
       FailsAt("[server]\nauth_queue_limit = \"many\"\n" + rest, 2, "integer"));
   EXPECT_TRUE(
       FailsAt("[server]\ntakeover_listeners = 1\n" + rest, 2, "boolean"));
+  EXPECT_TRUE(
+      FailsAt("[server]\nbackend_pipelining = \"yes\"\n" + rest, 2, "boolean"));
   EXPECT_TRUE(FailsAt("[server]\nforward_socket_buffer = -1\n" + rest, 2,
                       "'forward_socket_buffer' must be in"));
   EXPECT_TRUE(FailsAt("[server]\nforward_socket_buffer = 100\n" + rest, 2,
