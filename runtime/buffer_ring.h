@@ -65,9 +65,9 @@ struct PrepRecvProvided {
 class RecvProvidedOp : public IoOp<PrepRecvProvided> {
  public:
   using IoOp::IoOp;
-  ProvidedRecv await_resume() const noexcept {
+  ProvidedRecv await_resume() noexcept {
     ProvidedRecv r;
-    r.result = completion_.result;
+    r.result = IoOp::await_resume();  // takes the deadline out of the heap
     if (completion_.flags & IORING_CQE_F_BUFFER) {
       r.buffer = static_cast<int>(completion_.flags >> IORING_CQE_BUFFER_SHIFT);
     }

@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -115,15 +117,75 @@ io_uring_sqe* Ring::GetSqe() {
   return sqe;
 }
 
-void Ring::LinkTimeout(io_uring_sqe* sqe, __kernel_timespec* ts) {
-  sqe->flags |= IOSQE_IO_LINK;
-  io_uring_sqe* t = io_uring_get_sqe(&ring_);
-  if (t == nullptr) {
-    // Callers Reserve(2) first: the pair must reach the kernel together.
-    std::terminate();
+int64_t MonotonicNowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void Ring::AddDeadline(Deadline* d, Completion* op, absl::Duration timeout) {
+  if (timeout < absl::ZeroDuration()) timeout = absl::ZeroDuration();
+  // Timeouts beyond a century saturate instead of overflowing.
+  const int64_t ns =
+      absl::ToInt64Nanoseconds(std::min(timeout, absl::Hours(24 * 365 * 100)));
+  d->op = op;
+  heap_.push_back({MonotonicNowNs() + ns, d});
+  d->index = heap_.size() - 1;
+  SiftUp(d->index);
+}
+
+void Ring::RemoveDeadline(Deadline* d) {
+  const size_t i = d->index;
+  if (i == Deadline::kNotQueued) return;  // expired: the op was cancelled
+  d->index = Deadline::kNotQueued;
+  const HeapEntry last = heap_.back();
+  heap_.pop_back();
+  if (i == heap_.size()) return;  // it was the last entry
+  Place(i, last);
+  SiftUp(i);
+  SiftDown(last.d->index);
+}
+
+void Ring::SiftUp(size_t i) {
+  const HeapEntry e = heap_[i];
+  while (i > 0) {
+    const size_t parent = (i - 1) / 2;
+    if (heap_[parent].at_ns <= e.at_ns) break;
+    Place(i, heap_[parent]);
+    i = parent;
   }
-  io_uring_prep_link_timeout(t, ts, 0);
-  io_uring_sqe_set_data(t, nullptr);
+  Place(i, e);
+}
+
+void Ring::SiftDown(size_t i) {
+  const HeapEntry e = heap_[i];
+  const size_t n = heap_.size();
+  while (true) {
+    size_t child = 2 * i + 1;
+    if (child >= n) break;
+    if (child + 1 < n && heap_[child + 1].at_ns < heap_[child].at_ns) ++child;
+    if (e.at_ns <= heap_[child].at_ns) break;
+    Place(i, heap_[child]);
+    i = child;
+  }
+  Place(i, e);
+}
+
+absl::Duration Ring::ExpireDeadlines(int64_t now_ns) {
+  while (!heap_.empty() && heap_[0].at_ns <= now_ns) {
+    Deadline* d = heap_[0].d;
+    RemoveDeadline(d);
+    // The op is still in flight (its completion would have removed the
+    // deadline), or its completion waits in the CQ unread: then the
+    // cancel finds nothing (-ENOENT) and the op's own result stands. The
+    // address cannot have been reused meanwhile: that needs the op's
+    // completion to have run, which removes the deadline first.
+    io_uring_sqe* sqe = GetSqe();
+    io_uring_prep_cancel(sqe, d->op, 0);
+    io_uring_sqe_set_data(sqe, nullptr);  // its own completion is ignored
+  }
+  if (heap_.empty()) return absl::InfiniteDuration();
+  return absl::Nanoseconds(heap_[0].at_ns - now_ns);
 }
 
 void Ring::ArmWake() {
@@ -160,6 +222,10 @@ void Ring::Wake() {
 
 void Ring::RunOnce(absl::Duration max_wait) {
   if (!deferred_.empty()) max_wait = absl::ZeroDuration();
+  if (!heap_.empty()) {
+    // The wait ends by the next deadline, whose cancel the next turn sends.
+    max_wait = std::min(max_wait, ExpireDeadlines(MonotonicNowNs()));
+  }
   __kernel_timespec ts = ToKernelTimespec(max_wait);
   io_uring_cqe* cqe = nullptr;
   int rc =

@@ -42,6 +42,21 @@ TEST_F(BufferRingTest, ReceiveFillsAProvidedBuffer) {
   EXPECT_EQ(std::string(buffers_.Get(static_cast<uint16_t>(r->buffer)), 3),
             "abc");
   buffers_.Recycle(static_cast<uint16_t>(r->buffer));
+  // Its deadline left the ring's heap with the completion.
+  EXPECT_EQ(ring_.deadlines(), 0u);
+}
+
+TEST_F(BufferRingTest, TimedReceiveIsCancelledAtItsDeadline) {
+  auto [a, b] = UnixPair();
+  auto recv = [](Ring& ring, BufferRing& br, int fd) -> Task<ProvidedRecv> {
+    co_return co_await RecvProvided(ring, br, fd, absl::Milliseconds(20));
+  };
+  std::optional<ProvidedRecv> r =
+      RunTask(ring_, recv(ring_, buffers_, a.get()));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->result, -ECANCELED);
+  EXPECT_EQ(r->buffer, -1);
+  EXPECT_EQ(ring_.deadlines(), 0u);
 }
 
 // Eight receives with data waiting and two buffers: two succeed (with

@@ -1,5 +1,5 @@
-// The ring and its awaitables: linked timeouts, cancellation, a submission
-// queue smaller than the number of operations in flight.
+// The ring and its awaitables: deadlines, cancellation, a submission queue
+// smaller than the number of operations in flight.
 #include "runtime/ring.h"
 
 #include <poll.h>
@@ -34,14 +34,23 @@ Task<int> RecvOnce(Ring& ring, int fd, std::string& out,
   co_return n;
 }
 
-TEST_F(RingTest, LinkedTimeoutCancelsAnOpThatDoesNotComplete) {
+TEST_F(RingTest, DeadlineCancelsAnOpThatDoesNotComplete) {
   auto [a, b] = UnixPair();
   std::string got;
+  const absl::Time start = absl::Now();
   std::optional<int> rc =
       RunTask(ring_, RecvOnce(ring_, a.get(), got, absl::Milliseconds(20)));
   ASSERT_TRUE(rc.has_value());
   EXPECT_EQ(*rc, -ECANCELED);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(20));
   EXPECT_TRUE(got.empty());
+  EXPECT_EQ(ring_.deadlines(), 0u);
+  // The socket still works: the cancelled receive took nothing.
+  ASSERT_EQ(::send(b.get(), "after", 5, 0), 5);
+  rc = RunTask(ring_, RecvOnce(ring_, a.get(), got, absl::Seconds(30)));
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_EQ(*rc, 5);
+  EXPECT_EQ(got, "after");
 }
 
 TEST_F(RingTest, OpThatCompletesFirstIsNotCancelled) {
@@ -53,6 +62,7 @@ TEST_F(RingTest, OpThatCompletesFirstIsNotCancelled) {
   ASSERT_TRUE(rc.has_value());
   EXPECT_EQ(*rc, 5);
   EXPECT_EQ(got, "hello");
+  EXPECT_EQ(ring_.deadlines(), 0u);
 }
 
 Task<void> SendLater(Ring& ring, int fd, std::string data) {
@@ -78,10 +88,9 @@ TEST_F(RingTest, TimedOpCompletesWhenDataArrivesBeforeTheTimeout) {
   EXPECT_TRUE(RunUntil(ring_, finished));
 }
 
-// The linked timeouts of ops that completed first come back as CQEs with
-// user_data 0 (-ECANCELED for the timeout itself): they must be ignored, not
-// resume anything. Many in a row, then the ring keeps running.
-TEST_F(RingTest, DisarmedLinkedTimeoutsAreIgnored) {
+// Ops that complete before their deadline take it out of the heap: many in
+// a row, none cancelled later, and the heap ends empty.
+TEST_F(RingTest, DeadlinesOfCompletedOpsLeaveTheHeap) {
   auto [a, b] = UnixPair();
   auto loop = [](Ring& ring, int rd, int wr) -> Task<int> {
     int ok = 0;
@@ -98,6 +107,60 @@ TEST_F(RingTest, DisarmedLinkedTimeoutsAreIgnored) {
   std::optional<int> ok = RunTask(ring_, loop(ring_, a.get(), b.get()));
   ASSERT_TRUE(ok.has_value());
   EXPECT_EQ(*ok, 200);
+  EXPECT_EQ(ring_.deadlines(), 0u);
+}
+
+// Many timed receives at once, with deadlines in no particular order, some
+// of them answered in between: each answered one gets its bytes, each other
+// one is cancelled at its own deadline (not before, not much after), and
+// the heap ends empty. Exercises the heap's removal from the middle.
+TEST_F(RingTest, ManyDeadlinesExpireEachAtItsOwnTime) {
+  constexpr int kOps = 60;
+  std::vector<std::pair<UniqueFd, UniqueFd>> pairs;
+  for (int i = 0; i < kOps; ++i) pairs.push_back(UnixPair());
+  std::vector<std::string> got(kOps);
+  std::vector<std::optional<int>> rc(kOps);
+  std::unique_ptr<bool[]> done(new bool[kOps]());
+  std::vector<absl::Duration> timeout(kOps);
+  std::vector<absl::Duration> took(kOps);
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < kOps; ++i) {
+    // 10..300 ms, scattered.
+    timeout[i] = absl::Milliseconds(10 + (i * 37) % 291);
+    testing::internal::DriveTask(
+        RecvOnce(ring_, pairs[i].first.get(), got[i], timeout[i]), rc[i],
+        done[i]);
+  }
+  EXPECT_EQ(ring_.deadlines(), static_cast<size_t>(kOps));
+  // Every third one gets data right away (before any deadline: the
+  // shortest is 10 ms); the others time out.
+  for (int i = 0; i < kOps; i += 3) {
+    ASSERT_EQ(::send(pairs[i].second.get(), "x", 1, 0), 1);
+  }
+  const absl::Time limit = start + absl::Seconds(10);
+  while (absl::Now() < limit) {
+    bool all = true;
+    for (int i = 0; i < kOps; ++i) {
+      if (done[i] && took[i] == absl::ZeroDuration()) {
+        took[i] = absl::Now() - start;
+      }
+      all &= done[i];
+    }
+    if (all) break;
+    ring_.RunOnce(absl::Milliseconds(50));
+  }
+  for (int i = 0; i < kOps; ++i) {
+    ASSERT_TRUE(done[i]) << i;
+    if (i % 3 == 0) {
+      EXPECT_EQ(*rc[i], 1) << i;
+      EXPECT_EQ(got[i], "x") << i;
+    } else {
+      EXPECT_EQ(*rc[i], -ECANCELED) << i;
+      EXPECT_GE(took[i], timeout[i]) << i;
+      EXPECT_LT(took[i], timeout[i] + absl::Seconds(2)) << i;
+    }
+  }
+  EXPECT_EQ(ring_.deadlines(), 0u);
 }
 
 TEST_F(RingTest, PollWithTimeoutGetsCanceled) {
@@ -158,8 +221,8 @@ TEST_F(RingTest, ShutdownCompletesAPendingRecv) {
 }
 
 // More operations in flight than the submission queue has entries: GetSqe
-// submits to make room, linked pairs are never split (Reserve), and CQEs
-// beyond the completion queue's size are not lost.
+// submits to make room, and CQEs beyond the completion queue's size are not
+// lost.
 TEST(RingSmallQueueTest, MoreOpsThanSubmissionEntries) {
   Ring ring;
   ASSERT_TRUE(ring.Init(4).ok());  // 4 SQEs, 16 CQEs
@@ -169,8 +232,7 @@ TEST(RingSmallQueueTest, MoreOpsThanSubmissionEntries) {
   std::vector<std::string> got(kOps);
   std::vector<std::optional<int>> rc(kOps);
   std::unique_ptr<bool[]> done(new bool[kOps]());
-  // Alternate untimed (1 SQE) and timed (2 linked SQEs) receives so that a
-  // pair regularly meets a queue with a single free entry.
+  // Alternate untimed and timed receives (a deadline in the heap).
   for (int i = 0; i < kOps; ++i) {
     std::optional<absl::Duration> t;
     if (i % 2 == 1) t = absl::Seconds(30);
