@@ -7,8 +7,9 @@
 // cancels the operation (IORING_OP_ASYNC_CANCEL, whose own completion
 // carries user_data 0 and is ignored), which then completes with
 // -ECANCELED, as with a kernel LINK_TIMEOUT; an operation that completes
-// first only leaves the heap. No kernel timer per operation: arming and
-// disarming linked timeouts cost about 2.5% of a plain session's CPU.
+// first only leaves the heap. No kernel timer per operation: with a
+// LINK_TIMEOUT per wait a plain session cost 1.07x the CPU (12 of its 32
+// io_uring requests were the timeouts; BENCHMARKS.md).
 //
 // Lifetime rule: a coroutine frame that owns a Completion must not be
 // destroyed while the operation is in flight. Sessions guarantee that by
