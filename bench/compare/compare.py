@@ -323,6 +323,12 @@ class Target:
     def roots(self):
         return [self.proc.pid] if self.proc else []
 
+    def session_results(self):
+        """The results of the sessions the proxy logged since the last call
+        other than a clean end ({result: count}), where the proxy says;
+        None where it does not (only popgate logs a result per session)."""
+        return None
+
     def dir(self):
         d = os.path.join(self.ctx.tmp, self.name)
         os.makedirs(d, exist_ok=True)
@@ -376,6 +382,30 @@ class Popgate(Target):
     def __init__(self, ctx):
         super().__init__(ctx)
         self.pg = None
+        self.log_offset = 0
+
+    def session_results(self):
+        # popgate's session log lines ({"event":"session",...,"result":..})
+        # since the previous call: why a run had errors stays in the JSON.
+        if not self.pg:
+            return None
+        counts = {}
+        try:
+            with open(self.pg.stderr_path, "rb") as f:
+                f.seek(self.log_offset)
+                data = f.read()
+        except OSError:
+            return None
+        end = data.rfind(b"\n") + 1  # a line being written waits
+        self.log_offset += end
+        for line in data[:end].splitlines():
+            if b'"event":"session"' not in line:
+                continue
+            m = re.search(rb'"result":"([a-z_]+)"', line)
+            if m and m.group(1) not in (b"ok", b"quit"):
+                k = m.group(1).decode()
+                counts[k] = counts.get(k, 0) + 1
+        return counts
 
     # attack: the attack workload's set-up (see attack_popgate_kw).
     attack = False
@@ -416,6 +446,7 @@ class Popgate(Target):
             prefix=taskset(self.ctx.proxy_cpus), workdir=self.dir(),
             tenant_settings=self.ctx.tenant_settings, extra_toml=extra_toml)
         self.pg.start(timeout=15.0)
+        self.log_offset = 0
         self.proc = self.pg.proc
         self.plain_port = self.pg.ports["plain"]
         self.tls_port = self.pg.ports["tls"]
@@ -1788,6 +1819,7 @@ def record(ctx, target, variant, workload, rep, fn):
     run again (at most --retries times)."""
     for attempt in range(ctx.retries + 1):
         t0 = time.monotonic()
+        target.session_results()  # from here on
         try:
             raw, m = fn()
             err = None
@@ -1800,6 +1832,7 @@ def record(ctx, target, variant, workload, rep, fn):
                "workload": workload, "rep": rep, "attempt": attempt + 1,
                "discarded": discard, "client": raw.get("client"),
                "metrics": m, "raw": raw, "error": err,
+               "proxy_session_results": target.session_results(),
                "seconds": round(time.monotonic() - t0, 2)}
         ctx.runs.append(run)
         brief = ", ".join(
@@ -1807,8 +1840,10 @@ def record(ctx, target, variant, workload, rep, fn):
             for k, v in m.items()
             if k not in ("loadavg", "bytes", "sessions", "handshakes")
             and v is not None)
+        results = run["proxy_session_results"]
         log(f"{target.name:13s} {variant:9s} {workload:16s} #{rep}: "
             f"{err or brief}"
+            + (f"  [proxy session results: {results}]" if results else "")
             + (f"  [DISCARDED: background load {bg:.2f} cores; again]"
                if discard else ""))
         if not discard:
