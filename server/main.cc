@@ -32,6 +32,7 @@
 #include "net/listener.h"
 #include "runtime/ring.h"
 #include "server/admin_routes.h"
+#include "server/fd_budget.h"
 #include "server/health_targets.h"
 #include "server/handover.h"
 #include "server/listener_set.h"
@@ -377,6 +378,12 @@ int Serve(const std::string& path) {
   LogWriter log(STDERR_FILENO, *std::move(log_sink));
   log.Start();
   g_log = &log;
+  if (rlimit nofile{}; getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    if (std::optional<std::string> w =
+            FdLimitWarning(config.limits.max_connections, nofile.rlim_cur)) {
+      log.Append(*std::move(w));
+    }
+  }
 
   SnapshotStore store(snap);
   ApplyHealthPolicies(*snap);
