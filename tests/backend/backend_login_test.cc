@@ -594,6 +594,13 @@ Pop3Script UserAnsweredOnlyWithPass() {
   return script;
 }
 
+// The CAPA answer of a popgate whose token is `token`, PIPELINING listed.
+std::string PopgateCapaWithPipelining(std::string_view token) {
+  return absl::StrCat("+OK\r\nUSER\r\nPIPELINING\r\nIMPLEMENTATION popgate ",
+                      std::string(kLoopTokenTag), std::string(token),
+                      "\r\n.\r\n");
+}
+
 TEST_F(BackendLoginTest, MemoLearnsFromEveryCapaAnswer) {
   struct Case {
     const char* capa_answer;
@@ -725,10 +732,7 @@ TEST_F(BackendLoginTest, StaleMemoStillCatchesALoop) {
   Pop3Script script;
   script.respond = [](const std::string& line) -> Pop3Reply {
     if (line == "CAPA") {
-      return {absl::StrCat(
-          "+OK\r\nUSER\r\nPIPELINING\r\nIMPLEMENTATION "
-          "popgate ",
-          std::string(kLoopTokenTag), ProcessLoopToken(), "\r\n.\r\n")};
+      return {PopgateCapaWithPipelining(ProcessLoopToken())};
     }
     return DovecotLike(line);
   };
@@ -757,10 +761,7 @@ TEST_F(BackendLoginTest, StaleMemoForAnotherPopgateTellsItNextTime) {
   Pop3Script script;
   script.respond = [&other](const std::string& line) -> Pop3Reply {
     if (line == "CAPA") {
-      return {
-          absl::StrCat("+OK\r\nUSER\r\nPIPELINING\r\nIMPLEMENTATION "
-                       "popgate ",
-                       std::string(kLoopTokenTag), other, "\r\n.\r\n")};
+      return {PopgateCapaWithPipelining(other)};
     }
     if (line.starts_with(kLoopCommand)) return {"+OK\r\n"};
     return DovecotLike(line);
