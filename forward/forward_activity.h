@@ -18,7 +18,7 @@ enum class DirectionEnd {
   kSourceError,  // reading its source failed (reset, TLS error)
   kSinkError,    // writing its sink failed (reset, TLS error)
   kIdle,         // the session was idle for idle_timeout
-  kProxyError,   // ours: no pipe, a kernel-TLS record we cannot take
+  kProxyError,   // ours: a kernel-TLS record we cannot take
 };
 
 struct ForwardActivity {

@@ -16,7 +16,7 @@ enum class ForwardEnd {
                    // mid-response, or ended the session on its own)
   kBackendReset,   // the backend reset or its socket failed
   kIdleTimeout,    // no byte either way for forward_idle_timeout
-  kProxyError,     // our side failed (no pipe, kernel TLS error)
+  kProxyError,     // our side failed (a kernel TLS error)
 };
 
 // Stable names for logs and metrics ("quit", "client_closed", ...).

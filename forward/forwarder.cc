@@ -197,8 +197,8 @@ Task<int> RecvPrivate(Ring& ring, int from, ForwardActivity& activity,
 // so mail bodies never enter user space. Between two chunks the ring gets
 // a turn (Yield): the splices run on this thread, and a burst that kept
 // coming would otherwise hold it. nullopt once the burst is over (the
-// pipe goes back to the pool and the direction waits again), else the
-// direction's end.
+// pipe goes back to the pool and the direction waits again) or when no
+// pipe could be had (the direction copies on), else the direction's end.
 Task<std::optional<DirectionEnd>> SpliceBurst(Ring& ring, PipePool& pool,
                                               const Direction& d,
                                               ForwardActivity& activity) {
@@ -206,7 +206,9 @@ Task<std::optional<DirectionEnd>> SpliceBurst(Ring& ring, PipePool& pool,
   const int to = d.to.fd;
   const unsigned chunk = static_cast<unsigned>(pool.pipe_size());
   Pipe pipe;
-  if (!pool.Acquire(pipe)) co_return DirectionEnd::kProxyError;
+  // No pipe to be had (the descriptor limit): the burst goes on through
+  // the small-buffer copy instead, slower but with nothing lost.
+  if (!pool.Acquire(pipe)) co_return std::nullopt;
   bool pipe_empty = true;
   bool yield_first = false;  // the burst's first chunk follows at once
   std::optional<DirectionEnd> end;
