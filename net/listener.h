@@ -16,6 +16,11 @@ namespace popgate {
 absl::StatusOr<UniqueFd> OpenListener(const SocketAddress& addr, int backlog,
                                       bool ipv6_only = false);
 
+// The listen backlog popgate asks for (the kernel caps it at
+// net.core.somaxconn, 4096 by default): also the most connections one
+// wake of a multishot accept may take from one socket.
+inline constexpr int kListenBacklog = 4096;
+
 // SO_REUSEPORT would let us share an address with another process without
 // a word (and take part of its traffic). Call this for every address
 // before opening any of ours: it binds a probe socket without SO_REUSEPORT

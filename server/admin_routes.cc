@@ -135,6 +135,24 @@ AdminApi::AdminApi(metrics::Registry& registry, AdminDeps deps)
                          static_cast<double>(w->sessions_ended())});
         }
       });
+  if (const SessionFdBudget* fds = deps_.fd_budget; fds != nullptr) {
+    registry_.AddCollector(
+        "popgate_fd_session_limit",
+        "Sessions the process's descriptor limit holds (RLIMIT_NOFILE less "
+        "a reserve, two sockets each; 0: no bound); at that many, workers "
+        "stop accepting until sessions end.",
+        Type::kGauge, {}, [fds](std::vector<Sample>& out) {
+          out.push_back({{}, static_cast<double>(fds->max_sessions())});
+        });
+    registry_.AddCollector(
+        "popgate_accept_pauses",
+        "Times a worker stopped accepting because the process held as many "
+        "sessions as its descriptor limit holds (new connections waited in "
+        "the listen backlog).",
+        Type::kCounter, {}, [fds](std::vector<Sample>& out) {
+          out.push_back({{}, static_cast<double>(fds->pauses())});
+        });
+  }
   auto* hash = deps_.hash_pool;
   auto* sign = deps_.sign_pool;
   registry_.AddCollector(

@@ -25,6 +25,7 @@
 #include "config/config.h"
 #include "metrics/registry.h"
 #include "metrics/session_metrics.h"
+#include "server/fd_budget.h"
 #include "server/worker.h"
 #include "session/snapshot.h"
 
@@ -56,6 +57,8 @@ struct AdminDeps {
   auth::HashPool* hash_pool = nullptr;
   auth::HashPool* sign_pool = nullptr;
   HealthChecker* checker = nullptr;
+  // The sessions the descriptor limit holds (null: no metrics for it).
+  const SessionFdBudget* fd_budget = nullptr;
   std::string version;
   // One complete JSON line; thread-safe, never blocks.
   std::function<void(std::string)> log;

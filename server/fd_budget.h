@@ -1,20 +1,33 @@
-// How many proxied sessions the process's descriptor limit holds, and the
-// start-up warning when [limits] max_connections asks for more: past that
-// point a backend connect fails with EMFILE and the login gets
-// -ERR [SYS/TEMP] after the client sent its password.
+// How many proxied sessions the process's descriptor limit holds, the
+// process-wide count that keeps the workers within it, and the start-up
+// warning when [limits] max_connections asks for more.
+//
+// Without the bound, a process at its descriptor limit still accepts (the
+// client socket may fit) and then fails the backend socket() with EMFILE:
+// the login gets -ERR [SYS/TEMP] after the client sent its password. With
+// it, the workers stop accepting while the process holds as many sessions
+// as fit, and new connections wait in the kernel's listen backlog until
+// sessions end (as HAProxy does at its maxconn, which it also derives
+// from the descriptor limit).
 #ifndef POPGATE_SERVER_FD_BUDGET_H_
 #define POPGATE_SERVER_FD_BUDGET_H_
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
 
+#include "absl/time/time.h"
+
 namespace popgate {
 
 // Descriptors kept for everything but the sessions' sockets: rings,
-// listeners, the log, the splice pipe pool, the admin API, health checks,
-// Redis, and sessions that end while their successors start.
+// listeners, the log, the splice pipes (idle in each worker's pool, and
+// one per direction moving a burst), the admin API, health checks, Redis,
+// and the connections accepted in the moment a worker takes to stop
+// accepting. A quarter of a limit below 4,096.
 inline constexpr uint64_t kFdReserve = 1024;
+uint64_t FdReserve(uint64_t nofile);
 
 // Each proxied session holds a client and a backend socket.
 uint64_t SessionsForFdLimit(uint64_t nofile);
@@ -22,6 +35,58 @@ uint64_t SessionsForFdLimit(uint64_t nofile);
 // The JSON log line (event "fd_limit") when `max_connections` (0 = no
 // limit) may need more descriptors than `nofile` allows; nullopt if it fits.
 std::optional<std::string> FdLimitWarning(int max_connections, uint64_t nofile);
+
+// The sessions of the whole process against SessionsForFdLimit (every
+// worker's sessions share one descriptor table). Thread-safe; one atomic
+// add per session start and end.
+class SessionFdBudget {
+ public:
+  // For a descriptor limit of `nofile` (RLIMIT_NOFILE's soft limit once
+  // raised); 0: no bound (never full). `burst`: the most connections the
+  // workers' multishot accepts may take in one go (a wake drains a
+  // socket's whole backlog: kListenBacklog for each listening socket).
+  explicit SessionFdBudget(uint64_t nofile, uint64_t burst = 0);
+
+  // A session started (its client socket is open); true when the process
+  // now holds as many as fit.
+  bool Add();
+  // A session ended (its sockets are closed, or about to be on this turn).
+  void Remove();
+  bool full() const;
+  // Room again: below the resume mark, 1/64 under the bound (at 64
+  // sessions and more), so that a process at its bound does not stop and
+  // restart accepting with every session that ends.
+  bool has_room() const;
+  // Close enough to the bound that one multishot accept's burst could
+  // pass it: accept one connection per operation (each worker then takes
+  // at most one past the bound, which the reserve holds).
+  bool one_at_a_time() const;
+
+  uint64_t nofile() const { return nofile_; }
+  uint64_t max_sessions() const { return max_; }
+  uint64_t live() const { return live_.load(std::memory_order_relaxed); }
+  // Times a worker stopped accepting for this bound (the metric).
+  uint64_t pauses() const { return pauses_.load(std::memory_order_relaxed); }
+
+  // A worker stopped accepting. The warning's count of pauses when one is
+  // due (the first, then at most one a minute for the process: at its
+  // bound a process stops and resumes often), else nullopt.
+  std::optional<uint64_t> NotePause(absl::Time now);
+
+ private:
+  const uint64_t nofile_;
+  const uint64_t max_;
+  const uint64_t resume_below_;
+  const uint64_t burst_;
+  std::atomic<uint64_t> live_{0};
+  std::atomic<uint64_t> pauses_{0};
+  std::atomic<int64_t> next_warning_ns_{0};
+};
+
+// The warning line (event "fd_limit_reached") a worker logs when it stops
+// accepting: `pauses` since start, the bound and the sessions now.
+std::string FdLimitReachedLine(int worker, const SessionFdBudget& budget,
+                               uint64_t pauses);
 
 }  // namespace popgate
 

@@ -189,7 +189,8 @@ absl::StatusOr<ListenerSet> OpenListenerSet(const Config& config, int workers) {
     const int index = static_cast<int>(i);
     if (matches[i].empty()) {
       for (int w = 0; w < workers; ++w) {
-        absl::StatusOr<UniqueFd> fd = OpenListener(addrs[i], 4096, l.ipv6_only);
+        absl::StatusOr<UniqueFd> fd =
+            OpenListener(addrs[i], kListenBacklog, l.ipv6_only);
         if (!fd.ok()) return fd.status();
         absl::StatusOr<UniqueFd> keep = Dup(fd->get());
         if (!keep.ok()) return keep.status();

@@ -33,8 +33,8 @@
 #include "runtime/ring.h"
 #include "server/admin_routes.h"
 #include "server/fd_budget.h"
-#include "server/health_targets.h"
 #include "server/handover.h"
+#include "server/health_targets.h"
 #include "server/listener_set.h"
 #include "server/log_sink.h"
 #include "server/log_writer.h"
@@ -166,8 +166,9 @@ int CheckConfig(const std::string& path) {
   return 0;
 }
 
-// Each forwarded session holds two sockets and two pipes (six fds): raise
-// the soft limit to the hard one so thousands of sessions fit.
+// Each forwarded session holds two sockets (and a pipe while a burst
+// moves): raise the soft limit to the hard one so thousands of sessions
+// fit (server/fd_budget.h bounds the sessions by what it ends up at).
 // Root may raise the hard limit too; others get their hard limit.
 void RaiseFdLimit() {
   rlimit lim{};
@@ -378,12 +379,20 @@ int Serve(const std::string& path) {
   LogWriter log(STDERR_FILENO, *std::move(log_sink));
   log.Start();
   g_log = &log;
+  // The sessions the descriptor limit holds (0: unknown, no bound): the
+  // workers stop accepting at that many (server/fd_budget.h).
+  uint64_t nofile_limit = 0;
   if (rlimit nofile{}; getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    nofile_limit = nofile.rlim_cur == RLIM_INFINITY ? 0 : nofile.rlim_cur;
     if (std::optional<std::string> w =
             FdLimitWarning(config.limits.max_connections, nofile.rlim_cur)) {
       log.Append(*std::move(w));
     }
   }
+  // A multishot accept's wake may take a socket's whole backlog.
+  uint64_t listening_sockets = 0;
+  for (const auto& w : listeners->per_worker) listening_sockets += w.size();
+  SessionFdBudget fd_budget(nofile_limit, listening_sockets * kListenBacklog);
 
   SnapshotStore store(snap);
   ApplyHealthPolicies(*snap);
@@ -402,7 +411,7 @@ int Serve(const std::string& path) {
   metrics::SessionMetrics session_metrics(registry);
   std::vector<std::unique_ptr<Worker>> ws;
   for (int i = 0; i < workers; ++i) {
-    ws.push_back(std::make_unique<Worker>(i, store, pool, log,
+    ws.push_back(std::make_unique<Worker>(i, store, pool, log, fd_budget,
                                           std::move(listeners->per_worker[i])));
     ws.back()->SetSessionMetrics(&session_metrics);
   }
@@ -414,6 +423,7 @@ int Serve(const std::string& path) {
   admin_deps.hash_pool = &pool;
   admin_deps.sign_pool = &sign_pool;
   admin_deps.checker = &checker;
+  admin_deps.fd_budget = &fd_budget;
   admin_deps.version = POPGATE_VERSION;
   admin_deps.log = [&log](std::string line) { log.Append(line); };
   AdminApi admin_api(registry, std::move(admin_deps));
@@ -448,10 +458,9 @@ int Serve(const std::string& path) {
     LogEvent(LogLevel::kWarning, event, fields);
   }
   LogEvent("listening",
-           absl::StrCat(",\"version\":\"", POPGATE_VERSION,
-                        "\",\"workers\":", workers, ",\"listeners\":[",
-                        listeners->listening_json, "]",
-                        listeners->origin_json));
+           absl::StrCat(",\"version\":\"", POPGATE_VERSION, "\",\"workers\":",
+                        workers, ",\"listeners\":[", listeners->listening_json,
+                        "]", listeners->origin_json));
   // Hand-over: every worker accepts on the sockets now, so the old
   // process may stop (the sockets never closed: nothing queued is lost).
   if (listeners->handover.has_value()) {
@@ -651,9 +660,9 @@ int Serve(const std::string& path) {
     if (handover != nullptr) handover->Stop();
     notifier->Stopping();
     if (handed_over) {
-      LogEvent("handover",
-               absl::StrCat(",\"new_pid\":", handover_pid.load(),
-                            ",\"grace_ms\":", absl::ToInt64Milliseconds(grace)));
+      LogEvent("handover", absl::StrCat(",\"new_pid\":", handover_pid.load(),
+                                        ",\"grace_ms\":",
+                                        absl::ToInt64Milliseconds(grace)));
     } else {
       LogEvent("stopping", absl::StrCat(",\"grace_ms\":",
                                         absl::ToInt64Milliseconds(grace)));

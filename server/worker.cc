@@ -36,12 +36,14 @@ constexpr size_t kLogBacklogLow = 4 << 20;
 }  // namespace
 
 Worker::Worker(int index, SnapshotStore& store, auth::HashPool& pool,
-               LogWriter& log, std::vector<ListenFd> listeners)
+               LogWriter& log, SessionFdBudget& fd_budget,
+               std::vector<ListenFd> listeners)
     : index_(index),
       store_(store),
       pool_(pool),
       log_(log),
       log_pressure_(kLogBacklogHigh, kLogBacklogLow),
+      fd_budget_(fd_budget),
       limit_store_(std::make_unique<store::LocalLimitStore>()) {
   MakeRedisStore();
   for (ListenFd& l : listeners) {
@@ -135,6 +137,15 @@ void Worker::Register(LiveSession* s) {
   sessions_.insert(s);
   live_sessions_.store(static_cast<int>(sessions_.size()),
                        std::memory_order_relaxed);
+  if (fd_budget_.Add() && !fd_paused_) {
+    PauseForFds();
+  } else if (fd_budget_.one_at_a_time()) {
+    // Near the bound: a multishot accept is re-armed one at a time
+    // (OnAccept re-arms after the cancel).
+    for (auto& a : acceptors_) {
+      if (a->multishot) CancelAccept(*a);
+    }
+  }
 }
 
 void Worker::Unregister(LiveSession* s) {
@@ -142,14 +153,47 @@ void Worker::Unregister(LiveSession* s) {
   sessions_ended_.fetch_add(1, std::memory_order_relaxed);
   live_sessions_.store(static_cast<int>(sessions_.size()),
                        std::memory_order_relaxed);
+  fd_budget_.Remove();
+  if (fd_paused_) ResumeIfFdRoom();
+}
+
+void Worker::PauseForFds() {
+  fd_paused_ = true;
+  // Connections the kernel completed before the cancel lands are still
+  // taken (OnAccept): the reserve in the budget is for them.
+  for (auto& a : acceptors_) CancelAccept(*a);
+  if (std::optional<uint64_t> pauses = fd_budget_.NotePause(absl::Now())) {
+    Log(FdLimitReachedLine(index_, fd_budget_, *pauses));
+  }
+}
+
+void Worker::ResumeIfFdRoom() {
+  if (!fd_budget_.has_room()) return;
+  fd_paused_ = false;
+  ResumeAccepting();
+}
+
+void Worker::ResumeAccepting() {
+  if (!WantAccepting() || stop_requested_.load()) return;
+  for (auto& a : acceptors_) {
+    if (!a->armed && !a->retry_pending && a->fd.valid()) ArmAccept(*a);
+  }
 }
 
 void Worker::ArmAccept(Acceptor& a) {
   a.completion.callback = &Worker::OnAccept;
   a.completion.ctx = &a;
   io_uring_sqe* sqe = ring_.GetSqe();
-  io_uring_prep_multishot_accept(sqe, a.fd.get(), nullptr, nullptr,
-                                 SOCK_CLOEXEC);
+  // One operation takes every connection that arrives, unless the process
+  // is near its descriptor budget: one wake would drain the whole backlog
+  // past it. There one accept per operation, re-armed after each.
+  a.multishot = !fd_budget_.one_at_a_time();
+  if (a.multishot) {
+    io_uring_prep_multishot_accept(sqe, a.fd.get(), nullptr, nullptr,
+                                   SOCK_CLOEXEC);
+  } else {
+    io_uring_prep_accept(sqe, a.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  }
   io_uring_sqe_set_data(sqe, &a.completion);
   a.armed = true;
   a.cancelling = false;
@@ -245,11 +289,7 @@ void Worker::FlushLog() {
         "\"backlog_bytes\":",
         backlog, "}\n");
   } else {
-    if (!stopping_) {
-      for (auto& a : acceptors_) {
-        if (!a->armed && !a->retry_pending && a->fd.valid()) ArmAccept(*a);
-      }
-    }
+    ResumeAccepting();
     log_queue_ += LogLine(
         LogLevel::kInfo, "log_caught_up",
         absl::StrCat(",\"worker\":", index_, ",\"backlog_bytes\":", backlog));
@@ -313,9 +353,12 @@ void Worker::Run() {
   while (true) {
     FlushLog();
     // While paused for the log, look at the backlog more often than once
-    // a second: it can drain in milliseconds.
-    absl::Duration wait =
-        log_pressure_.paused() ? absl::Milliseconds(20) : absl::Seconds(1);
+    // a second: it can drain in milliseconds. While paused for the
+    // descriptors, sessions of other workers may end: look every 10 ms
+    // (this worker's own ending sessions resume it at once).
+    absl::Duration wait = fd_paused_               ? absl::Milliseconds(10)
+                          : log_pressure_.paused() ? absl::Milliseconds(20)
+                                                   : absl::Seconds(1);
     if (stopping_) {
       // Wake at the deadline; past it, re-cut every 100 ms at most.
       absl::Duration left =
@@ -324,6 +367,7 @@ void Worker::Run() {
                                          : absl::Milliseconds(100);
     }
     ring_.RunOnce(wait);
+    if (fd_paused_) ResumeIfFdRoom();
     if (has_posted_.load(std::memory_order_acquire)) RunPosted();
     if (store_.generation() != snapshot_generation_) CutForcedDown();
     if (stop_requested_.load() && !stopping_) BeginStop();

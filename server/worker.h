@@ -21,6 +21,7 @@
 #include "runtime/buffer_ring.h"
 #include "runtime/pipe_pool.h"
 #include "runtime/ring.h"
+#include "server/fd_budget.h"
 #include "server/listener_set.h"
 #include "server/log_writer.h"
 #include "session/session_env.h"
@@ -32,8 +33,9 @@ namespace popgate {
 
 class Worker final : public SessionEnv {
  public:
+  // `fd_budget`: the process's, shared by every worker.
   Worker(int index, SnapshotStore& store, auth::HashPool& pool, LogWriter& log,
-         std::vector<ListenFd> listeners);
+         SessionFdBudget& fd_budget, std::vector<ListenFd> listeners);
   ~Worker();
 
   void Start();
@@ -102,13 +104,18 @@ class Worker final : public SessionEnv {
     Completion completion;
     Completion retry;
     __kernel_timespec retry_ts{};
-    bool armed = false;          // a multishot accept is in flight
+    bool armed = false;          // an accept is in flight
+    bool multishot = false;      // and it is a multishot one
     bool cancelling = false;     // and a cancel for it was submitted
     bool retry_pending = false;  // a back-off timer is in flight
   };
 
   void Run();
-  bool WantAccepting() const { return !stopping_ && !log_pressure_.paused(); }
+  bool WantAccepting() const {
+    return !stopping_ && !log_pressure_.paused() && !fd_paused_;
+  }
+  // Arms every listener not armed yet, when WantAccepting().
+  void ResumeAccepting();
   void ArmAccept(Acceptor& a);
   void CancelAccept(Acceptor& a);
   static void OnAccept(void* ctx, int result, uint32_t flags);
@@ -120,6 +127,10 @@ class Worker final : public SessionEnv {
   // After a reload: cuts the sessions on backends the new config sets
   // state = "down" (no QUIT; the client's DELE marks are discarded).
   void CutForcedDown();
+  // The process holds as many sessions as its descriptor limit allows:
+  // stop accepting (logged at most once a minute), until it has room.
+  void PauseForFds();
+  void ResumeIfFdRoom();
   // [limits] store = "redis": this worker's RedisLimitStore on its ring.
   void MakeRedisStore();
 
@@ -149,6 +160,8 @@ class Worker final : public SessionEnv {
   // While stderr cannot keep up, stop taking new connections (the kernel
   // queues them) instead of dropping lines or growing without bound.
   LogBackpressure log_pressure_;
+  SessionFdBudget& fd_budget_;
+  bool fd_paused_ = false;  // not accepting for fd_budget_
   std::thread thread_;
   std::atomic<bool> stop_requested_{false};
   std::atomic<int64_t> deadline_unix_ns_{0};

@@ -1,9 +1,13 @@
-// The descriptor budget: how many sessions a limit holds, and when the
-// start-up warning names a max_connections that does not fit.
+// The descriptor budget: how many sessions a limit holds, when the
+// start-up warning names a max_connections that does not fit, and the
+// process-wide count the workers stop accepting at.
 #include "server/fd_budget.h"
 
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -15,8 +19,12 @@ using ::testing::HasSubstr;
 TEST(FdBudgetTest, TwoSocketsPerSessionAfterTheReserve) {
   EXPECT_EQ(SessionsForFdLimit(20000), (20000 - kFdReserve) / 2);
   EXPECT_EQ(SessionsForFdLimit(1 << 20), ((1 << 20) - kFdReserve) / 2);
-  EXPECT_EQ(SessionsForFdLimit(kFdReserve), 0u);
-  EXPECT_EQ(SessionsForFdLimit(10), 0u);
+  // Below 4,096 the reserve is a quarter: a small limit still serves.
+  EXPECT_EQ(FdReserve(4096), kFdReserve);
+  EXPECT_EQ(FdReserve(1024), 256u);
+  EXPECT_EQ(SessionsForFdLimit(1024), 384u);
+  EXPECT_EQ(SessionsForFdLimit(120), 45u);
+  EXPECT_EQ(SessionsForFdLimit(0), 0u);
 }
 
 TEST(FdBudgetTest, NoWarningWhenMaxConnectionsFits) {
@@ -33,6 +41,7 @@ TEST(FdBudgetTest, WarnsWithWhatFitsAndWhatToChange) {
   EXPECT_THAT(*w, HasSubstr("\"nofile\":20000"));
   EXPECT_THAT(*w, HasSubstr("\"max_connections\":20000"));
   EXPECT_THAT(*w, HasSubstr("\"sessions_that_fit\":9488"));
+  EXPECT_THAT(*w, HasSubstr("wait in the listen backlog"));
   EXPECT_THAT(*w, HasSubstr("LimitNOFILE="));
   EXPECT_EQ(w->back(), '\n');
   // One more than fits warns; no limit at all warns too.
@@ -41,6 +50,92 @@ TEST(FdBudgetTest, WarnsWithWhatFitsAndWhatToChange) {
   std::optional<std::string> none = FdLimitWarning(0, 1 << 20);
   ASSERT_TRUE(none.has_value());
   EXPECT_THAT(*none, HasSubstr("0 (no limit)"));
+}
+
+TEST(SessionFdBudgetTest, FullAtTheBoundWithRoomAgainBelowTheResumeMark) {
+  SessionFdBudget b(20000);
+  ASSERT_EQ(b.max_sessions(), 9488u);
+  const uint64_t margin = 9488 / 64;
+  for (uint64_t i = 1; i < b.max_sessions(); ++i) ASSERT_FALSE(b.Add()) << i;
+  EXPECT_FALSE(b.full());
+  EXPECT_TRUE(b.Add());  // the last that fits
+  EXPECT_TRUE(b.full());
+  EXPECT_FALSE(b.has_room());
+  EXPECT_TRUE(b.Add());  // accepted before the pause took: still full
+  EXPECT_EQ(b.live(), b.max_sessions() + 1);
+  // Room again only once the sessions are more than `margin` under the
+  // bound.
+  while (b.live() > b.max_sessions() - margin) b.Remove();
+  EXPECT_FALSE(b.full());
+  EXPECT_FALSE(b.has_room());
+  b.Remove();
+  EXPECT_TRUE(b.has_room());
+}
+
+TEST(SessionFdBudgetTest, SmallBoundResumesOneUnder) {
+  SessionFdBudget b(120);  // 45 sessions, no margin below 64
+  for (int i = 0; i < 44; ++i) ASSERT_FALSE(b.Add());
+  EXPECT_TRUE(b.Add());
+  EXPECT_FALSE(b.has_room());
+  b.Remove();
+  EXPECT_TRUE(b.has_room());
+}
+
+// Far from the bound one multishot accept may take a whole backlog; once
+// a burst that size could pass the bound, accepts go one at a time.
+TEST(SessionFdBudgetTest, OneAcceptAtATimeWhereABurstCouldPassTheBound) {
+  SessionFdBudget b(20000, 2 * 4096);  // 9,488 sessions, two sockets
+  const uint64_t switch_at = 9488 - 2 * 4096;
+  for (uint64_t i = 0; i + 1 < switch_at; ++i) b.Add();
+  EXPECT_FALSE(b.one_at_a_time());
+  b.Add();
+  EXPECT_TRUE(b.one_at_a_time());
+  b.Remove();
+  EXPECT_FALSE(b.one_at_a_time());
+  // A bound smaller than the burst: one at a time from the start.
+  EXPECT_TRUE(SessionFdBudget(200, 4096).one_at_a_time());
+  EXPECT_FALSE(SessionFdBudget(0, 4096).one_at_a_time());
+  EXPECT_FALSE(SessionFdBudget(1 << 20, 4096).one_at_a_time());
+}
+
+TEST(SessionFdBudgetTest, NoLimitIsNeverFull) {
+  SessionFdBudget b(0);
+  EXPECT_EQ(b.max_sessions(), 0u);
+  for (int i = 0; i < 1000; ++i) ASSERT_FALSE(b.Add());
+  EXPECT_FALSE(b.full());
+  EXPECT_TRUE(b.has_room());
+}
+
+TEST(SessionFdBudgetTest, CountsEveryThreadsSessions) {
+  SessionFdBudget b(1 << 20);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10000; ++i) b.Add();
+      for (int i = 0; i < 5000; ++i) b.Remove();
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(b.live(), 20000u);
+}
+
+TEST(SessionFdBudgetTest, PauseWarningFirstThenAtMostOnceAMinute) {
+  SessionFdBudget b(20000);
+  const absl::Time t0 = absl::Now();
+  EXPECT_EQ(b.NotePause(t0), std::optional<uint64_t>(1));
+  EXPECT_EQ(b.NotePause(t0 + absl::Seconds(1)), std::nullopt);
+  EXPECT_EQ(b.NotePause(t0 + absl::Seconds(59)), std::nullopt);
+  // The next names every pause since start.
+  EXPECT_EQ(b.NotePause(t0 + absl::Seconds(61)), std::optional<uint64_t>(4));
+  EXPECT_EQ(b.pauses(), 4u);
+  const std::string line = FdLimitReachedLine(1, b, 4);
+  EXPECT_THAT(line, HasSubstr("\"event\":\"fd_limit_reached\""));
+  EXPECT_THAT(line, HasSubstr("\"level\":\"warning\""));
+  EXPECT_THAT(line, HasSubstr("\"worker\":1"));
+  EXPECT_THAT(line, HasSubstr("\"sessions_that_fit\":9488"));
+  EXPECT_THAT(line, HasSubstr("\"nofile\":20000"));
+  EXPECT_THAT(line, HasSubstr("\"pauses\":4"));
+  EXPECT_EQ(line.back(), '\n');
 }
 
 }  // namespace
