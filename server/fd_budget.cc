@@ -4,18 +4,24 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/log_line.h"
+#include "net/listener.h"
 
 namespace popgate {
 
-uint64_t FdReserve(uint64_t nofile) { return std::min(kFdReserve, nofile / 4); }
-
-uint64_t SessionsForFdLimit(uint64_t nofile) {
-  return (nofile - FdReserve(nofile)) / 2;
+uint64_t FdReserve(uint64_t nofile, const FdOverhead& o) {
+  const uint64_t per_worker = 8 + 2 * kIdlePipesPerWorker;
+  const uint64_t fixed = 64 + static_cast<uint64_t>(o.workers) * per_worker +
+                         o.listening_sockets + o.backends + o.admin_connections;
+  return std::min(fixed, nofile / 2);
 }
 
-std::optional<std::string> FdLimitWarning(int max_connections,
-                                          uint64_t nofile) {
-  const uint64_t fit = SessionsForFdLimit(nofile);
+uint64_t SessionsForFdLimit(uint64_t nofile, const FdOverhead& o) {
+  return (nofile - FdReserve(nofile, o)) / 2;
+}
+
+std::optional<std::string> FdLimitWarning(int max_connections, uint64_t nofile,
+                                          const FdOverhead& o) {
+  const uint64_t fit = SessionsForFdLimit(nofile, o);
   if (max_connections > 0 && static_cast<uint64_t>(max_connections) <= fit) {
     return std::nullopt;
   }
@@ -24,23 +30,24 @@ std::optional<std::string> FdLimitWarning(int max_connections,
                                 : std::string("is 0 (no limit)");
   return LogLine(
       LogLevel::kWarning, "fd_limit",
-      absl::StrCat(",\"nofile\":", nofile, ",\"max_connections\":",
-                   max_connections, ",\"sessions_that_fit\":", fit,
-                   ",\"warning\":\"the descriptor limit (RLIMIT_NOFILE ",
-                   nofile, ") holds ", fit,
-                   " proxied sessions (two sockets each, ", FdReserve(nofile),
-                   " kept for the rest) and [limits] max_connections ", asked,
-                   ": at that many sessions popgate stops accepting and new "
-                   "connections wait in the listen backlog until sessions "
-                   "end. Raise the limit (systemd LimitNOFILE=, ulimit -n) or "
-                   "lower max_connections\""));
+      absl::StrCat(
+          ",\"nofile\":", nofile, ",\"max_connections\":", max_connections,
+          ",\"sessions_that_fit\":", fit,
+          ",\"warning\":\"the descriptor limit (RLIMIT_NOFILE ", nofile,
+          ") holds ", fit, " proxied sessions (two sockets each, ",
+          FdReserve(nofile, o),
+          " kept for the rest) and [limits] max_connections ", asked,
+          ": at that many sessions popgate stops accepting and new "
+          "connections wait in the listen backlog until sessions "
+          "end. Raise the limit (systemd LimitNOFILE=, ulimit -n) or "
+          "lower max_connections\""));
 }
 
-SessionFdBudget::SessionFdBudget(uint64_t nofile, uint64_t burst)
+SessionFdBudget::SessionFdBudget(uint64_t nofile, const FdOverhead& o)
     : nofile_(nofile),
-      max_(nofile > 0 ? SessionsForFdLimit(nofile) : 0),
+      max_(nofile > 0 ? SessionsForFdLimit(nofile, o) : 0),
       resume_below_(max_ - max_ / 64),
-      burst_(burst) {}
+      burst_(o.listening_sockets * kListenBacklog) {}
 
 bool SessionFdBudget::Add() {
   const uint64_t now = live_.fetch_add(1, std::memory_order_relaxed) + 1;

@@ -13,6 +13,7 @@
 #define POPGATE_SERVER_FD_BUDGET_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,20 +22,34 @@
 
 namespace popgate {
 
-// Descriptors kept for everything but the sessions' sockets: rings,
-// listeners, the log, the splice pipes (idle in each worker's pool, and
-// one per direction moving a burst), the admin API, health checks, Redis,
-// and the connections accepted in the moment a worker takes to stop
-// accepting. A quarter of a limit below 4,096.
-inline constexpr uint64_t kFdReserve = 1024;
-uint64_t FdReserve(uint64_t nofile);
+// Idle splice pipes each worker's pool keeps for reuse (two descriptors
+// each).
+inline constexpr size_t kIdlePipesPerWorker = 64;
+
+// What the process holds besides its sessions' sockets, from its config.
+struct FdOverhead {
+  int workers = 1;
+  uint64_t listening_sockets = 0;  // every worker's, all listeners
+  uint64_t backends = 0;           // a health check holds one connection each
+  uint64_t admin_connections = 0;  // the admin API's bound (0: not on)
+};
+
+// Descriptors kept for everything but the sessions' sockets: 64 for the
+// process (stdio, the log, the health checker's ring, the hand-over
+// socket, files read at a reload); per worker its ring, its eventfd, its
+// Redis connection, one connection accepted past the bound and its idle
+// pipes; the listening sockets, one health check per backend and the
+// admin API's connections. At most half of `nofile`, so that a small
+// limit still serves.
+uint64_t FdReserve(uint64_t nofile, const FdOverhead& o);
 
 // Each proxied session holds a client and a backend socket.
-uint64_t SessionsForFdLimit(uint64_t nofile);
+uint64_t SessionsForFdLimit(uint64_t nofile, const FdOverhead& o);
 
 // The JSON log line (event "fd_limit") when `max_connections` (0 = no
 // limit) may need more descriptors than `nofile` allows; nullopt if it fits.
-std::optional<std::string> FdLimitWarning(int max_connections, uint64_t nofile);
+std::optional<std::string> FdLimitWarning(int max_connections, uint64_t nofile,
+                                          const FdOverhead& o);
 
 // The sessions of the whole process against SessionsForFdLimit (every
 // worker's sessions share one descriptor table). Thread-safe; one atomic
@@ -42,10 +57,10 @@ std::optional<std::string> FdLimitWarning(int max_connections, uint64_t nofile);
 class SessionFdBudget {
  public:
   // For a descriptor limit of `nofile` (RLIMIT_NOFILE's soft limit once
-  // raised); 0: no bound (never full). `burst`: the most connections the
-  // workers' multishot accepts may take in one go (a wake drains a
-  // socket's whole backlog: kListenBacklog for each listening socket).
-  explicit SessionFdBudget(uint64_t nofile, uint64_t burst = 0);
+  // raised); 0: no bound (never full). The most connections the workers'
+  // multishot accepts may take in one go: a wake drains a socket's whole
+  // backlog, kListenBacklog for each of `o.listening_sockets`.
+  SessionFdBudget(uint64_t nofile, const FdOverhead& o);
 
   // A session started (its client socket is open); true when the process
   // now holds as many as fit.

@@ -381,18 +381,27 @@ int Serve(const std::string& path) {
   g_log = &log;
   // The sessions the descriptor limit holds (0: unknown, no bound): the
   // workers stop accepting at that many (server/fd_budget.h).
+  FdOverhead fd_overhead;
+  fd_overhead.workers = workers;
+  for (const auto& w : listeners->per_worker) {
+    fd_overhead.listening_sockets += w.size();
+  }
+  for (const TenantConfig& t : config.tenants) {
+    fd_overhead.backends += t.spec.backends.size();
+  }
+  if (!config.admin.listen.empty()) {
+    fd_overhead.admin_connections =
+        static_cast<uint64_t>(config.admin.max_connections);
+  }
   uint64_t nofile_limit = 0;
   if (rlimit nofile{}; getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
     nofile_limit = nofile.rlim_cur == RLIM_INFINITY ? 0 : nofile.rlim_cur;
-    if (std::optional<std::string> w =
-            FdLimitWarning(config.limits.max_connections, nofile.rlim_cur)) {
+    if (std::optional<std::string> w = FdLimitWarning(
+            config.limits.max_connections, nofile.rlim_cur, fd_overhead)) {
       log.Append(*std::move(w));
     }
   }
-  // A multishot accept's wake may take a socket's whole backlog.
-  uint64_t listening_sockets = 0;
-  for (const auto& w : listeners->per_worker) listening_sockets += w.size();
-  SessionFdBudget fd_budget(nofile_limit, listening_sockets * kListenBacklog);
+  SessionFdBudget fd_budget(nofile_limit, fd_overhead);
 
   SnapshotStore store(snap);
   ApplyHealthPolicies(*snap);

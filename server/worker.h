@@ -140,8 +140,9 @@ class Worker final : public SessionEnv {
   LogWriter& log_;
   Ring ring_;
   // 256 KiB pipes: one splice moves a big chunk of a RETR; pipe pages exist
-  // only while data is in flight. Up to 64 idle pipes are kept for reuse.
-  PipePool pipes_{256 * 1024, 64};
+  // only while data is in flight. Up to 64 idle pipes are kept for reuse
+  // (counted in the descriptor budget's reserve).
+  PipePool pipes_{256 * 1024, kIdlePipesPerWorker};
   // Provided receive buffers for TLS reads (declared after ring_: it is
   // unregistered from the ring before the ring goes away).
   BufferRing buffers_;

@@ -6,9 +6,11 @@ being accepted into a backend connect that fails with EMFILE after the
 client sent its password.
 
 popgate runs under `prlimit --nofile=200:200` (it execs: the PID stays
-popgate's): 200 descriptors less a reserve of 50 hold 75 sessions. The
-clients are the test's own (not under that limit); the backend is
-pop3-synth, and every message retrieved is compared byte-exactly."""
+popgate's): the reserve is at most half of a limit that small, so 200
+descriptors hold 50 sessions (the start-up `fd_limit` warning says how
+many; the tests take the number from there). The clients are the test's
+own (not under that limit); the backend is pop3-synth, and every message
+retrieved is compared byte-exactly."""
 
 import os
 import selectors
@@ -24,9 +26,12 @@ from harness import RawClient
 
 PW = "Fd-Budget-Pw-1"
 NOFILE = 200
-FIT = (NOFILE - NOFILE // 4) // 2  # SessionsForFdLimit: 75
-EXTRA = 25  # more than fit: without the bound these would hit EMFILE
-USERS = [f"fd{i:03d}@example.com" for i in range(FIT + EXTRA)]
+EXPECTED_FIT = 50  # (200 - 200 / 2) / 2
+# More clients than fit: without the bound, 105 logged-in sessions would
+# need 210 sockets, and the last logins would fail with EMFILE.
+EXTRA = 55
+WAITING = 10  # connections left waiting at the bound in the first test
+USERS = [f"fd{i:03d}@example.com" for i in range(EXPECTED_FIT + EXTRA)]
 
 res = harness.ModuleResources()
 synth = None
@@ -52,6 +57,13 @@ def limited_popgate(workers: int, admin_port: int | None = None):
                         users={u: PW for u in USERS})],
         server={"workers": workers}, extra_toml=extra,
         prefix=["prlimit", f"--nofile={NOFILE}:{NOFILE}"])
+
+
+def sessions_that_fit(pg) -> int:
+    """The bound, from the start-up fd_limit warning."""
+    start = [r for r in pg.log_records() if r.get("event") == "fd_limit"]
+    assert len(start) == 1, f"one start-up fd_limit warning, got {start}"
+    return start[0]["sessions_that_fit"]
 
 
 def silent_for(socks, seconds: float) -> list:
@@ -97,14 +109,13 @@ class FdBudgetTest(harness.IntegrationTestCase):
     def test_next_connection_waits_at_the_bound_and_is_served_after(self):
         admin_port = harness.free_port()
         with limited_popgate(1, admin_port) as pg:
-            self.assertEqual(metric(admin_port, "popgate_fd_session_limit"), FIT)
-            start = [r for r in pg.log_records() if r.get("event") == "fd_limit"]
-            self.assertEqual(len(start), 1, "the start-up warning")
-            self.assertEqual(start[0]["sessions_that_fit"], FIT)
+            fit = sessions_that_fit(pg)
+            self.assertEqual(fit, EXPECTED_FIT)
+            self.assertEqual(metric(admin_port, "popgate_fd_session_limit"), fit)
             held = []
             try:
-                # FIT logged-in sessions, each with its backend socket.
-                for u in USERS[:FIT]:
+                # `fit` logged-in sessions, each with its backend socket.
+                for u in USERS[:fit]:
                     c = RawClient(pg.port, timeout=20)
                     held.append(c)
                     self.assertTrue(c.greeting.startswith(b"+OK"), u)
@@ -112,28 +123,28 @@ class FdBudgetTest(harness.IntegrationTestCase):
                 # The kernel completes these connections (listen backlog),
                 # popgate does not take them: no greeting.
                 waiting = [RawClient(pg.port, timeout=20, read_greeting=False)
-                           for _ in range(EXTRA)]
+                           for _ in range(WAITING)]
                 held += waiting
                 spoke = silent_for([w.sock for w in waiting], harness.scaled(1.0))
                 self.assertEqual(spoke, [], "accepted beyond the descriptor budget")
                 reached = pg.wait_for_record(event="fd_limit_reached")
                 self.assertIsNotNone(reached, "no fd_limit_reached warning")
                 self.assertEqual(reached["level"], "warning")
-                self.assertEqual(reached["sessions_that_fit"], FIT)
+                self.assertEqual(reached["sessions_that_fit"], fit)
                 self.assertEqual(reached["nofile"], NOFILE)
                 self.assertGreaterEqual(metric(admin_port, "popgate_accept_pauses_total"), 1)
                 # The sessions held still work.
                 self.assertEqual(held[0].retr(1), synth.dump(USERS[0], 1))
                 # Sessions end: the waiting connections are served, in full.
-                for c in held[:EXTRA + 2]:
+                for c in held[:WAITING + 2]:
                     c.cmd_ok("QUIT")
                     c.close()
-                for w, u in zip(waiting, USERS[FIT:]):
+                for w, u in zip(waiting, USERS[fit:]):
                     w.settimeout(harness.scaled(10))
                     w.greeting = w.readline()
                     self.assertTrue(w.greeting.startswith(b"+OK"), u)
                     self.check_session(w, u)
-                for c in held[EXTRA + 2:]:
+                for c in held[WAITING + 2:fit]:
                     c.cmd_ok("QUIT")
             finally:
                 for c in held:
@@ -147,7 +158,7 @@ class FdBudgetTest(harness.IntegrationTestCase):
         # all connect while popgate is stopped (SIGSTOP), so the whole
         # burst is in the backlog when it goes on: one multishot accept
         # would take it all at once, past the bound.
-        n = FIT + EXTRA
+        n = len(USERS)
         errors: list[str] = []
         lock = threading.Lock()
         connected = threading.Barrier(n + 1, timeout=60)
@@ -178,6 +189,8 @@ class FdBudgetTest(harness.IntegrationTestCase):
         for u in USERS:
             synth.dump(u, 2)  # cached before the clock starts
         with limited_popgate(2) as pg:
+            self.assertEqual(sessions_that_fit(pg), EXPECTED_FIT)
+            self.assertGreater(n, EXPECTED_FIT)
             threads = [threading.Thread(target=one, args=(u,)) for u in USERS[:n]]
             os.kill(pg.proc.pid, signal.SIGSTOP)
             try:

@@ -16,46 +16,63 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// Two workers, one listener (a socket each), one backend, no admin API.
+constexpr FdOverhead kTwoWorkers{.workers = 2,
+                                 .listening_sockets = 2,
+                                 .backends = 1,
+                                 .admin_connections = 0};
+// 64 + 2 x (8 + 2 x 64) + 2 + 1.
+constexpr uint64_t kTwoWorkersReserve = 339;
+
 TEST(FdBudgetTest, TwoSocketsPerSessionAfterTheReserve) {
-  EXPECT_EQ(SessionsForFdLimit(20000), (20000 - kFdReserve) / 2);
-  EXPECT_EQ(SessionsForFdLimit(1 << 20), ((1 << 20) - kFdReserve) / 2);
-  // Below 4,096 the reserve is a quarter: a small limit still serves.
-  EXPECT_EQ(FdReserve(4096), kFdReserve);
-  EXPECT_EQ(FdReserve(1024), 256u);
-  EXPECT_EQ(SessionsForFdLimit(1024), 384u);
-  EXPECT_EQ(SessionsForFdLimit(120), 45u);
-  EXPECT_EQ(SessionsForFdLimit(0), 0u);
+  EXPECT_EQ(FdReserve(20000, kTwoWorkers), kTwoWorkersReserve);
+  EXPECT_EQ(SessionsForFdLimit(20000, kTwoWorkers),
+            (20000 - kTwoWorkersReserve) / 2);
+  EXPECT_EQ(SessionsForFdLimit(1 << 20, kTwoWorkers),
+            ((1 << 20) - kTwoWorkersReserve) / 2);
+  // What the config holds counts: more workers, sockets, backends, the
+  // admin API's connections.
+  const FdOverhead big{.workers = 8,
+                       .listening_sockets = 24,
+                       .backends = 40,
+                       .admin_connections = 64};
+  EXPECT_EQ(FdReserve(1 << 20, big), 64u + 8 * 136 + 24 + 40 + 64);
+  // At most half a small limit: it still serves.
+  EXPECT_EQ(FdReserve(200, kTwoWorkers), 100u);
+  EXPECT_EQ(SessionsForFdLimit(200, kTwoWorkers), 50u);
+  EXPECT_EQ(SessionsForFdLimit(0, kTwoWorkers), 0u);
 }
 
 TEST(FdBudgetTest, NoWarningWhenMaxConnectionsFits) {
-  const int fit = static_cast<int>(SessionsForFdLimit(1 << 20));
-  EXPECT_FALSE(FdLimitWarning(20000, 1 << 20).has_value());
-  EXPECT_FALSE(FdLimitWarning(fit, 1 << 20).has_value());
+  const int fit = static_cast<int>(SessionsForFdLimit(1 << 20, kTwoWorkers));
+  EXPECT_FALSE(FdLimitWarning(20000, 1 << 20, kTwoWorkers).has_value());
+  EXPECT_FALSE(FdLimitWarning(fit, 1 << 20, kTwoWorkers).has_value());
 }
 
 TEST(FdBudgetTest, WarnsWithWhatFitsAndWhatToChange) {
-  std::optional<std::string> w = FdLimitWarning(20000, 20000);
+  std::optional<std::string> w = FdLimitWarning(20000, 20000, kTwoWorkers);
   ASSERT_TRUE(w.has_value());
   EXPECT_THAT(*w, HasSubstr("\"level\":\"warning\""));
   EXPECT_THAT(*w, HasSubstr("\"event\":\"fd_limit\""));
   EXPECT_THAT(*w, HasSubstr("\"nofile\":20000"));
   EXPECT_THAT(*w, HasSubstr("\"max_connections\":20000"));
-  EXPECT_THAT(*w, HasSubstr("\"sessions_that_fit\":9488"));
+  EXPECT_THAT(*w, HasSubstr("\"sessions_that_fit\":9830"));
+  EXPECT_THAT(*w, HasSubstr("339 kept for the rest"));
   EXPECT_THAT(*w, HasSubstr("wait in the listen backlog"));
   EXPECT_THAT(*w, HasSubstr("LimitNOFILE="));
   EXPECT_EQ(w->back(), '\n');
   // One more than fits warns; no limit at all warns too.
-  const int fit = static_cast<int>(SessionsForFdLimit(20000));
-  EXPECT_TRUE(FdLimitWarning(fit + 1, 20000).has_value());
-  std::optional<std::string> none = FdLimitWarning(0, 1 << 20);
+  const int fit = static_cast<int>(SessionsForFdLimit(20000, kTwoWorkers));
+  EXPECT_TRUE(FdLimitWarning(fit + 1, 20000, kTwoWorkers).has_value());
+  std::optional<std::string> none = FdLimitWarning(0, 1 << 20, kTwoWorkers);
   ASSERT_TRUE(none.has_value());
   EXPECT_THAT(*none, HasSubstr("0 (no limit)"));
 }
 
 TEST(SessionFdBudgetTest, FullAtTheBoundWithRoomAgainBelowTheResumeMark) {
-  SessionFdBudget b(20000);
-  ASSERT_EQ(b.max_sessions(), 9488u);
-  const uint64_t margin = 9488 / 64;
+  SessionFdBudget b(20000, kTwoWorkers);
+  ASSERT_EQ(b.max_sessions(), 9830u);
+  const uint64_t margin = 9830 / 64;
   for (uint64_t i = 1; i < b.max_sessions(); ++i) ASSERT_FALSE(b.Add()) << i;
   EXPECT_FALSE(b.full());
   EXPECT_TRUE(b.Add());  // the last that fits
@@ -73,8 +90,8 @@ TEST(SessionFdBudgetTest, FullAtTheBoundWithRoomAgainBelowTheResumeMark) {
 }
 
 TEST(SessionFdBudgetTest, SmallBoundResumesOneUnder) {
-  SessionFdBudget b(120);  // 45 sessions, no margin below 64
-  for (int i = 0; i < 44; ++i) ASSERT_FALSE(b.Add());
+  SessionFdBudget b(200, kTwoWorkers);  // 50 sessions, no margin below 64
+  for (int i = 0; i < 49; ++i) ASSERT_FALSE(b.Add());
   EXPECT_TRUE(b.Add());
   EXPECT_FALSE(b.has_room());
   b.Remove();
@@ -84,8 +101,8 @@ TEST(SessionFdBudgetTest, SmallBoundResumesOneUnder) {
 // Far from the bound one multishot accept may take a whole backlog; once
 // a burst that size could pass the bound, accepts go one at a time.
 TEST(SessionFdBudgetTest, OneAcceptAtATimeWhereABurstCouldPassTheBound) {
-  SessionFdBudget b(20000, 2 * 4096);  // 9,488 sessions, two sockets
-  const uint64_t switch_at = 9488 - 2 * 4096;
+  SessionFdBudget b(20000, kTwoWorkers);  // 9,830 sessions, two sockets
+  const uint64_t switch_at = 9830 - 2 * 4096;
   for (uint64_t i = 0; i + 1 < switch_at; ++i) b.Add();
   EXPECT_FALSE(b.one_at_a_time());
   b.Add();
@@ -93,13 +110,13 @@ TEST(SessionFdBudgetTest, OneAcceptAtATimeWhereABurstCouldPassTheBound) {
   b.Remove();
   EXPECT_FALSE(b.one_at_a_time());
   // A bound smaller than the burst: one at a time from the start.
-  EXPECT_TRUE(SessionFdBudget(200, 4096).one_at_a_time());
-  EXPECT_FALSE(SessionFdBudget(0, 4096).one_at_a_time());
-  EXPECT_FALSE(SessionFdBudget(1 << 20, 4096).one_at_a_time());
+  EXPECT_TRUE(SessionFdBudget(200, kTwoWorkers).one_at_a_time());
+  EXPECT_FALSE(SessionFdBudget(0, kTwoWorkers).one_at_a_time());
+  EXPECT_FALSE(SessionFdBudget(1 << 20, kTwoWorkers).one_at_a_time());
 }
 
 TEST(SessionFdBudgetTest, NoLimitIsNeverFull) {
-  SessionFdBudget b(0);
+  SessionFdBudget b(0, kTwoWorkers);
   EXPECT_EQ(b.max_sessions(), 0u);
   for (int i = 0; i < 1000; ++i) ASSERT_FALSE(b.Add());
   EXPECT_FALSE(b.full());
@@ -107,7 +124,7 @@ TEST(SessionFdBudgetTest, NoLimitIsNeverFull) {
 }
 
 TEST(SessionFdBudgetTest, CountsEveryThreadsSessions) {
-  SessionFdBudget b(1 << 20);
+  SessionFdBudget b(1 << 20, kTwoWorkers);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
@@ -120,7 +137,7 @@ TEST(SessionFdBudgetTest, CountsEveryThreadsSessions) {
 }
 
 TEST(SessionFdBudgetTest, PauseWarningFirstThenAtMostOnceAMinute) {
-  SessionFdBudget b(20000);
+  SessionFdBudget b(20000, kTwoWorkers);
   const absl::Time t0 = absl::Now();
   EXPECT_EQ(b.NotePause(t0), std::optional<uint64_t>(1));
   EXPECT_EQ(b.NotePause(t0 + absl::Seconds(1)), std::nullopt);
@@ -132,7 +149,7 @@ TEST(SessionFdBudgetTest, PauseWarningFirstThenAtMostOnceAMinute) {
   EXPECT_THAT(line, HasSubstr("\"event\":\"fd_limit_reached\""));
   EXPECT_THAT(line, HasSubstr("\"level\":\"warning\""));
   EXPECT_THAT(line, HasSubstr("\"worker\":1"));
-  EXPECT_THAT(line, HasSubstr("\"sessions_that_fit\":9488"));
+  EXPECT_THAT(line, HasSubstr("\"sessions_that_fit\":9830"));
   EXPECT_THAT(line, HasSubstr("\"nofile\":20000"));
   EXPECT_THAT(line, HasSubstr("\"pauses\":4"));
   EXPECT_EQ(line.back(), '\n');
