@@ -8,9 +8,12 @@
 #define POPGATE_RUNTIME_TASK_H_
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <optional>
 #include <utility>
+
+#include "runtime/frame_pool.h"
 
 namespace popgate {
 
@@ -27,7 +30,15 @@ struct FinalAwaiter {
   void await_resume() const noexcept {}
 };
 
-struct PromiseBase {
+// Every frame comes from the worker thread's frame pool (frame_pool.h).
+struct PooledFrame {
+  static void* operator new(std::size_t size) { return AllocateFrame(size); }
+  static void operator delete(void* frame, std::size_t size) noexcept {
+    FreeFrame(frame, size);
+  }
+};
+
+struct PromiseBase : PooledFrame {
   std::coroutine_handle<> continuation;
   std::suspend_always initial_suspend() const noexcept { return {}; }
   FinalAwaiter final_suspend() const noexcept { return {}; }
@@ -101,7 +112,7 @@ class [[nodiscard]] Task<void> {
 // Starts immediately, runs until its first suspension, and destroys its own
 // frame when it finishes.
 struct Detached {
-  struct promise_type {
+  struct promise_type : internal::PooledFrame {
     Detached get_return_object() const noexcept { return {}; }
     std::suspend_never initial_suspend() const noexcept { return {}; }
     std::suspend_never final_suspend() const noexcept { return {}; }

@@ -1,0 +1,39 @@
+// Where coroutine frames come from: per-thread free lists by size class.
+//
+// Every Task and Detached frame is a heap block (GCC elides none of ours:
+// each is awaited across a suspension), and a plain session allocates and
+// frees a few dozen of them. glibc's per-thread cache keeps only seven
+// blocks per size, so with tens of sessions in flight most frames went
+// through malloc's slower bins (_int_malloc, _int_free and consolidation
+// were 3-4% of a worker's CPU in a sessions profile). Frames are made and
+// destroyed on the worker thread that runs them, so a thread-local list
+// needs no lock; a frame freed on another thread just joins that
+// thread's list. Each list keeps at most kMaxFreeFrames blocks (beyond
+// that they go back to malloc), so the cache stays bounded. Under the
+// sanitizers frames come straight from operator new, so that ASan still
+// sees every use after free.
+#ifndef POPGATE_RUNTIME_FRAME_POOL_H_
+#define POPGATE_RUNTIME_FRAME_POOL_H_
+
+#include <cstddef>
+
+namespace popgate::internal {
+
+// Frames up to this size are pooled (in 64-byte classes); larger ones
+// come from operator new.
+inline constexpr size_t kMaxPooledFrame = 2048;
+// Free blocks each class keeps per thread.
+inline constexpr size_t kMaxFreeFrames = 128;
+
+void* AllocateFrame(size_t size);
+// `size` as given to AllocateFrame.
+void FreeFrame(void* frame, size_t size) noexcept;
+
+// False in sanitizer builds (every frame from operator new).
+bool FramesPooled();
+// This thread's free blocks in the class of `size` (tests).
+size_t FreeFramesForTests(size_t size);
+
+}  // namespace popgate::internal
+
+#endif  // POPGATE_RUNTIME_FRAME_POOL_H_
