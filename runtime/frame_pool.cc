@@ -18,7 +18,7 @@ constexpr bool kPooled = true;
 constexpr bool kPooled = true;
 #endif
 
-constexpr size_t kGranule = 64;
+constexpr size_t kGranule = 16;
 constexpr size_t kClasses = kMaxPooledFrame / kGranule;
 
 struct FreeBlock {
@@ -51,7 +51,7 @@ struct Releaser {
 };
 thread_local Releaser t_releaser;
 
-// 1..64 -> 0, 65..128 -> 1, ...
+// 1..16 -> 0, 17..32 -> 1, ...
 size_t ClassOf(size_t size) { return (size - 1) / kGranule; }
 
 }  // namespace

@@ -19,7 +19,8 @@
 
 namespace popgate::internal {
 
-// Frames up to this size are pooled (in 64-byte classes); larger ones
+// Frames up to this size are pooled, in 16-byte classes (malloc's own
+// rounding: a coarser class would cost idle sessions memory); larger ones
 // come from operator new.
 inline constexpr size_t kMaxPooledFrame = 2048;
 // Free blocks each class keeps per thread.

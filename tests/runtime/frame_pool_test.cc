@@ -24,11 +24,11 @@ TEST_F(FramePoolTest, FreedBlockIsReusedForTheSameClass) {
   const size_t before = FreeFramesForTests(200);
   FreeFrame(a, 200);
   EXPECT_EQ(FreeFramesForTests(200), before + 1);
-  // 193..256 bytes share a class: the same block comes back.
-  void* b = AllocateFrame(250);
+  // 193..208 bytes share a class: the same block comes back.
+  void* b = AllocateFrame(207);
   EXPECT_EQ(b, a);
   EXPECT_EQ(FreeFramesForTests(200), before);
-  FreeFrame(b, 250);
+  FreeFrame(b, 207);
 }
 
 TEST_F(FramePoolTest, EachClassKeepsABoundedNumber) {
@@ -88,7 +88,7 @@ TEST_F(FramePoolTest, TaskFramesComeFromThePool) {
   };
   EXPECT_EQ(run(), 90);
   std::vector<size_t> counts;
-  for (size_t size = 64; size <= kMaxPooledFrame; size += 64) {
+  for (size_t size = 16; size <= kMaxPooledFrame; size += 16) {
     counts.push_back(FreeFramesForTests(size));
   }
   size_t cached = 0;
@@ -96,7 +96,7 @@ TEST_F(FramePoolTest, TaskFramesComeFromThePool) {
   EXPECT_GT(cached, 0u) << "no frame went back to the pool";
   EXPECT_EQ(run(), 90);
   size_t i = 0;
-  for (size_t size = 64; size <= kMaxPooledFrame; size += 64, ++i) {
+  for (size_t size = 16; size <= kMaxPooledFrame; size += 16, ++i) {
     EXPECT_EQ(FreeFramesForTests(size), counts[i]) << size;
   }
 }
