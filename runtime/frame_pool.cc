@@ -34,19 +34,22 @@ struct Lists {
 };
 thread_local Lists t_lists{};
 
+void Release(Lists& l) noexcept {
+  for (size_t c = 0; c < kClasses; ++c) {
+    while (FreeBlock* b = l.head[c]) {
+      l.head[c] = b->next;
+      ::operator delete(b);
+    }
+    l.count[c] = 0;
+  }
+}
+
 // Returns the thread's blocks when it ends.
 struct Releaser {
   bool armed = false;
   ~Releaser() {
-    Lists& l = t_lists;
-    l.closed = true;
-    for (size_t c = 0; c < kClasses; ++c) {
-      while (FreeBlock* b = l.head[c]) {
-        l.head[c] = b->next;
-        ::operator delete(b, (c + 1) * kGranule);
-      }
-      l.count[c] = 0;
-    }
+    t_lists.closed = true;
+    Release(t_lists);
   }
 };
 thread_local Releaser t_releaser;
@@ -73,13 +76,13 @@ void* AllocateFrame(size_t size) {
 
 void FreeFrame(void* frame, size_t size) noexcept {
   if (!kPooled || size == 0 || size > kMaxPooledFrame) {
-    ::operator delete(frame, size);
+    ::operator delete(frame);
     return;
   }
   const size_t c = ClassOf(size);
   Lists& l = t_lists;
   if (l.closed || l.count[c] >= kMaxFreeFrames) {
-    ::operator delete(frame, (c + 1) * kGranule);
+    ::operator delete(frame);
     return;
   }
   auto* b = static_cast<FreeBlock*>(frame);
@@ -87,6 +90,8 @@ void FreeFrame(void* frame, size_t size) noexcept {
   l.head[c] = b;
   ++l.count[c];
 }
+
+void ReleaseFreeFrames() noexcept { Release(t_lists); }
 
 bool FramesPooled() { return kPooled; }
 

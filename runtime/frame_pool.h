@@ -9,7 +9,8 @@
 // destroyed on the worker thread that runs them, so a thread-local list
 // needs no lock; a frame freed on another thread just joins that
 // thread's list. Each list keeps at most kMaxFreeFrames blocks (beyond
-// that they go back to malloc), so the cache stays bounded. Under the
+// that they go back to malloc), so the cache stays bounded, and the lists
+// are emptied before the process trims its heap (ReleaseFreeFrames). Under the
 // sanitizers frames come straight from operator new, so that ASan still
 // sees every use after free.
 #ifndef POPGATE_RUNTIME_FRAME_POOL_H_
@@ -29,6 +30,12 @@ inline constexpr size_t kMaxFreeFrames = 128;
 void* AllocateFrame(size_t size);
 // `size` as given to AllocateFrame.
 void FreeFrame(void* frame, size_t size) noexcept;
+
+// Gives this thread's free blocks back to operator delete. Cached
+// blocks are scattered over the heap and pin the pages malloc_trim would
+// return after a burst of sessions: the workers release theirs before the
+// process trims (server/main.cc).
+void ReleaseFreeFrames() noexcept;
 
 // False in sanitizer builds (every frame from operator new).
 bool FramesPooled();

@@ -548,6 +548,7 @@ int Serve(const std::string& path) {
   snap.reset();
 
   TrimPolicy trim(absl::Now());
+  bool trim_due = false;
   while (true) {
     // Wake once a second for housekeeping when no signal comes.
     const timespec tick{1, 0};
@@ -560,7 +561,17 @@ int Serve(const std::string& path) {
           live += w->live_sessions();
           ended += w->sessions_ended();
         }
-        if (trim.ShouldTrim(live, ended, absl::Now())) malloc_trim(0);
+        if (trim_due) {
+          malloc_trim(0);
+          trim_due = false;
+        }
+        if (trim.ShouldTrim(live, ended, absl::Now())) {
+          // The workers' cached coroutine frames pin pages the trim would
+          // return: they give them back at their next turn, and the trim
+          // follows at the next tick.
+          for (auto& w : ws) w->ReleaseCachedFrames();
+          trim_due = true;
+        }
         notifier->Tick(absl::Now(), live);
       }
       continue;

@@ -15,6 +15,7 @@
 #include "base/log_line.h"
 #include "config/config.h"
 #include "net/socket_address.h"
+#include "runtime/frame_pool.h"
 #include "session/session.h"
 #include "session/session_log.h"
 #include "store/local_limit_store.h"
@@ -368,6 +369,10 @@ void Worker::Run() {
     }
     ring_.RunOnce(wait);
     if (fd_paused_) ResumeIfFdRoom();
+    if (release_frames_.load(std::memory_order_relaxed) &&
+        release_frames_.exchange(false, std::memory_order_acquire)) {
+      internal::ReleaseFreeFrames();
+    }
     if (has_posted_.load(std::memory_order_acquire)) RunPosted();
     if (store_.generation() != snapshot_generation_) CutForcedDown();
     if (stop_requested_.load() && !stopping_) BeginStop();

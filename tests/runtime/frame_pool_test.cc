@@ -4,6 +4,7 @@
 #include "runtime/frame_pool.h"
 
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -63,6 +64,23 @@ TEST_F(FramePoolTest, ABlockFreedOnAnotherThreadJoinsThatThreadsList) {
   });
   t.join();
   EXPECT_EQ(seen, 1u);
+}
+
+TEST_F(FramePoolTest, ReleaseGivesEveryCachedBlockBack) {
+  std::vector<std::pair<void*, size_t>> blocks;
+  for (int i = 0; i < 10; ++i) blocks.emplace_back(AllocateFrame(500), 500);
+  for (int i = 0; i < 10; ++i) blocks.emplace_back(AllocateFrame(90), 90);
+  for (auto [b, size] : blocks) FreeFrame(b, size);
+  EXPECT_GE(FreeFramesForTests(500), 10u);
+  EXPECT_GE(FreeFramesForTests(90), 10u);
+  ReleaseFreeFrames();
+  EXPECT_EQ(FreeFramesForTests(500), 0u);
+  EXPECT_EQ(FreeFramesForTests(90), 0u);
+  // The pool goes on working after a release.
+  void* a = AllocateFrame(500);
+  FreeFrame(a, 500);
+  EXPECT_EQ(FreeFramesForTests(500), 1u);
+  ReleaseFreeFrames();
 }
 
 Task<int> Answer(int x) { co_return x * 2; }
