@@ -592,6 +592,7 @@ class Fleet(harness.IntegrationTestCase):
         # "none": a second concurrent session on a full backend is refused.
         m = CAP[0]
         c1 = self.raw(g.port, timeout=15)
+        c1_addr = "%s:%d" % c1.sock.getsockname()
         self.assertTrue(c1.login(m, PW).startswith(b"+OK"))
         with RawClient(g.port, timeout=15) as c2:
             addr = "%s:%d" % c2.sock.getsockname()
@@ -605,6 +606,10 @@ class Fleet(harness.IntegrationTestCase):
         c1.cmd_ok("QUIT")
         c1.read_until_closed(5)
         c1.close()
+        # The slot goes when the session has unwound, which its log line
+        # follows (the client may see the close a worker turn earlier, and
+        # the next login may run on the other worker).
+        session_record(g, c1_addr, m)
         self.assertEqual(backend_of(g, m), routes[m], "the slot was not given back")
 
         # "next": another user whose first choice is the full backend goes
@@ -614,6 +619,7 @@ class Fleet(harness.IntegrationTestCase):
             by_first.setdefault(routes[u], []).append(u)
         x, (na, nb) = next((a, us[:2]) for a, us in by_first.items() if len(us) >= 2)
         c3 = self.raw(g.port, timeout=15)
+        c3_addr = "%s:%d" % c3.sock.getsockname()
         self.assertTrue(c3.login(na, PW).startswith(b"+OK"))
         got = backend_of(g, nb)
         self.assertNotEqual(got, x, f"{nb} was sent to the full backend")
@@ -621,6 +627,7 @@ class Fleet(harness.IntegrationTestCase):
         c3.cmd_ok("QUIT")
         c3.read_until_closed(5)
         c3.close()
+        session_record(g, c3_addr, na)
         self.assertEqual(backend_of(g, nb), x)
 
 
