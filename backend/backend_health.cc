@@ -5,17 +5,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/absl_view.h"
 #include "base/json_escape.h"
 #include "base/log_line.h"
 
 namespace popgate {
 
 namespace {
-
-// absl here predates std::string_view as its string_view.
-absl::string_view AV(std::string_view s) {
-  return absl::string_view(s.data(), s.size());
-}
 
 // Streak counters stop here: a backend dead for years must not wrap them.
 constexpr int kStreakCap = 1 << 30;
@@ -51,10 +47,10 @@ BackendHealth::BackendHealth(std::string tenant, std::string address)
 
 void BackendHealth::SetAdminOverride(routing::AdminState state,
                                      routing::AdminState configured) {
-  admin_override_.store(static_cast<uint8_t>(
-                            1 + (static_cast<uint8_t>(state) << 2 |
-                                 static_cast<uint8_t>(configured))),
-                        std::memory_order_release);
+  admin_override_.store(
+      static_cast<uint8_t>(1 + (static_cast<uint8_t>(state) << 2 |
+                                static_cast<uint8_t>(configured))),
+      std::memory_order_release);
 }
 
 void BackendHealth::ClearAdminOverride() {
@@ -121,9 +117,9 @@ std::optional<std::string> BackendHealth::Transition(HealthState from,
       LogFrame(to == HealthState::kDown ? LogLevel::kWarning : LogLevel::kInfo,
                "backend_health", now),
       ",\"tenant\":\"", JsonEscape(tenant_), "\",\"backend\":\"",
-      JsonEscape(address_), "\",\"from\":\"", AV(HealthStateName(from)),
-      "\",\"to\":\"", AV(HealthStateName(to)), "\",\"reason\":\"",
-      JsonEscape(why), "\",\"source\":\"", AV(source), "\"}\n");
+      JsonEscape(address_), "\",\"from\":\"", AbslView(HealthStateName(from)),
+      "\",\"to\":\"", AbslView(HealthStateName(to)), "\",\"reason\":\"",
+      JsonEscape(why), "\",\"source\":\"", AbslView(source), "\"}\n");
 }
 
 std::optional<std::string> BackendHealth::RecordCheck(bool ok,
@@ -150,8 +146,8 @@ std::optional<std::string> BackendHealth::RecordCheck(bool ok,
   if (cur == HealthState::kDown) return std::nullopt;
   return Transition(
       cur, HealthState::kDown,
-      absl::StrCat(AV(detail), " (", fall, " failed checks in a row)"), "check",
-      now);
+      absl::StrCat(AbslView(detail), " (", fall, " failed checks in a row)"),
+      "check", now);
 }
 
 std::optional<std::string> BackendHealth::RecordLogin(bool healthy,
@@ -193,7 +189,7 @@ std::optional<std::string> BackendHealth::RecordLogin(bool healthy,
     if (cur == HealthState::kDown) return std::nullopt;
     line = Transition(
         cur, HealthState::kDown,
-        absl::StrCat(AV(detail), " (", fall, " failed logins in a row)"),
+        absl::StrCat(AbslView(detail), " (", fall, " failed logins in a row)"),
         "login", now);
   }
   return line;
@@ -216,8 +212,8 @@ void BackendHealth::Release() {
 
 std::shared_ptr<BackendHealth> HealthRegistry::Get(std::string_view tenant,
                                                    std::string_view address) {
-  std::string key =
-      absl::StrCat(AV(tenant), absl::string_view("\0", 1), AV(address));
+  std::string key = absl::StrCat(AbslView(tenant), absl::string_view("\0", 1),
+                                 AbslView(address));
   std::lock_guard<std::mutex> lock(mu_);
   // Drop the entries no snapshot holds any more, once the map has doubled
   // since the last sweep: amortised O(1) per Get, bounded memory.

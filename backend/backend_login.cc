@@ -14,6 +14,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/absl_view.h"
 #include "base/wipe.h"
 #include "forward/read_line.h"
 #include "forward/tls_stream.h"
@@ -112,6 +113,17 @@ std::string Base64(std::string_view raw) {
   return out;
 }
 
+// line = command + argument + CRLF, in a buffer sized for it at once: a
+// secret is never in a buffer that grows (a reallocation would leave a
+// copy in freed memory that no Wipe reaches), and one allocation, not
+// three.
+void SetCommandLine(std::string& line, std::string_view command,
+                    std::string_view argument) {
+  line.clear();
+  line.reserve(command.size() + argument.size() + 2);
+  line.append(command).append(argument).append("\r\n");
+}
+
 // The USER line and the secret line(s) for `c` (see LoginToBackend's
 // comment in the header). InvalidArgument: the client's bytes cannot go
 // into a line, or the user name names a master login itself (refuse the
@@ -126,8 +138,8 @@ absl::Status BuildCredentialLines(const BackendCredentials& c,
                             CheckLineArgument("PASS", c.password)}) {
       if (!st.ok()) return st;
     }
-    user_line = absl::StrCat("USER ", std::string(c.user), "\r\n");
-    secret_line.append("PASS ").append(c.password).append("\r\n");
+    user_line = absl::StrCat("USER ", AbslView(c.user), "\r\n");
+    SetCommandLine(secret_line, "PASS ", c.password);
     return absl::OkStatus();
   }
   if (c.master_user.empty() || c.password.empty()) {
@@ -152,7 +164,7 @@ absl::Status BuildCredentialLines(const BackendCredentials& c,
       if (!st.ok()) return st;
     }
     user_line = absl::StrCat("USER ", login, "\r\n");
-    secret_line.append("PASS ").append(c.password).append("\r\n");
+    SetCommandLine(secret_line, "PASS ", c.password);
     return absl::OkStatus();
   }
   // AUTH PLAIN: authzid = the user, authcid = the master user.
@@ -171,12 +183,12 @@ absl::Status BuildCredentialLines(const BackendCredentials& c,
   std::string b64 = Base64(raw);
   Wipe(raw);
   if (CheckLineArgument("AUTH PLAIN", b64).ok()) {
-    secret_line.append("AUTH PLAIN ").append(b64).append("\r\n");
+    SetCommandLine(secret_line, "AUTH PLAIN ", b64);
   } else {
     // RFC 5034 4: an initial response that would make the command longer
     // than 255 octets is not sent on the AUTH line but after "+ ".
     secret_line = "AUTH PLAIN\r\n";
-    sasl_response.append(b64).append("\r\n");
+    SetCommandLine(sasl_response, "", b64);
   }
   Wipe(b64);
   return absl::OkStatus();
@@ -312,8 +324,12 @@ Task<BackendLoginResult> LoginToBackend(Ring& ring,
   // one AUTH line (which must wait for the loop check).
   // The secret line, where it goes, is appended last: a buffer outgrown
   // before it holds no secret; the last one is wiped.
-  std::string command = "CAPA\r\n";
+  std::string command;
   WipeOnExit wipe_command{command};
+  // Room for every line it may take, the secret one last: no growth.
+  command.reserve(6 + xclient_line.size() + user_line.size() +
+                  secret_line.size());
+  command = "CAPA\r\n";
   if (greeting_offers_xclient && !xclient_line.empty()) {
     command += xclient_line;
     xclient_sent = true;

@@ -1,17 +1,14 @@
 #include "base/log_line.h"
 
+#include <string.h>
+
 #include <climits>
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
+#include "base/absl_view.h"
 
 namespace popgate {
-namespace {
-
-// absl here predates its std::string_view alias: StrCat takes its own.
-absl::string_view AV(std::string_view s) { return {s.data(), s.size()}; }
-
-}  // namespace
 
 std::string_view LogLevelName(LogLevel level) {
   switch (level) {
@@ -66,11 +63,13 @@ thread_local SecondPrefix t_prefix;
 
 }  // namespace
 
-std::string FormatLogTime(absl::Time t) {
+void AppendLogTime(std::string* out, absl::Time t) {
   const int64_t ms = absl::ToUnixMillis(t);  // rounds toward -infinity
   const int64_t sec = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
   if (sec < kMinSeconds || sec > kMaxSeconds) {
-    return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+    out->append(
+        absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone()));
+    return;
   }
   SecondPrefix& p = t_prefix;
   if (p.second != sec) {
@@ -92,23 +91,39 @@ std::string FormatLogTime(absl::Time t) {
     PutDigits(p.text + 17, secs_of_day % 60, 2);
     p.second = sec;
   }
-  std::string out(p.text, sizeof(p.text));
-  char frac[5] = {'.', 0, 0, 0, 'Z'};
+  char text[sizeof(p.text) + 5];
+  memcpy(text, p.text, sizeof(p.text));
+  char* frac = text + sizeof(p.text);
+  frac[0] = '.';
   PutDigits(frac + 1, static_cast<unsigned>(ms - sec * 1000), 3);
-  out.append(frac, sizeof(frac));
+  frac[4] = 'Z';
+  out->append(text, sizeof(text));
+}
+
+std::string FormatLogTime(absl::Time t) {
+  std::string out;
+  AppendLogTime(&out, t);
   return out;
 }
 
+void AppendLogFrame(std::string* out, LogLevel level, std::string_view event,
+                    absl::Time t) {
+  out->append("{\"time\":\"");
+  AppendLogTime(out, t);
+  absl::StrAppend(out, "\",\"level\":\"", AbslView(LogLevelName(level)),
+                  "\",\"event\":\"", AbslView(event), "\"");
+}
+
 std::string LogFrame(LogLevel level, std::string_view event, absl::Time t) {
-  return absl::StrCat("{\"time\":\"", FormatLogTime(t), "\",\"level\":\"",
-                      AV(LogLevelName(level)), "\",\"event\":\"", AV(event),
-                      "\"");
+  std::string out;
+  AppendLogFrame(&out, level, event, t);
+  return out;
 }
 
 std::string LogLine(LogLevel level, std::string_view event,
                     std::string_view fields, absl::Time t) {
   std::string line = LogFrame(level, event, t);
-  absl::StrAppend(&line, AV(fields), "}\n");
+  absl::StrAppend(&line, AbslView(fields), "}\n");
   return line;
 }
 

@@ -21,11 +21,16 @@ std::string_view LogLevelName(LogLevel level);
 
 // RFC 3339, UTC, milliseconds: "2026-12-02T13:25:17.042Z".
 std::string FormatLogTime(absl::Time t);
+void AppendLogTime(std::string* out, absl::Time t);
 
 // `{"time":...,"level":...,"event":"EVENT"` without the closing brace, for
 // callers that append their fields. `event` is one of popgate's own fixed
 // names (docs/logging.md), never client text: it is not escaped.
 std::string LogFrame(LogLevel level, std::string_view event, absl::Time t);
+// The same, appended to `out` (a line formatted in place, as the session
+// line is into its worker's log queue).
+void AppendLogFrame(std::string* out, LogLevel level, std::string_view event,
+                    absl::Time t);
 
 // A whole line: the frame, `fields` (empty, or starting with ','; already
 // JSON), "}\n".

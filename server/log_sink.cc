@@ -11,12 +11,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/absl_view.h"
 
 namespace popgate {
 namespace {
-
-// absl here predates its std::string_view alias: StrCat takes its own.
-absl::string_view AV(std::string_view s) { return {s.data(), s.size()}; }
 
 // `"key":"value"` in the line: the value (our keys' values never hold an
 // escaped quote: levels, event names and session ids are fixed ASCII).
@@ -32,13 +30,13 @@ std::string_view FindString(std::string_view line, std::string_view key) {
 void AppendJournalField(std::string& out, std::string_view key,
                         std::string_view value) {
   if (value.find('\n') == std::string_view::npos) {
-    absl::StrAppend(&out, AV(key), "=", AV(value), "\n");
+    absl::StrAppend(&out, AbslView(key), "=", AbslView(value), "\n");
     return;
   }
-  absl::StrAppend(&out, AV(key), "\n");
+  absl::StrAppend(&out, AbslView(key), "\n");
   uint64_t n = value.size();
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(n >> (8 * i)));
-  absl::StrAppend(&out, AV(value), "\n");
+  absl::StrAppend(&out, AbslView(value), "\n");
 }
 
 absl::StatusOr<UniqueFd> ConnectDgram(const std::string& path) {
@@ -128,7 +126,7 @@ std::string SyslogDatagram(std::string_view line, int facility, int pid,
   return absl::StrCat(
       "<", pri, ">",
       absl::FormatTime("%b %e %H:%M:%S", now, absl::LocalTimeZone()),
-      " popgate[", pid, "]: ", AV(line));
+      " popgate[", pid, "]: ", AbslView(line));
 }
 
 std::string JournalDatagram(std::string_view line, int pid) {

@@ -262,11 +262,17 @@ void Worker::BeginStop() {
 }
 
 void Worker::Log(std::string line) {
-  if (log_queue_.empty()) {
+  // The queue keeps its capacity from turn to turn (FlushLog clears it):
+  // take the line's buffer only when it is the larger.
+  if (log_queue_.empty() && log_queue_.capacity() < line.size()) {
     log_queue_ = std::move(line);
   } else {
     log_queue_ += line;
   }
+}
+
+void Worker::AppendLog(absl::FunctionRef<void(std::string*)> append) {
+  append(&log_queue_);
 }
 
 void Worker::FlushLog() {

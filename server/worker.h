@@ -99,6 +99,7 @@ class Worker final : public SessionEnv {
   // writer together at the start of the next turn (one lock, at most one
   // wake-up per turn); nothing is dropped.
   void Log(std::string line) override;
+  void AppendLog(absl::FunctionRef<void(std::string*)> append) override;
   std::string NewSessionId() override;
   store::LimitStore& limit_store() override { return *limit_store_; }
 

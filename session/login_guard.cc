@@ -115,7 +115,9 @@ Task<void> RecordFailedLogin(SessionState& s, std::string_view user) {
 std::string ThrottleUserKey(std::string_view tenant, std::string_view user) {
   if (user.empty()) return "";
   // Tenant names hold no NUL: "a" + "\0b@x" cannot equal "a\0b" + "@x".
-  std::string key(tenant);
+  std::string key;
+  key.reserve(tenant.size() + 1 + user.size());
+  key += tenant;
   key.push_back('\0');
   key += user;
   return key;

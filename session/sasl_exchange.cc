@@ -6,9 +6,9 @@
 
 #include "absl/time/clock.h"
 #include "base/wipe.h"
+#include "forward/read_line.h"
 #include "pop3/pop3_replies.h"
 #include "session/login_timing.h"
-#include "forward/read_line.h"
 
 namespace popgate {
 namespace {

@@ -226,7 +226,10 @@ BackendIdentity IdentityFor(const SessionState& s, const TenantConfig& t) {
 // logs in there. Under failover = "next" a backend that cannot be reached
 // is passed over for the next one at once, as long as no credentials went
 // to it (after PASS it may have opened the maildrop).
+// `user_key`: the user's ThrottleUserKey, which the session limits count
+// under too.
 Task<PoolLogin> LogInThroughPool(SessionState& s, const routing::Route& route,
+                                 std::string_view user_key,
                                  std::string& password) {
   const Snapshot& snap = *s.snap;
   const ServerConfig& cfg = snap.config.server;
@@ -237,9 +240,7 @@ Task<PoolLogin> LogInThroughPool(SessionState& s, const routing::Route& route,
 
   // The tenant's and the user's session limits (admission.h), before any
   // backend sees the login.
-  const std::string limit_user =
-      ThrottleUserKey(tenant.spec.name, route.user.full);
-  const SessionRefusal refusal = co_await AdmitSession(s, t, limit_user);
+  const SessionRefusal refusal = co_await AdmitSession(s, t, user_key);
   if (refusal.result != SessionResult::kOk) {
     const SessionResult result = refusal.result;
     const std::string_view reply = refusal.reply;
@@ -556,7 +557,8 @@ Task<PassOutcome> HandlePass(SessionState& s, std::string_view raw_user,
       ok = true;  // the backend's answer to PASS is the verdict
     }
     if (ok) {
-      PoolLogin login = co_await LogInThroughPool(s, *route, password);
+      PoolLogin login =
+          co_await LogInThroughPool(s, *route, throttle_user, password);
       // Not logged in: the session slots AdmitSession took go again.
       if (login.done != PassOutcome::kLoggedIn) LoginFailed(s);
       if (login.done) co_return *login.done;
@@ -944,7 +946,9 @@ Detached RunSession(SessionEnv& worker, UniqueFd client, int listener_index) {
   if (s->listener().proxy_protocol) admitted = co_await ReadFrontProxy(*s);
   // After the PROXY header, so that the line names the real client.
   if (s->snap->config.log.session_start) {
-    worker.Log(FormatSessionStartLog(s->rec, absl::Now()));
+    worker.AppendLog([&](std::string* out) {
+      AppendSessionStartLog(out, s->rec, absl::Now());
+    });
   }
   if (admitted) admitted = co_await AdmitConnection(*s);
 
@@ -965,7 +969,8 @@ Detached RunSession(SessionEnv& worker, UniqueFd client, int listener_index) {
     s->rec.detail = "the backend's state was set to \"down\"";
   }
   const absl::Time end = absl::Now();
-  worker.Log(FormatSessionLog(s->rec, end));
+  worker.AppendLog(
+      [&](std::string* out) { AppendSessionLog(out, s->rec, end); });
   // The metrics from the same record (session_metrics.h); the snapshot
   // may be gone (dropped when forwarding started): the record keeps the
   // listener's address.

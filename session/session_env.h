@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "auth/hash_pool.h"
 #include "backend/backend_health.h"
 #include "metrics/session_metrics.h"
@@ -50,6 +51,10 @@ class SessionEnv {
   virtual void Unregister(LiveSession* s) = 0;
   // One complete log line (ending in '\n'); must not block.
   virtual void Log(std::string line) = 0;
+  // `append` appends complete lines to the env's log queue itself: the
+  // line each session ends with is formatted in place, with no string of
+  // its own (session/session_log.h). Must not block.
+  virtual void AppendLog(absl::FunctionRef<void(std::string*)> append) = 0;
   // A session id unique in this process: ours in the log, and the one
   // backends are told (XCLIENT SESSION).
   virtual std::string NewSessionId() = 0;

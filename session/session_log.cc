@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/absl_view.h"
 #include "base/json_escape.h"
 #include "base/log_line.h"
 
@@ -109,54 +110,82 @@ LogLevel SessionLevel(const SessionRecord& r) {
   return LogLevel::kWarning;
 }
 
+namespace {
+
+// ,"key":"escaped value"
+void AppendField(std::string* out, std::string_view key,
+                 std::string_view value) {
+  absl::StrAppend(out, ",\"", AbslView(key), "\":\"");
+  AppendJsonEscaped(out, value);
+  out->push_back('"');
+}
+
+std::string_view Bool(bool b) { return b ? "true" : "false"; }
+
+}  // namespace
+
+// Field by field into `out`: no string per field, none for the line (the
+// worker's log queue keeps its capacity from turn to turn).
+void AppendSessionLog(std::string* out, const SessionRecord& r,
+                      absl::Time end) {
+  AppendLogFrame(out, SessionLevel(r), "session", end);
+  AppendField(out, "session", r.session_id);
+  out->append(",\"start\":\"");
+  AppendLogTime(out, r.start);
+  out->push_back('"');
+  AppendField(out, "listener", r.listener);
+  AppendField(out, "client", r.client);
+  if (!r.front.empty()) AppendField(out, "front", r.front);
+  AppendField(out, "tenant", r.tenant);
+  AppendField(out, "user", r.user);
+  AppendField(out, "mechanism", r.mechanism);
+  AppendField(out, "backend", r.backend);
+  absl::StrAppend(out, ",\"bytes_in\":", r.bytes_in,
+                  ",\"bytes_out\":", r.bytes_out,
+                  ",\"auth_failures\":", r.auth_failures);
+  AppendField(out, "forwarding", r.forwarding);
+  absl::StrAppend(out,
+                  ",\"ktls\":", AbslView(Bool(r.forwarding == "ktls-splice")));
+  if (!r.ktls_fallback.empty()) {
+    AppendField(out, "ktls_fallback", r.ktls_fallback);
+  }
+  AppendField(out, "tls", r.tls);
+  absl::StrAppend(out, ",\"tls_resumed\":", AbslView(Bool(r.tls_resumed)));
+  AppendField(out, "sni", r.sni);
+  AppendField(out, "backend_tls", r.backend_tls);
+  if (r.failovers != 0) absl::StrAppend(out, ",\"failovers\":", r.failovers);
+  if (!r.identity.empty()) AppendField(out, "identity", r.identity);
+  if (r.auth_cache_hit) out->append(",\"auth_cache\":\"hit\"");
+  if (r.throttled) out->append(",\"throttled\":true");
+  absl::StrAppend(
+      out, ",\"duration_ms\":", absl::ToInt64Milliseconds(end - r.start));
+  AppendField(out, "result", SessionResultName(r.result));
+  AppendField(out, "ended_by", EndedByName(SessionResultEndedBy(r.result)));
+  AppendField(out, "reason", SessionReason(r));
+  if (!r.detail.empty()) AppendField(out, "detail", r.detail);
+  out->append("}\n");
+}
+
 std::string FormatSessionLog(const SessionRecord& r, absl::Time end) {
-  return absl::StrCat(
-      LogFrame(SessionLevel(r), "session", end), ",\"session\":\"",
-      JsonEscape(r.session_id), "\",\"start\":\"", FormatLogTime(r.start),
-      "\",\"listener\":\"", JsonEscape(r.listener), "\",\"client\":\"",
-      JsonEscape(r.client), "\"",
-      r.front.empty()
-          ? ""
-          : absl::StrCat(",\"front\":\"", JsonEscape(r.front), "\""),
-      ",\"tenant\":\"", JsonEscape(r.tenant), "\",\"user\":\"",
-      JsonEscape(r.user), "\",\"mechanism\":\"", JsonEscape(r.mechanism),
-      "\",\"backend\":\"", JsonEscape(r.backend),
-      "\",\"bytes_in\":", r.bytes_in, ",\"bytes_out\":", r.bytes_out,
-      ",\"auth_failures\":", r.auth_failures, ",\"forwarding\":\"",
-      JsonEscape(r.forwarding),
-      "\",\"ktls\":", r.forwarding == "ktls-splice" ? "true" : "false",
-      r.ktls_fallback.empty() ? ""
-                              : absl::StrCat(",\"ktls_fallback\":\"",
-                                             JsonEscape(r.ktls_fallback), "\""),
-      ",\"tls\":\"", JsonEscape(r.tls),
-      "\",\"tls_resumed\":", r.tls_resumed ? "true" : "false", ",\"sni\":\"",
-      JsonEscape(r.sni), "\",\"backend_tls\":\"", JsonEscape(r.backend_tls),
-      "\"",
-      r.failovers == 0 ? "" : absl::StrCat(",\"failovers\":", r.failovers),
-      r.identity.empty() ? ""
-                         : absl::StrCat(",\"identity\":\"", r.identity, "\""),
-      r.auth_cache_hit ? ",\"auth_cache\":\"hit\"" : "",
-      r.throttled ? ",\"throttled\":true" : "",
-      ",\"duration_ms\":", absl::ToInt64Milliseconds(end - r.start),
-      ",\"result\":\"", std::string(SessionResultName(r.result)),
-      "\",\"ended_by\":\"",
-      std::string(EndedByName(SessionResultEndedBy(r.result))),
-      "\",\"reason\":\"", std::string(SessionReason(r)), "\"",
-      r.detail.empty()
-          ? ""
-          : absl::StrCat(",\"detail\":\"", JsonEscape(r.detail), "\""),
-      "}\n");
+  std::string out;
+  AppendSessionLog(&out, r, end);
+  return out;
+}
+
+void AppendSessionStartLog(std::string* out, const SessionRecord& r,
+                           absl::Time now) {
+  AppendLogFrame(out, LogLevel::kInfo, "session_start", now);
+  AppendField(out, "session", r.session_id);
+  AppendField(out, "listener", r.listener);
+  AppendField(out, "client", r.client);
+  if (!r.front.empty()) AppendField(out, "front", r.front);
+  out->append("}\n");
 }
 
 std::string FormatSessionStartLog(const SessionRecord& r, absl::Time now) {
-  return absl::StrCat(
-      LogFrame(LogLevel::kInfo, "session_start", now), ",\"session\":\"",
-      JsonEscape(r.session_id), "\",\"listener\":\"", JsonEscape(r.listener),
-      "\",\"client\":\"", JsonEscape(r.client), "\"",
-      r.front.empty()
-          ? ""
-          : absl::StrCat(",\"front\":\"", JsonEscape(r.front), "\""),
-      "}\n");
+  std::string out;
+  AppendSessionStartLog(&out, r, now);
+  return out;
 }
 
 }  // namespace popgate

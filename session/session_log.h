@@ -87,10 +87,16 @@ LogLevel SessionLevel(const SessionRecord& r);
 //  "listener":...,"client":...,...,"mechanism":...,"result":...,
 //  "ended_by":...,"reason":...[,"detail":...]}\n
 std::string FormatSessionLog(const SessionRecord& r, absl::Time end);
+// The same line appended to `out` (the session writes it straight into
+// its worker's log queue: SessionEnv::AppendLog).
+void AppendSessionLog(std::string* out, const SessionRecord& r,
+                      absl::Time end);
 
 // [log] session_start: {"time":...,"level":"info","event":"session_start",
 //  "session":...,"listener":...,"client":...[,"front":...]}\n
 std::string FormatSessionStartLog(const SessionRecord& r, absl::Time now);
+void AppendSessionStartLog(std::string* out, const SessionRecord& r,
+                           absl::Time now);
 
 }  // namespace popgate
 

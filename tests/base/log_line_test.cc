@@ -65,5 +65,19 @@ TEST(FormatLogTimeTest, OutsideFourDigitYearsFallsBackToAbsl) {
   }
 }
 
+// The in-place forms add to what is there, the fast path and absl's alike.
+TEST(FormatLogTimeTest, AppendsAfterWhatIsThere) {
+  std::string out = "a";
+  AppendLogTime(&out, absl::FromUnixMillis(1796300717042));
+  AppendLogTime(&out, absl::FromUnixSeconds(253402300800));
+  EXPECT_EQ(out, "a" + FormatLogTime(absl::FromUnixMillis(1796300717042)) +
+                     Reference(absl::FromUnixSeconds(253402300800)));
+  out = "line1\n";
+  AppendLogFrame(&out, LogLevel::kWarning, "warning", absl::FromUnixMillis(0));
+  EXPECT_EQ(out,
+            "line1\n{\"time\":\"1970-01-01T00:00:00.000Z\",\"level\":"
+            "\"warning\",\"event\":\"warning\"");
+}
+
 }  // namespace
 }  // namespace popgate

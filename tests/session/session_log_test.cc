@@ -50,6 +50,66 @@ TEST(SessionLogTest, OneLineWithAllFields) {
   }
 }
 
+// Every field, byte for byte: the line is formatted in place, piece by
+// piece (AppendSessionLog), and must say exactly what the format in
+// docs/logging.md says; the start line too.
+TEST(SessionLogTest, WholeLineByteForByte) {
+  SessionRecord r;
+  r.start = absl::FromUnixMillis(1764850000123);
+  r.listener = "0.0.0.0:995";
+  r.mechanism = "PLAIN";
+  r.session_id = "a1b2c3d4-1-ff";
+  r.client = "[2001:db8::1]:5000";
+  r.front = "10.0.0.1:443";
+  r.tenant = "example-com";
+  r.user = "al\"ice\\\x01\xc3\xa4@example.com";
+  r.backend = "127.0.0.1:11001";
+  r.bytes_in = 12;
+  r.bytes_out = 3456789012345ull;
+  r.auth_failures = 2;
+  r.forwarding = "ktls-splice";
+  r.ktls_fallback = "x\ty";
+  r.tls = "TLSv1.3";
+  r.tls_resumed = true;
+  r.sni = "pop.example.com";
+  r.backend_tls = "TLSv1.2";
+  r.failovers = 3;
+  r.identity = "proxy-v2";
+  r.auth_cache_hit = true;
+  r.throttled = true;
+  r.result = SessionResult::kBackendRefused;
+  r.login_failure = LoginFailure::kBackendRejected;
+  r.detail = "-ERR [AUTH] no\r\n";
+  const absl::Time end = absl::FromUnixMillis(1764850002456);
+  EXPECT_EQ(FormatSessionLog(r, end),
+            "{\"time\":\"2025-12-04T12:06:42.456Z\",\"level\":\"warning\""
+            ",\"event\":\"session\",\"session\":\"a1b2c3d4-1-ff\""
+            ",\"start\":\"2025-12-04T12:06:40.123Z\""
+            ",\"listener\":\"0.0.0.0:995\",\"client\":\"[2001:db8::1]:5000\""
+            ",\"front\":\"10.0.0.1:443\",\"tenant\":\"example-com\""
+            ",\"user\":\"al\\\"ice\\\\\\u0001\\u00c3\\u00a4@example.com\""
+            ",\"mechanism\":\"PLAIN\",\"backend\":\"127.0.0.1:11001\""
+            ",\"bytes_in\":12,\"bytes_out\":3456789012345,\"auth_failures\":2"
+            ",\"forwarding\":\"ktls-splice\",\"ktls\":true"
+            ",\"ktls_fallback\":\"x\\ty\",\"tls\":\"TLSv1.3\""
+            ",\"tls_resumed\":true,\"sni\":\"pop.example.com\""
+            ",\"backend_tls\":\"TLSv1.2\",\"failovers\":3"
+            ",\"identity\":\"proxy-v2\",\"auth_cache\":\"hit\""
+            ",\"throttled\":true,\"duration_ms\":2333"
+            ",\"result\":\"backend_refused\",\"ended_by\":\"backend\""
+            ",\"reason\":\"backend_refused\""
+            ",\"detail\":\"-ERR [AUTH] no\\r\\n\"}\n");
+  EXPECT_EQ(FormatSessionStartLog(r, end),
+            "{\"time\":\"2025-12-04T12:06:42.456Z\",\"level\":\"info\""
+            ",\"event\":\"session_start\",\"session\":\"a1b2c3d4-1-ff\""
+            ",\"listener\":\"0.0.0.0:995\",\"client\":\"[2001:db8::1]:5000\""
+            ",\"front\":\"10.0.0.1:443\"}\n");
+  // Appended after what the queue holds, which stays as it was.
+  std::string queue = "earlier line\n";
+  AppendSessionLog(&queue, r, end);
+  EXPECT_EQ(queue, "earlier line\n" + FormatSessionLog(r, end));
+}
+
 TEST(SessionLogTest, SaysWhetherKernelTlsCarriedTheSession) {
   SessionRecord r;
   r.forwarding = "ktls-splice";

@@ -21,8 +21,8 @@
 #include "runtime/pipe_pool.h"
 #include "runtime/ring.h"
 #include "session/session_env.h"
-#include "store/local_limit_store.h"
 #include "session/snapshot.h"
+#include "store/local_limit_store.h"
 #include "tests/session/scripted_backend.h"
 #include "tls/tls_engine.h"
 
@@ -44,6 +44,11 @@ class TestEnv final : public SessionEnv {
   void Register(LiveSession* s) override { live_.insert(s); }
   void Unregister(LiveSession* s) override { live_.erase(s); }
   void Log(std::string line) override { log_.push_back(std::move(line)); }
+  void AppendLog(absl::FunctionRef<void(std::string*)> append) override {
+    std::string line;
+    append(&line);
+    log_.push_back(std::move(line));
+  }
   store::LimitStore& limit_store() override { return limit_store_; }
   std::string NewSessionId() override {
     return "test-" + std::to_string(++session_ids_);
