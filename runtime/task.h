@@ -31,14 +31,7 @@ struct FinalAwaiter {
 };
 
 // Every frame comes from the worker thread's frame pool (frame_pool.h).
-struct PooledFrame {
-  static void* operator new(std::size_t size) { return AllocateFrame(size); }
-  static void operator delete(void* frame, std::size_t size) noexcept {
-    FreeFrame(frame, size);
-  }
-};
-
-struct PromiseBase : PooledFrame {
+struct PromiseBase : PoolAllocated {
   std::coroutine_handle<> continuation;
   std::suspend_always initial_suspend() const noexcept { return {}; }
   FinalAwaiter final_suspend() const noexcept { return {}; }
@@ -112,7 +105,7 @@ class [[nodiscard]] Task<void> {
 // Starts immediately, runs until its first suspension, and destroys its own
 // frame when it finishes.
 struct Detached {
-  struct promise_type : internal::PooledFrame {
+  struct promise_type : PoolAllocated {
     Detached get_return_object() const noexcept { return {}; }
     std::suspend_never initial_suspend() const noexcept { return {}; }
     std::suspend_never final_suspend() const noexcept { return {}; }

@@ -18,6 +18,7 @@
 #include "base/unique_fd.h"
 #include "net/socket_address.h"
 #include "pop3/line_reader.h"
+#include "runtime/frame_pool.h"
 #include "runtime/ring.h"
 #include "runtime/stream.h"
 #include "session/admission.h"
@@ -65,7 +66,9 @@ struct BackendHold {
   }
 };
 
-struct SessionState {
+// From the worker's pool (runtime/frame_pool.h): one per connection, and
+// larger than malloc's per-thread cache takes.
+struct SessionState : PoolAllocated {
   SessionState(SessionEnv& w, int fd, int listener)
       : worker(w),
         ring(w.ring()),

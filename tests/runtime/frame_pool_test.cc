@@ -47,6 +47,21 @@ TEST_F(FramePoolTest, EachClassKeepsABoundedNumber) {
   for (void* b : again) FreeFrame(b, 1000);
 }
 
+// A session's state is bigger than malloc's per-thread cache takes; the
+// pool takes it (PoolAllocated), and gives the block back for the next.
+TEST_F(FramePoolTest, PoolAllocatedObjectsComeFromThePool) {
+  struct Big : PoolAllocated {
+    char bytes[1300];
+  };
+  Big* a = new Big;
+  const size_t before = FreeFramesForTests(sizeof(Big));
+  delete a;
+  EXPECT_EQ(FreeFramesForTests(sizeof(Big)), before + 1);
+  Big* b = new Big;
+  EXPECT_EQ(static_cast<void*>(b), static_cast<void*>(a));
+  delete b;
+}
+
 TEST_F(FramePoolTest, LargeFramesAreNotPooled) {
   void* big = AllocateFrame(kMaxPooledFrame + 1);
   FreeFrame(big, kMaxPooledFrame + 1);
