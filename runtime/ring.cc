@@ -149,7 +149,7 @@ void Ring::RemoveDeadline(Deadline* d) {
 void Ring::SiftUp(size_t i) {
   const HeapEntry e = heap_[i];
   while (i > 0) {
-    const size_t parent = (i - 1) / 2;
+    const size_t parent = (i - 1) / kHeapArity;
     if (heap_[parent].at_ns <= e.at_ns) break;
     Place(i, heap_[parent]);
     i = parent;
@@ -161,14 +161,28 @@ void Ring::SiftDown(size_t i) {
   const HeapEntry e = heap_[i];
   const size_t n = heap_.size();
   while (true) {
-    size_t child = 2 * i + 1;
-    if (child >= n) break;
-    if (child + 1 < n && heap_[child + 1].at_ns < heap_[child].at_ns) ++child;
+    const size_t first = kHeapArity * i + 1;
+    if (first >= n) break;
+    const size_t last = std::min(first + kHeapArity, n);
+    size_t child = first;
+    for (size_t c = first + 1; c < last; ++c) {
+      if (heap_[c].at_ns < heap_[child].at_ns) child = c;
+    }
     if (e.at_ns <= heap_[child].at_ns) break;
     Place(i, heap_[child]);
     i = child;
   }
   Place(i, e);
+}
+
+bool Ring::DeadlineHeapValidForTests() const {
+  for (size_t i = 0; i < heap_.size(); ++i) {
+    if (heap_[i].d->index != i) return false;
+    if (i > 0 && heap_[(i - 1) / kHeapArity].at_ns > heap_[i].at_ns) {
+      return false;
+    }
+  }
+  return true;
 }
 
 absl::Duration Ring::ExpireDeadlines(int64_t now_ns) {

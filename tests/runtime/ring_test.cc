@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -132,6 +133,7 @@ TEST_F(RingTest, ManyDeadlinesExpireEachAtItsOwnTime) {
         done[i]);
   }
   EXPECT_EQ(ring_.deadlines(), static_cast<size_t>(kOps));
+  EXPECT_TRUE(ring_.DeadlineHeapValidForTests());
   // Every third one gets data right away (before any deadline: the
   // shortest is 10 ms); the others time out.
   for (int i = 0; i < kOps; i += 3) {
@@ -148,6 +150,7 @@ TEST_F(RingTest, ManyDeadlinesExpireEachAtItsOwnTime) {
     }
     if (all) break;
     ring_.RunOnce(absl::Milliseconds(50));
+    ASSERT_TRUE(ring_.DeadlineHeapValidForTests());
   }
   for (int i = 0; i < kOps; ++i) {
     ASSERT_TRUE(done[i]) << i;
@@ -158,6 +161,60 @@ TEST_F(RingTest, ManyDeadlinesExpireEachAtItsOwnTime) {
       EXPECT_EQ(*rc[i], -ECANCELED) << i;
       EXPECT_GE(took[i], timeout[i]) << i;
       EXPECT_LT(took[i], timeout[i] + absl::Seconds(2)) << i;
+    }
+  }
+  EXPECT_EQ(ring_.deadlines(), 0u);
+}
+
+// Hundreds of deadlines, so that the heap has several levels of four,
+// taken out from anywhere (answered ops) and from the top (expired ones)
+// in a scrambled order: the heap stays ordered and every entry's index
+// right after each turn, and each op ends the way it should.
+TEST_F(RingTest, DeadlineHeapStaysOrderedUnderScatteredRemovals) {
+  constexpr int kOps = 300;
+  std::vector<std::pair<UniqueFd, UniqueFd>> pairs;
+  for (int i = 0; i < kOps; ++i) pairs.push_back(UnixPair());
+  std::vector<std::string> got(kOps);
+  std::vector<std::optional<int>> rc(kOps);
+  std::unique_ptr<bool[]> done(new bool[kOps]());
+  for (int i = 0; i < kOps; ++i) {
+    // 200..499 ms, scrambled (97 is prime to 300); the answers below go
+    // out well before the first.
+    const absl::Duration timeout = absl::Milliseconds(200 + (i * 97) % 300);
+    testing::internal::DriveTask(
+        RecvOnce(ring_, pairs[i].first.get(), got[i], timeout), rc[i], done[i]);
+  }
+  ASSERT_EQ(ring_.deadlines(), static_cast<size_t>(kOps));
+  ASSERT_TRUE(ring_.DeadlineHeapValidForTests());
+  // Answer the ops with i % 5 < 2, a few per turn, in a scrambled order.
+  std::vector<int> answer;
+  for (int k = 0; k < kOps; ++k) {
+    const int i = (k * 211) % kOps;
+    if (i % 5 < 2) answer.push_back(i);
+  }
+  for (size_t k = 0; k < answer.size(); ++k) {
+    ASSERT_EQ(::send(pairs[answer[k]].second.get(), "x", 1, 0), 1);
+    if (k % 7 == 6) {
+      ring_.RunOnce(absl::ZeroDuration());
+      ASSERT_TRUE(ring_.DeadlineHeapValidForTests());
+    }
+  }
+  const absl::Time limit = absl::Now() + absl::Seconds(10);
+  while (absl::Now() < limit && ring_.deadlines() > 0) {
+    ring_.RunOnce(absl::Milliseconds(20));
+    ASSERT_TRUE(ring_.DeadlineHeapValidForTests());
+  }
+  for (int i = 0; i < 200 && !std::all_of(done.get(), done.get() + kOps,
+                                          [](bool d) { return d; });
+       ++i) {
+    ring_.RunOnce(absl::Milliseconds(10));
+  }
+  for (int i = 0; i < kOps; ++i) {
+    ASSERT_TRUE(done[i]) << i;
+    if (i % 5 < 2) {
+      EXPECT_EQ(*rc[i], 1) << i;
+    } else {
+      EXPECT_EQ(*rc[i], -ECANCELED) << i;
     }
   }
   EXPECT_EQ(ring_.deadlines(), 0u);
