@@ -1,4 +1,4 @@
-#include "runtime/frame_pool.h"
+#include "base/block_pool.h"
 
 #include <cstdint>
 #include <new>
@@ -19,17 +19,18 @@ constexpr bool kPooled = true;
 #endif
 
 constexpr size_t kGranule = 16;
-constexpr size_t kClasses = kMaxPooledFrame / kGranule;
+constexpr size_t kClasses = kMaxPooledBlock / kGranule;
 
 struct FreeBlock {
   FreeBlock* next;
 };
 
 // Trivially destructible, so it stays usable after this thread's
-// destructors ran (a frame freed then goes back to operator delete).
+// destructors ran (a block freed then goes back to operator delete).
 struct Lists {
   FreeBlock* head[kClasses];
   uint32_t count[kClasses];
+  size_t cached_bytes;  // of every list
   bool closed;
 };
 thread_local Lists t_lists{};
@@ -42,6 +43,7 @@ void Release(Lists& l) noexcept {
     }
     l.count[c] = 0;
   }
+  l.cached_bytes = 0;
 }
 
 // Returns the thread's blocks when it ends.
@@ -56,11 +58,12 @@ thread_local Releaser t_releaser;
 
 // 1..16 -> 0, 17..32 -> 1, ...
 size_t ClassOf(size_t size) { return (size - 1) / kGranule; }
+size_t BlockBytes(size_t c) { return (c + 1) * kGranule; }
 
 }  // namespace
 
-void* AllocateFrame(size_t size) {
-  if (!kPooled || size == 0 || size > kMaxPooledFrame) {
+void* AllocateBlock(size_t size) {
+  if (!kPooled || size == 0 || size > kMaxPooledBlock) {
     return ::operator new(size);
   }
   const size_t c = ClassOf(size);
@@ -68,36 +71,40 @@ void* AllocateFrame(size_t size) {
   if (FreeBlock* b = l.head[c]) {
     l.head[c] = b->next;
     --l.count[c];
+    l.cached_bytes -= BlockBytes(c);
     return b;
   }
   t_releaser.armed = true;  // registers the release at thread exit
-  return ::operator new((c + 1) * kGranule);
+  return ::operator new(BlockBytes(c));
 }
 
-void FreeFrame(void* frame, size_t size) noexcept {
-  if (!kPooled || size == 0 || size > kMaxPooledFrame) {
-    ::operator delete(frame);
+void DeallocateBlock(void* block, size_t size) noexcept {
+  if (!kPooled || size == 0 || size > kMaxPooledBlock) {
+    ::operator delete(block);
     return;
   }
   const size_t c = ClassOf(size);
   Lists& l = t_lists;
-  if (l.closed || l.count[c] >= kMaxFreeFrames) {
-    ::operator delete(frame);
+  if (l.closed || l.cached_bytes + BlockBytes(c) > kMaxCachedBytes) {
+    ::operator delete(block);
     return;
   }
-  auto* b = static_cast<FreeBlock*>(frame);
+  auto* b = static_cast<FreeBlock*>(block);
   b->next = l.head[c];
   l.head[c] = b;
   ++l.count[c];
+  l.cached_bytes += BlockBytes(c);
 }
 
-void ReleaseFreeFrames() noexcept { Release(t_lists); }
+void ReleaseFreeBlocks() noexcept { Release(t_lists); }
 
-bool FramesPooled() { return kPooled; }
+bool BlocksPooled() { return kPooled; }
 
-size_t FreeFramesForTests(size_t size) {
-  if (size == 0 || size > kMaxPooledFrame) return 0;
+size_t FreeBlocksForTests(size_t size) {
+  if (size == 0 || size > kMaxPooledBlock) return 0;
   return t_lists.count[ClassOf(size)];
 }
+
+size_t CachedBytesForTests() { return t_lists.cached_bytes; }
 
 }  // namespace popgate::internal

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string_view>
 
+#include "base/block_pool.h"
 #include "forward/forward_activity.h"
 #include "forward/forward_drain.h"
 #include "runtime/buffer_ring.h"
@@ -181,14 +182,16 @@ DirectionEnd ReadEnd(const Direction& d, int rc) {
 }
 
 // The rare receive: every provided buffer of the worker is in use. Polls,
-// then receives into a private buffer (`small`, allocated here: only
-// while it is needed). The receive's result, or -ETIME once the session is
+// then receives into a private buffer (`small`, allocated here from the
+// worker's block pool: only while it is needed; with a thousand sessions
+// in flight a turn's receives outrun the provided buffers about once a
+// session). The receive's result, or -ETIME once the session is
 // idle, or the poll's error.
 Task<int> RecvPrivate(Ring& ring, int from, ForwardActivity& activity,
-                      std::unique_ptr<char[]>& small) {
+                      PooledBuffer& small) {
   int ev = co_await WaitFor(ring, from, POLLIN | POLLRDHUP, activity);
   if (ev < 0) co_return ev == -ETIME ? -ETIME : -EPIPE;
-  small.reset(new char[kSmallCopy]);
+  small = PooledBuffer(kSmallCopy);
   co_return co_await Recv(ring, from, small.get(), kSmallCopy);
 }
 
@@ -304,7 +307,7 @@ Detached RunDirection(Ring& ring, PipePool& pool, BufferRing* buffers,
       if (pr.result == -ECANCELED) continue;
     }
     ProvidedLease lease(buffers, pr.buffer);
-    std::unique_ptr<char[]> small;
+    PooledBuffer small;
     int got = pr.result;
     if (got == -ENOBUFS) {
       got = co_await RecvPrivate(ring, from, activity, small);

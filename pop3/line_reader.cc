@@ -5,7 +5,7 @@
 namespace popgate {
 
 LineReader::LineReader(size_t capacity, size_t max_line, size_t max_discard)
-    : buf_(new char[capacity]),
+    : buf_(capacity),
       capacity_(capacity),
       max_line_(max_line),
       max_discard_(max_discard) {}

@@ -10,9 +10,10 @@
 #define POPGATE_POP3_LINE_READER_H_
 
 #include <cstddef>
-#include <memory>
 #include <span>
 #include <string_view>
+
+#include "base/block_pool.h"
 
 namespace popgate {
 
@@ -49,7 +50,7 @@ class LineReader {
   size_t capacity() const { return capacity_; }
 
  private:
-  std::unique_ptr<char[]> buf_;
+  PooledBuffer buf_;  // a session's: from its worker's block pool
   size_t capacity_;
   size_t max_line_;
   size_t start_ = 0;

@@ -13,7 +13,7 @@
 #include <optional>
 #include <utility>
 
-#include "runtime/frame_pool.h"
+#include "base/block_pool.h"
 
 namespace popgate {
 
@@ -30,7 +30,7 @@ struct FinalAwaiter {
   void await_resume() const noexcept {}
 };
 
-// Every frame comes from the worker thread's frame pool (frame_pool.h).
+// Every frame comes from the worker thread's block pool (base/block_pool.h).
 struct PromiseBase : PoolAllocated {
   std::coroutine_handle<> continuation;
   std::suspend_always initial_suspend() const noexcept { return {}; }

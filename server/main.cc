@@ -566,10 +566,10 @@ int Serve(const std::string& path) {
           trim_due = false;
         }
         if (trim.ShouldTrim(live, ended, absl::Now())) {
-          // The workers' cached coroutine frames pin pages the trim would
-          // return: they give them back at their next turn, and the trim
+          // The workers' cached blocks (frames, buffers) pin pages the trim
+          // would return: they give them back at their next turn, and the trim
           // follows at the next tick.
-          for (auto& w : ws) w->ReleaseCachedFrames();
+          for (auto& w : ws) w->ReleaseCachedBlocks();
           trim_due = true;
         }
         notifier->Tick(absl::Now(), live);

@@ -15,7 +15,7 @@
 #include "base/log_line.h"
 #include "config/config.h"
 #include "net/socket_address.h"
-#include "runtime/frame_pool.h"
+#include "base/block_pool.h"
 #include "session/session.h"
 #include "session/session_log.h"
 #include "store/local_limit_store.h"
@@ -375,9 +375,9 @@ void Worker::Run() {
     }
     ring_.RunOnce(wait);
     if (fd_paused_) ResumeIfFdRoom();
-    if (release_frames_.load(std::memory_order_relaxed) &&
-        release_frames_.exchange(false, std::memory_order_acquire)) {
-      internal::ReleaseFreeFrames();
+    if (release_blocks_.load(std::memory_order_relaxed) &&
+        release_blocks_.exchange(false, std::memory_order_acquire)) {
+      internal::ReleaseFreeBlocks();
     }
     if (has_posted_.load(std::memory_order_acquire)) RunPosted();
     if (store_.generation() != snapshot_generation_) CutForcedDown();

@@ -71,9 +71,9 @@ class Worker final : public SessionEnv {
   const absl::flat_hash_set<LiveSession*>& live() const { return sessions_; }
   void CutSession(LiveSession* s);
   // Thread-safe: at its next loop turn the worker gives its cached
-  // coroutine frames back to malloc (before the process trims its heap).
-  void ReleaseCachedFrames() {
-    release_frames_.store(true, std::memory_order_release);
+  // pooled blocks back to malloc (before the process trims its heap).
+  void ReleaseCachedBlocks() {
+    release_blocks_.store(true, std::memory_order_release);
     ring_.Wake();
   }
   int index() const { return index_; }
@@ -172,7 +172,7 @@ class Worker final : public SessionEnv {
   bool fd_paused_ = false;  // not accepting for fd_budget_
   std::thread thread_;
   std::atomic<bool> stop_requested_{false};
-  std::atomic<bool> release_frames_{false};
+  std::atomic<bool> release_blocks_{false};
   std::atomic<int64_t> deadline_unix_ns_{0};
   bool stopping_ = false;
   uint64_t snapshot_generation_ = 0;  // the store's, last looked at

@@ -15,10 +15,10 @@
 #include "absl/time/time.h"
 #include "backend/backend_health.h"
 #include "backend/maildrop_guard.h"
+#include "base/block_pool.h"
 #include "base/unique_fd.h"
 #include "net/socket_address.h"
 #include "pop3/line_reader.h"
-#include "runtime/frame_pool.h"
 #include "runtime/ring.h"
 #include "runtime/stream.h"
 #include "session/admission.h"
@@ -66,7 +66,7 @@ struct BackendHold {
   }
 };
 
-// From the worker's pool (runtime/frame_pool.h): one per connection, and
+// From the worker's pool (base/block_pool.h): one per connection, and
 // larger than malloc's per-thread cache takes.
 struct SessionState : PoolAllocated {
   SessionState(SessionEnv& w, int fd, int listener)
