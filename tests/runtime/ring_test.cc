@@ -111,56 +111,70 @@ TEST_F(RingTest, DeadlinesOfCompletedOpsLeaveTheHeap) {
   EXPECT_EQ(ring_.deadlines(), 0u);
 }
 
+// `n` timed receives in flight at once, each on a socket pair of its own
+// and with its own timeout; `send_to(i)` answers the i-th.
+struct TimedRecvs {
+  TimedRecvs(Ring& ring, int n, absl::Duration (*timeout_of)(int))
+      : got(n), rc(n), done(new bool[n]()), timeout(n) {
+    for (int i = 0; i < n; ++i) pairs.push_back(UnixPair());
+    for (int i = 0; i < n; ++i) {
+      timeout[i] = timeout_of(i);
+      testing::internal::DriveTask(
+          RecvOnce(ring, pairs[i].first.get(), got[i], timeout[i]), rc[i],
+          done[i]);
+    }
+  }
+  bool SendTo(int i) { return ::send(pairs[i].second.get(), "x", 1, 0) == 1; }
+  bool AllDone() const {
+    return std::all_of(done.get(), done.get() + got.size(),
+                       [](bool d) { return d; });
+  }
+
+  std::vector<std::pair<UniqueFd, UniqueFd>> pairs;
+  std::vector<std::string> got;
+  std::vector<std::optional<int>> rc;
+  std::unique_ptr<bool[]> done;
+  std::vector<absl::Duration> timeout;
+};
+
 // Many timed receives at once, with deadlines in no particular order, some
 // of them answered in between: each answered one gets its bytes, each other
 // one is cancelled at its own deadline (not before, not much after), and
 // the heap ends empty. Exercises the heap's removal from the middle.
 TEST_F(RingTest, ManyDeadlinesExpireEachAtItsOwnTime) {
   constexpr int kOps = 60;
-  std::vector<std::pair<UniqueFd, UniqueFd>> pairs;
-  for (int i = 0; i < kOps; ++i) pairs.push_back(UnixPair());
-  std::vector<std::string> got(kOps);
-  std::vector<std::optional<int>> rc(kOps);
-  std::unique_ptr<bool[]> done(new bool[kOps]());
-  std::vector<absl::Duration> timeout(kOps);
-  std::vector<absl::Duration> took(kOps);
   const absl::Time start = absl::Now();
-  for (int i = 0; i < kOps; ++i) {
-    // 10..300 ms, scattered.
-    timeout[i] = absl::Milliseconds(10 + (i * 37) % 291);
-    testing::internal::DriveTask(
-        RecvOnce(ring_, pairs[i].first.get(), got[i], timeout[i]), rc[i],
-        done[i]);
-  }
+  // 10..300 ms, scattered.
+  TimedRecvs ops(ring_, kOps,
+                 [](int i) { return absl::Milliseconds(10 + (i * 37) % 291); });
+  std::vector<absl::Duration> took(kOps);
   EXPECT_EQ(ring_.deadlines(), static_cast<size_t>(kOps));
   EXPECT_TRUE(ring_.DeadlineHeapValidForTests());
   // Every third one gets data right away (before any deadline: the
   // shortest is 10 ms); the others time out.
-  for (int i = 0; i < kOps; i += 3) {
-    ASSERT_EQ(::send(pairs[i].second.get(), "x", 1, 0), 1);
-  }
+  for (int i = 0; i < kOps; i += 3) ASSERT_TRUE(ops.SendTo(i));
   const absl::Time limit = start + absl::Seconds(10);
   while (absl::Now() < limit) {
     bool all = true;
     for (int i = 0; i < kOps; ++i) {
-      if (done[i] && took[i] == absl::ZeroDuration()) {
+      if (ops.done[i] && took[i] == absl::ZeroDuration()) {
         took[i] = absl::Now() - start;
       }
-      all &= done[i];
+      all &= ops.done[i];
     }
     if (all) break;
     ring_.RunOnce(absl::Milliseconds(50));
     ASSERT_TRUE(ring_.DeadlineHeapValidForTests());
   }
   for (int i = 0; i < kOps; ++i) {
-    ASSERT_TRUE(done[i]) << i;
+    ASSERT_TRUE(ops.done[i]) << i;
     if (i % 3 == 0) {
-      EXPECT_EQ(*rc[i], 1) << i;
-      EXPECT_EQ(got[i], "x") << i;
+      EXPECT_EQ(*ops.rc[i], 1) << i;
+      EXPECT_EQ(ops.got[i], "x") << i;
     } else {
-      EXPECT_EQ(*rc[i], -ECANCELED) << i;
-      EXPECT_GE(took[i], timeout[i]) << i;
-      EXPECT_LT(took[i], timeout[i] + absl::Seconds(2)) << i;
+      EXPECT_EQ(*ops.rc[i], -ECANCELED) << i;
+      EXPECT_GE(took[i], ops.timeout[i]) << i;
+      EXPECT_LT(took[i], ops.timeout[i] + absl::Seconds(2)) << i;
     }
   }
   EXPECT_EQ(ring_.deadlines(), 0u);
@@ -172,18 +186,11 @@ TEST_F(RingTest, ManyDeadlinesExpireEachAtItsOwnTime) {
 // right after each turn, and each op ends the way it should.
 TEST_F(RingTest, DeadlineHeapStaysOrderedUnderScatteredRemovals) {
   constexpr int kOps = 300;
-  std::vector<std::pair<UniqueFd, UniqueFd>> pairs;
-  for (int i = 0; i < kOps; ++i) pairs.push_back(UnixPair());
-  std::vector<std::string> got(kOps);
-  std::vector<std::optional<int>> rc(kOps);
-  std::unique_ptr<bool[]> done(new bool[kOps]());
-  for (int i = 0; i < kOps; ++i) {
-    // 200..499 ms, scrambled (97 is prime to 300); the answers below go
-    // out well before the first.
-    const absl::Duration timeout = absl::Milliseconds(200 + (i * 97) % 300);
-    testing::internal::DriveTask(
-        RecvOnce(ring_, pairs[i].first.get(), got[i], timeout), rc[i], done[i]);
-  }
+  // 200..499 ms, scrambled (97 is prime to 300); the answers below go out
+  // well before the first.
+  TimedRecvs ops(ring_, kOps, [](int i) {
+    return absl::Milliseconds(200 + (i * 97) % 300);
+  });
   ASSERT_EQ(ring_.deadlines(), static_cast<size_t>(kOps));
   ASSERT_TRUE(ring_.DeadlineHeapValidForTests());
   // Answer the ops with i % 5 < 2, a few per turn, in a scrambled order.
@@ -193,7 +200,7 @@ TEST_F(RingTest, DeadlineHeapStaysOrderedUnderScatteredRemovals) {
     if (i % 5 < 2) answer.push_back(i);
   }
   for (size_t k = 0; k < answer.size(); ++k) {
-    ASSERT_EQ(::send(pairs[answer[k]].second.get(), "x", 1, 0), 1);
+    ASSERT_TRUE(ops.SendTo(answer[k]));
     if (k % 7 == 6) {
       ring_.RunOnce(absl::ZeroDuration());
       ASSERT_TRUE(ring_.DeadlineHeapValidForTests());
@@ -204,17 +211,15 @@ TEST_F(RingTest, DeadlineHeapStaysOrderedUnderScatteredRemovals) {
     ring_.RunOnce(absl::Milliseconds(20));
     ASSERT_TRUE(ring_.DeadlineHeapValidForTests());
   }
-  for (int i = 0; i < 200 && !std::all_of(done.get(), done.get() + kOps,
-                                          [](bool d) { return d; });
-       ++i) {
+  for (int i = 0; i < 200 && !ops.AllDone(); ++i) {
     ring_.RunOnce(absl::Milliseconds(10));
   }
   for (int i = 0; i < kOps; ++i) {
-    ASSERT_TRUE(done[i]) << i;
+    ASSERT_TRUE(ops.done[i]) << i;
     if (i % 5 < 2) {
-      EXPECT_EQ(*rc[i], 1) << i;
+      EXPECT_EQ(*ops.rc[i], 1) << i;
     } else {
-      EXPECT_EQ(*rc[i], -ECANCELED) << i;
+      EXPECT_EQ(*ops.rc[i], -ECANCELED) << i;
     }
   }
   EXPECT_EQ(ring_.deadlines(), 0u);
