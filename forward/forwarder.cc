@@ -181,7 +181,7 @@ DirectionEnd ReadEnd(const Direction& d, int rc) {
   return end;
 }
 
-// The rare receive: every provided buffer of the worker is in use. Polls,
+// The receive for when every provided buffer of the worker is in use. Polls,
 // then receives into a private buffer (`small`, allocated here from the
 // worker's block pool: only while it is needed; with a thousand sessions
 // in flight a turn's receives outrun the provided buffers about once a

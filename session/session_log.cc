@@ -1,7 +1,6 @@
 #include "session/session_log.h"
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "base/absl_view.h"
 #include "base/json_escape.h"
 #include "base/log_line.h"
